@@ -1,0 +1,103 @@
+"""Activations and the fused bias + activation kernel (MATH §1).
+
+Forward ``h = f(a + b)``; backward, given ``dh``: ``da = dh ⊙ f'(a + b)`` and
+``db = Σ_n da``.  Each activation's derivative is written from the cached
+pre-activation ``a`` or the output ``h``, whichever is cheaper and stable.
+
+Shapes: ``a (N, Out)``, ``b (Out,)``, ``h (N, Out)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .. import backend
+
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softplus")
+#: integer codes used by the Numba kernels (one branch per code inside the loop)
+ACTIVATION_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}
+LEAKY_SLOPE = 0.01
+
+
+def check_activation(name: str) -> str:
+    if name not in ACTIVATION_CODES:
+        raise ValueError(f"unknown activation {name!r}; choose one of {ACTIVATIONS}")
+    return name
+
+
+def activation_value(a: np.ndarray, name: str) -> np.ndarray:
+    """``f(a)`` for the named activation (NumPy reference, MATH §1)."""
+    if name == "identity":
+        return a.copy()
+    if name == "relu":
+        return np.maximum(a, 0)
+    if name == "leaky_relu":
+        return np.where(a > 0, a, LEAKY_SLOPE * a)
+    if name == "tanh":
+        return np.tanh(a)
+    if name == "sigmoid":
+        return expit(a)
+    if name == "softplus":
+        return np.logaddexp(0, a)          # log(1 + e^a), stable for any a
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_derivative(a: np.ndarray, h: np.ndarray, name: str) -> np.ndarray:
+    """``f'(a)`` given the pre-activation ``a`` and output ``h = f(a)``."""
+    if name == "identity":
+        return np.ones_like(a)
+    if name == "relu":
+        return (a > 0).astype(a.dtype)
+    if name == "leaky_relu":
+        return np.where(a > 0, 1, LEAKY_SLOPE).astype(a.dtype)
+    if name == "tanh":
+        return 1 - h * h                     # tanh' = 1 - tanh²
+    if name == "sigmoid":
+        return h * (1 - h)                   # σ' = σ (1 - σ)
+    if name == "softplus":
+        return expit(a)                      # softplus' = σ
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_forward(a, name):
+    """``h = f(a)``; returns ``(h, cache)`` (MATH §1)."""
+    return bias_activation_forward(a, None, name)
+
+
+def activation_backward(dh, cache):
+    """``da = dh ⊙ f'(a)`` (MATH §1)."""
+    da, _ = bias_activation_backward(dh, cache)
+    return da
+
+
+def bias_activation_forward(a, b, name):
+    """Fused ``h = f(a + b)`` (MATH §1).  ``b=None`` means no bias.
+
+    Parameters
+    ----------
+    a : (N, Out) the matrix product ``x W``.
+    b : (Out,) or None.
+    name : activation name, one of :data:`ACTIVATIONS`.
+
+    Returns ``(h (N, Out), cache)``.
+    """
+    check_activation(name)
+    if backend.use_numba():
+        from . import _numba
+
+        return _numba.bias_activation_forward(a, b, name)
+    pre = a if b is None else a + b          # (N, Out) pre-activation
+    h = activation_value(pre, name)          # (N, Out)
+    return h, (pre, h, name, b is not None)
+
+
+def bias_activation_backward(dh, cache):
+    """Returns ``(da (N, Out), db (Out,) or None)``: ``da = dh ⊙ f'(a+b)``, ``db = Σ_n da``."""
+    pre, h, name, has_bias = cache
+    if backend.use_numba():
+        from . import _numba
+
+        return _numba.bias_activation_backward(dh, cache)
+    da = dh * activation_derivative(pre, h, name)   # (N, Out)
+    db = da.sum(axis=0) if has_bias else None       # (Out,)
+    return da, db

@@ -1,0 +1,94 @@
+"""Dense layers and the MLP that composes them (MATH §1).
+
+``a = x W + b``, ``h = f(a)``; backward ``da = dh ⊙ f'(a)``, ``dW = xᵀ da``,
+``db = Σ_n da``, ``dx = da Wᵀ``.  Matrix products go through BLAS
+(``np.matmul``) on every backend; the elementwise part is the fused
+bias + activation kernel of :mod:`npvae.kernels.activations`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import bias_activation_backward, bias_activation_forward
+
+
+def dense_forward(x, W, b, activation="identity"):
+    """``h = f(x W + b)`` (MATH §1).
+
+    Parameters
+    ----------
+    x : (N, In)
+    W : (In, Out)
+    b : (Out,)
+    activation : activation name.
+
+    Returns ``(h (N, Out), cache)``.
+    """
+    a = x @ W                                         # (N, Out)
+    h, act_cache = bias_activation_forward(a, b, activation)
+    return h, (x, W, act_cache)
+
+
+def dense_backward(dh, cache, need_dx=True):
+    """Returns ``(dx (N, In) or None, dW (In, Out), db (Out,))`` (MATH §1).
+
+    ``need_dx=False`` skips the product ``da Wᵀ`` for a first layer, whose
+    input is data.
+    """
+    x, W, act_cache = cache
+    da, db = bias_activation_backward(dh, act_cache)  # (N, Out), (Out,)
+    dW = x.T @ da                                     # (In, Out)
+    dx = da @ W.T if need_dx else None                # (N, In)
+    return dx, dW, db
+
+
+def mlp_forward(x, weights, activations):
+    """A stack of dense layers: ``h_{i+1} = f_i(h_i W_i + b_i)`` (MATH §1).
+
+    Parameters
+    ----------
+    x : (N, In)
+    weights : list of ``(W_i, b_i)`` pairs.
+    activations : list of activation names, one per layer.
+
+    Returns ``(h (N, Out), caches)``.
+    """
+    if len(weights) != len(activations):
+        raise ValueError("one activation per layer is needed")
+    caches = []
+    h = x
+    for (W, b), act in zip(weights, activations):
+        h, cache = dense_forward(h, W, b, act)
+        caches.append(cache)
+    return h, caches
+
+
+def mlp_backward(dh, caches, need_dx=True):
+    """Backward through :func:`mlp_forward`.
+
+    Returns ``(dx or None, [(dW_i, db_i), ...])`` in layer order.
+    """
+    grads = [None] * len(caches)
+    for i in range(len(caches) - 1, -1, -1):
+        want_dx = need_dx or i > 0
+        dh, dW, db = dense_backward(dh, caches[i], need_dx=want_dx)
+        grads[i] = (dW, db)
+    return (dh if need_dx else None), grads
+
+
+def glorot_uniform(n_in, n_out, rng, dtype=np.float64):
+    """Glorot & Bengio (2010) uniform: ``U(-r, r)``, ``r = sqrt(6 / (In + Out))`` (MATH §1)."""
+    r = np.sqrt(6.0 / (n_in + n_out))
+    return rng.uniform(-r, r, size=(n_in, n_out)).astype(dtype)
+
+
+def he_normal(n_in, n_out, rng, dtype=np.float64):
+    """He et al. (2015) normal: ``N(0, 2 / In)`` (MATH §1), for ReLU layers."""
+    return (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(dtype)
+
+
+def init_weight(n_in, n_out, activation, rng, dtype=np.float64):
+    """He for (leaky) ReLU layers, Glorot uniform for the others (MATH §1)."""
+    if activation in ("relu", "leaky_relu"):
+        return he_normal(n_in, n_out, rng, dtype)
+    return glorot_uniform(n_in, n_out, rng, dtype)

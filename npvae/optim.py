@@ -1,0 +1,122 @@
+"""Optimisers over a model's flat parameter vector (MATH §11).
+
+An optimiser object holds only hyperparameters; its state (moments, step
+count) is a dict of arrays returned by :meth:`init_state`, kept by the caller
+and saved in checkpoints.  ``step`` updates the parameters and the state in
+place, in one pass over all parameters.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend
+
+
+def _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
+    """``m ← β1 m + (1−β1) g``, ``v ← β2 v + (1−β2) g²``,
+    ``θ ← θ − α_t m / (√v + ε̂)`` (MATH §11; Kingma & Ba 2015, §2 last paragraph:
+    the bias corrections folded into ``α_t = α √(1−β2ᵗ)/(1−β1ᵗ)`` and
+    ``ε̂ = ε √(1−β2ᵗ)``, equal to ``α m̂ / (√v̂ + ε)``)."""
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    theta -= lr_t * m / (np.sqrt(v) + eps_hat)
+
+
+def _adam_numba():
+    from numba import njit
+
+    @njit(cache=True)
+    def adam_kernel(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
+        for i in range(theta.shape[0]):
+            gi = g[i]
+            mi = beta1 * m[i] + (1.0 - beta1) * gi
+            vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+            m[i] = mi
+            v[i] = vi
+            theta[i] -= lr_t * mi / (math.sqrt(vi) + eps_hat)
+
+    return adam_kernel
+
+
+_kernels = {}
+
+
+def adam_update(theta, g, m, v, t, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam step at step number ``t >= 1`` on flat vectors ``(P,)``, in place (MATH §11)."""
+    c1 = 1 - beta1 ** t
+    c2 = 1 - beta2 ** t
+    lr_t = learning_rate * math.sqrt(c2) / c1
+    eps_hat = eps * math.sqrt(c2)
+    if backend.use_numba():
+        if "adam" not in _kernels:
+            _kernels["adam"] = _adam_numba()
+        dt = theta.dtype.type
+        _kernels["adam"](theta, g, m, v, dt(lr_t), dt(beta1), dt(beta2), dt(eps_hat))
+    else:
+        _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat)
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), MATH §11."""
+
+    name = "adam"
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.learning_rate = learning_rate
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def init_state(self, n_params, dtype):
+        return {"m": np.zeros(n_params, dtype), "v": np.zeros(n_params, dtype),
+                "t": np.zeros((), np.int64)}
+
+    def step(self, theta, g, state, learning_rate=None):
+        state["t"][...] += 1
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        adam_update(theta, g, state["m"], state["v"], int(state["t"]), lr,
+                    self.beta1, self.beta2, self.eps)
+
+
+class SGD:
+    """SGD with (heavy-ball) momentum: ``u ← μ u − α g``, ``θ ← θ + u`` (MATH §11)."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate=1e-2, momentum=0.9):
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+
+    def init_state(self, n_params, dtype):
+        return {"velocity": np.zeros(n_params, dtype), "t": np.zeros((), np.int64)}
+
+    def step(self, theta, g, state, learning_rate=None):
+        state["t"][...] += 1
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        u = state["velocity"]
+        u *= self.momentum
+        u -= lr * g
+        theta += u
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def make_optimizer(name, learning_rate):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {tuple(OPTIMIZERS)}")
+    return OPTIMIZERS[name](learning_rate=learning_rate)
+
+
+def clip_grad_norm(g, max_norm):
+    """Scale ``g`` so that ``‖g‖₂ ≤ max_norm`` (MATH §11).
+
+    Returns ``(g_clipped, norm)``; ``g`` itself is returned unchanged when it is
+    within the bound, else a scaled copy.
+    """
+    norm = float(np.sqrt(np.dot(g, g)))
+    if max_norm is None or norm <= max_norm:
+        return g, norm
+    return g * (max_norm / norm), norm

@@ -1,0 +1,231 @@
+"""The variational autoencoder of Kingma & Welling (2014) (MATH §1–5).
+
+Encoder ``q(z|x) = N(μ(x), diag e^{λ(x)})`` from an MLP; decoder ``p(x|z)``
+from an MLP whose output parameterises the likelihood (MATH §4); prior
+``p(z) = N(0, I)``.  Every gradient is written by hand from the kernels of
+:mod:`npvae.kernels`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import check_data, check_positive_int
+from .base import CHUNK, BaseVAE
+from .kernels import (dense_backward, dense_forward, init_weight, kl_standard_normal_backward,
+                      kl_standard_normal_forward, mlp_backward, mlp_forward,
+                      reparameterize_backward, reparameterize_forward)
+from .kernels.activations import check_activation
+
+
+class VAE(BaseVAE):
+    """Variational autoencoder with hand-written gradients (MATH §5).
+
+    Parameters
+    ----------
+    n_latent : int
+        Latent dimension ``Z``.
+    hidden_sizes : tuple of int
+        Widths of the encoder's hidden layers (any number, including none).
+    decoder_hidden_sizes : tuple of int or None
+        Widths of the decoder's hidden layers; ``None`` mirrors the encoder.
+    activation : str
+        ``relu``, ``leaky_relu``, ``tanh``, ``softplus``, ``sigmoid`` or ``identity``.
+    likelihood : str
+        ``bernoulli`` (binary data), ``gaussian`` (real data) or
+        ``categorical`` (integers ``0..n_levels-1``), MATH §4.
+    obs_variance, obs_logvar : Gaussian likelihood only: ``"fixed"``, ``"scalar"``
+        or ``"per_output"`` log-variance, and its (initial) value.
+    n_levels : categorical likelihood only: number of levels ``V``.
+    allow_nonbinary : Bernoulli only: accept ``x ∈ [0, 1]`` (not a normalised likelihood).
+    n_samples : int
+        ``S``, samples of ``z`` per example in the ELBO estimator.
+    beta : float
+        Weight of the KL term (Higgins et al. 2017); 1 gives the ELBO.
+    optimizer, learning_rate, batch_size, epochs : training defaults for ``fit``.
+    dtype : ``"float32"`` or ``"float64"``.
+    random_state : int, Generator or None
+        Seeds the initial parameters and the model's noise generator ``rng_``.
+
+    Attributes
+    ----------
+    params_ : dict name -> ndarray, live views of ``flat_params_``.
+    n_features_in_ : int
+    rng_ : numpy Generator for noise, shuffling and binarisation.
+    history_ : list of per-epoch dicts written by the trainer.
+    """
+
+    def __init__(self, n_latent=20, hidden_sizes=(400,), decoder_hidden_sizes=None,
+                 activation="relu", likelihood="bernoulli", obs_variance="fixed", obs_logvar=0.0,
+                 n_levels=256, allow_nonbinary=False, n_samples=1, beta=1.0, optimizer="adam",
+                 learning_rate=1e-3, batch_size=100, epochs=10, dtype="float64",
+                 random_state=None):
+        self.n_latent = n_latent
+        self.hidden_sizes = hidden_sizes
+        self.decoder_hidden_sizes = decoder_hidden_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.obs_variance = obs_variance
+        self.obs_logvar = obs_logvar
+        self.n_levels = n_levels
+        self.allow_nonbinary = allow_nonbinary
+        self.n_samples = n_samples
+        self.beta = beta
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.dtype = dtype
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ architecture
+    def _check_settings(self):
+        super()._check_settings()
+        check_positive_int(self.n_latent, "n_latent")
+        check_activation(self.activation)
+        for w in self._enc_sizes() + self._dec_sizes():
+            check_positive_int(w, "hidden layer width")
+
+    def _enc_sizes(self):
+        return list(self.hidden_sizes)
+
+    def _dec_sizes(self):
+        if self.decoder_hidden_sizes is None:
+            return list(self.hidden_sizes)[::-1]
+        return list(self.decoder_hidden_sizes)
+
+    def _param_shapes(self, n_features):
+        Z = self.n_latent
+        shapes = {}
+        width = n_features
+        for i, h in enumerate(self._enc_sizes()):
+            shapes[f"enc_W{i}"], shapes[f"enc_b{i}"] = (width, h), (h,)
+            width = h
+        shapes["enc_mu_W"], shapes["enc_mu_b"] = (width, Z), (Z,)
+        shapes["enc_logvar_W"], shapes["enc_logvar_b"] = (width, Z), (Z,)
+        width = Z
+        for i, h in enumerate(self._dec_sizes()):
+            shapes[f"dec_W{i}"], shapes[f"dec_b{i}"] = (width, h), (h,)
+            width = h
+        n_out = int(np.prod(self._lik.output_shape(n_features)))
+        shapes["dec_out_W"], shapes["dec_out_b"] = (width, n_out), (n_out,)
+        shapes.update(self._lik.param_shapes(n_features))
+        return shapes
+
+    def _init_params(self, P, rng):
+        act = self.activation
+        for name, W in P.items():
+            if "_W" in name:
+                hidden = name.startswith(("enc_W", "dec_W"))
+                W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
+
+    def _noise_shape(self, n_samples, n_examples):
+        return (n_samples, n_examples, self.n_latent)
+
+    def _encoder_weights(self):
+        P = self.params_
+        return [(P[f"enc_W{i}"], P[f"enc_b{i}"]) for i in range(len(self._enc_sizes()))]
+
+    def _decoder_weights(self):
+        P = self.params_
+        hidden = [(P[f"dec_W{i}"], P[f"dec_b{i}"]) for i in range(len(self._dec_sizes()))]
+        return hidden + [(P["dec_out_W"], P["dec_out_b"])]
+
+    def _decoder_activations(self):
+        return [self.activation] * len(self._dec_sizes()) + ["identity"]
+
+    # --------------------------------------------------------------- objective
+    def _objective(self, X, eps, beta, need_grads=True):
+        """Negative β-ELBO (MATH §5) and its gradient, by the chain rule through
+        the decoder MLP (§1), the likelihood (§4), the reparameterisation (§2),
+        the closed-form KL (§3) and the encoder MLP (§1).
+
+        Returns ``(loss, flat_grad or None, terms)``.
+        """
+        P = self.params_
+        lik = self._lik
+        S, N, Z = eps.shape
+        # ---- forward
+        h, enc_c = mlp_forward(X, self._encoder_weights(), [self.activation] * len(self._enc_sizes()))
+        mu, mu_c = dense_forward(h, P["enc_mu_W"], P["enc_mu_b"])              # (N, Z)
+        logvar, lv_c = dense_forward(h, P["enc_logvar_W"], P["enc_logvar_b"])  # (N, Z)
+        z, z_c = reparameterize_forward(mu, logvar, eps)                       # (S, N, Z)
+        out, dec_c = mlp_forward(z.reshape(S * N, Z), self._decoder_weights(),
+                                 self._decoder_activations())                  # (S·N, D·…)
+        out = out.reshape((S, N) + lik.output_shape(self.n_features_in_))
+        log_px, lik_c = lik.log_prob_forward(out, X, P)                        # (S, N)
+        kl, kl_c = kl_standard_normal_forward(mu, logvar)                      # (N,)
+        reconstruction = log_px.mean(axis=0)                                   # (N,)
+        loss = float(-np.mean(reconstruction - beta * kl))
+        terms = {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
+        if not need_grads:
+            return loss, None, terms
+        # ---- backward: ∂loss/∂log p(x|z_s) = −1/(S N), ∂loss/∂KL_n = β/N
+        flat = self.layout_.allocate(self._dtype)
+        G = self.layout_.views(flat)
+        dlog_px = np.full((S, N), -1.0 / (S * N), dtype=self._dtype)
+        dout, dlik = lik.log_prob_backward(dlog_px, lik_c)
+        for name, g in dlik.items():
+            G[name][...] = g
+        dz, dec_grads = mlp_backward(dout.reshape(S * N, -1), dec_c)          # (S·N, Z)
+        self._store(G, "dec", dec_grads, len(self._dec_sizes()))
+        dmu, dlogvar = reparameterize_backward(dz.reshape(S, N, Z), z_c)       # (N, Z) each
+        dmu_kl, dlogvar_kl = kl_standard_normal_backward(
+            np.full(N, beta / N, dtype=self._dtype), kl_c)
+        dmu += dmu_kl
+        dlogvar += dlogvar_kl
+        has_hidden = bool(self._enc_sizes())
+        dh_mu, G["enc_mu_W"][...], G["enc_mu_b"][...] = dense_backward(dmu, mu_c, has_hidden)
+        dh_lv, G["enc_logvar_W"][...], G["enc_logvar_b"][...] = dense_backward(dlogvar, lv_c,
+                                                                               has_hidden)
+        if has_hidden:
+            _, enc_grads = mlp_backward(dh_mu + dh_lv, enc_c, need_dx=False)
+            self._store(G, "enc", enc_grads, len(enc_grads))
+        return loss, flat, terms
+
+    @staticmethod
+    def _store(G, prefix, grads, n_hidden):
+        """Write ``[(dW, db), ...]`` of an MLP into the gradient views ``G``."""
+        for i, (dW, db) in enumerate(grads):
+            w, b = (f"{prefix}_W{i}", f"{prefix}_b{i}") if i < n_hidden else \
+                   (f"{prefix}_out_W", f"{prefix}_out_b")
+            G[w][...] = dW
+            G[b][...] = db
+
+    # ------------------------------------------------------------- public API
+    def encode(self, X):
+        """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)`` (MATH §2)."""
+        self._check_fitted()
+        X = self._check_X(X)
+        mus, logvars = [], []
+        for start in range(0, X.shape[0], CHUNK):
+            h, _ = mlp_forward(X[start:start + CHUNK], self._encoder_weights(),
+                               [self.activation] * len(self._enc_sizes()))
+            mus.append(dense_forward(h, self.params_["enc_mu_W"], self.params_["enc_mu_b"])[0])
+            logvars.append(dense_forward(h, self.params_["enc_logvar_W"],
+                                         self.params_["enc_logvar_b"])[0])
+        return np.concatenate(mus), np.concatenate(logvars)
+
+    def decode(self, Z):
+        """The likelihood's parameters for latents ``Z (M, Z)`` (MATH §4):
+        logits ``(M, D)`` (Bernoulli), means ``(M, D)`` (Gaussian) or logits
+        ``(M, D, V)`` (categorical)."""
+        self._check_fitted()
+        Z = check_data(Z, self.n_latent, name="Z").astype(self._dtype, copy=False)
+        out, _ = mlp_forward(Z, self._decoder_weights(), self._decoder_activations())
+        return out.reshape((Z.shape[0],) + self._lik.output_shape(self.n_features_in_))
+
+    def transform(self, X):
+        """Posterior means ``μ(x)`` ``(N, Z)``."""
+        return self.encode(X)[0]
+
+    def sample(self, n, random_state=None):
+        """``n`` draws ``z ~ N(0, I)`` decoded to the likelihood's means ``(n, D)``."""
+        self._check_fitted()
+        n = check_positive_int(n, "n")
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        z = rng.standard_normal((n, self.n_latent)).astype(self._dtype)
+        return self._lik.mean(self.decode(z), self.params_)
+
+    def reconstruct(self, X):
+        """Likelihood means decoded from the posterior means ``(N, D)``."""
+        return self._lik.mean(self.decode(self.transform(X)), self.params_)
