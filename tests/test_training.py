@@ -1,0 +1,176 @@
+"""Trainer and checkpoints: schedules, warm-up, NaN stop, early stopping, exact resume."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import npvae
+from npvae import checkpoint
+from npvae.training import TrainingDiverged, kl_weight, learning_rate_at, train
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    protos = rng.random((4, 16)) < 0.5
+    X = protos[rng.integers(0, 4, 300)] ^ (rng.random((300, 16)) < 0.05)
+    return X.astype(np.uint8)
+
+
+def small(**kw):
+    args = dict(n_latent=2, hidden_sizes=(8,), batch_size=32, random_state=0)
+    args.update(kw)
+    return npvae.VAE(**args)
+
+
+def test_schedules():
+    assert learning_rate_at(3, 0.1) == 0.1
+    assert learning_rate_at(2, 0.1, "exponential", 0.5) == pytest.approx(0.025)
+    assert learning_rate_at(0, 0.1, "cosine", epochs=10) == pytest.approx(0.1)
+    assert learning_rate_at(5, 0.1, "cosine", epochs=10) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate_at(0, 0.1, "linear")
+    assert kl_weight(0, 1.0, 10) == 0 and kl_weight(5, 2.0, 10) == 1.0
+    assert kl_weight(50, 1.0, 10) == 1.0 and kl_weight(0, 1.0, 0) == 1.0
+
+
+def test_history_and_run_folder(data, tmp_path):
+    m = small().initialize(16)
+    train(m, data[:200], X_val=data[200:], epochs=3, batch_size=32, run_dir=tmp_path,
+          kl_warmup_epochs=2, metadata={"dataset": "toy"})
+    lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]
+    assert [r["epoch"] for r in lines] == [1, 2, 3]
+    for key in ("train_elbo", "val_elbo", "train_reconstruction", "train_kl", "val_kl",
+                "seconds", "examples_per_second"):
+        assert all(np.isfinite(r[key]) for r in lines), key
+    assert lines[0]["beta"] < 1 and lines[-1]["beta"] == 1.0      # warm-up ramps β
+    assert (tmp_path / "checkpoint.npz").exists() and (tmp_path / "best.npz").exists()
+    assert checkpoint.read_metadata(tmp_path / "checkpoint.npz")["dataset"] == "toy"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_nan_stops_training_with_a_clear_message(data, tmp_path):
+    m = small().initialize(16)
+    train(m, data, epochs=1, run_dir=tmp_path)
+    saved = checkpoint.load(tmp_path / "checkpoint.npz").flat_params_.copy()
+    m.params_["enc_logvar_b"][...] = 1e4            # exp(λ) overflows: the loss is inf
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1 \(step"):
+        train(m, data, epochs=1, run_dir=tmp_path)
+    # the last good checkpoint is kept
+    np.testing.assert_array_equal(checkpoint.load(tmp_path / "checkpoint.npz").flat_params_,
+                                  saved)
+
+
+def test_early_stopping_restores_the_best(data):
+    m = small().initialize(16)
+    train(m, data[:200], X_val=data[200:], epochs=30, learning_rate=0.05, patience=2)
+    vals = [h["val_elbo"] for h in m.history_]
+    assert len(vals) < 30
+    assert np.argmax(vals) == len(vals) - 3
+    best = max(vals)
+    from npvae.training import _evaluate
+    assert _evaluate(m, data[200:].astype(float), 500, 0)["elbo"] == pytest.approx(best)
+    with pytest.raises(ValueError, match="X_val"):
+        train(m, data, patience=2)
+
+
+def test_clipping_and_sgd(data):
+    m = small(optimizer="sgd", learning_rate=0.01).initialize(16)
+    train(m, data, epochs=2, clip_norm=1.0, learning_rate=0.01)
+    assert m.history_[-1]["train_elbo"] > m.history_[0]["train_elbo"] - 1
+
+
+def test_dynamic_binarisation_transform(rng):
+    pixels = rng.integers(0, 256, (100, 16)).astype(np.uint8)
+    seen = []
+
+    def binarize(xb, r):
+        out = (r.random(xb.shape) < xb / 255).astype(np.uint8)
+        seen.append(out)
+        return out
+
+    m = small().initialize(16)
+    train(m, pixels, epochs=2, batch_transform=binarize)
+    assert all(set(np.unique(s)) <= {0, 1} for s in seen)
+    with pytest.raises(ValueError, match="not binary"):
+        train(m, pixels, epochs=1)
+
+
+@pytest.mark.parametrize("model_kw", [{}, {"optimizer": "sgd"}])
+def test_resume_is_bit_exact(data, tmp_path, model_kw):
+    """Training 2 epochs equals training 1, saving, loading and training 1 more (NumPy, 1 thread)."""
+    npvae.set_num_threads(1)
+    try:
+        with npvae.use_backend("numpy"):
+            kw = dict(batch_size=32, X_val=data[250:], kl_warmup_epochs=1.5,
+                      lr_schedule="exponential", lr_decay=0.5)
+            a = small(**model_kw).initialize(16)
+            train(a, data[:250], epochs=2, **kw)
+            b = small(**model_kw).initialize(16)
+            train(b, data[:250], epochs=1, run_dir=tmp_path, **kw)
+            c = checkpoint.load(tmp_path / "checkpoint.npz")
+            train(c, data[:250], epochs=1, **kw)
+    finally:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=None)
+    assert c.n_iter_ == 2
+    np.testing.assert_array_equal(a.flat_params_, c.flat_params_)
+    for k in a.optimizer_state_:
+        np.testing.assert_array_equal(a.optimizer_state_[k], c.optimizer_state_[k])
+    assert a.history_[-1]["train_elbo"] == c.history_[-1]["train_elbo"]
+    assert a.rng_.bit_generator.state == c.rng_.bit_generator.state
+
+
+class TestCheckpointFile:
+    def test_round_trip(self, tmp_path, data):
+        m = small(likelihood="gaussian", obs_variance="per_output", hidden_sizes=(5, 3),
+                  dtype="float32").fit(data.astype(float), epochs=1)
+        path = checkpoint.save(m, tmp_path / "m.npz")
+        r = npvae.load(path)
+        assert type(r) is npvae.VAE and r.get_params() == m.get_params()
+        np.testing.assert_array_equal(r.flat_params_, m.flat_params_)
+        assert r.flat_params_.dtype == np.float32
+        np.testing.assert_array_equal(r.transform(data), m.transform(data))
+        # loaded with allow_pickle=False: no object arrays inside
+        with np.load(path, allow_pickle=False) as f:
+            assert all(f[k].dtype != object for k in f.files)
+
+    def test_different_architecture(self, tmp_path, data):
+        path = checkpoint.save(small().initialize(16), tmp_path / "m.npz")
+        other = small(hidden_sizes=(9,)).initialize(16)
+        with pytest.raises(checkpoint.CheckpointError, match=r"architecture differs.*enc_W0"):
+            checkpoint.restore(other, path)
+
+    def test_newer_format_version(self, tmp_path):
+        path = checkpoint.save(small().initialize(16), tmp_path / "m.npz")
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        arrays["format_version"] = np.array(checkpoint.FORMAT_VERSION + 1)
+        np.savez(tmp_path / "new.npz", **arrays)
+        with pytest.raises(checkpoint.CheckpointError, match="newer"):
+            npvae.load(tmp_path / "new.npz")
+
+    def test_corrupt_and_foreign_files(self, tmp_path):
+        path = checkpoint.save(small().initialize(16), tmp_path / "m.npz")
+        raw = open(path, "rb").read()
+        open(tmp_path / "cut.npz", "wb").write(raw[: len(raw) // 2])
+        with pytest.raises(checkpoint.CheckpointError, match="cut.npz"):
+            npvae.load(tmp_path / "cut.npz")
+        np.savez(tmp_path / "other.npz", x=np.zeros(3))
+        with pytest.raises(checkpoint.CheckpointError, match="missing"):
+            npvae.load(tmp_path / "other.npz")
+
+    def test_interrupted_save_leaves_the_old_file(self, tmp_path, monkeypatch):
+        m = small().initialize(16)
+        path = checkpoint.save(m, tmp_path / "m.npz")
+        before = open(path, "rb").read()
+
+        def boom(*a, **k):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(np, "savez", boom)
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint.save(m, path)
+        assert open(path, "rb").read() == before
+        assert os.listdir(tmp_path) == ["m.npz"]
