@@ -13,7 +13,9 @@ canvas, never through ``matplotlib.pyplot``: there is no global figure state,
 no window is ever opened, and separate threads can draw separate figures at
 the same time. Every ``plot_*`` function writes one PNG file at the requested
 ``dpi`` (creating the output folder when it is missing), releases its figure
-and returns the path it wrote as a :class:`pathlib.Path`.
+and returns the path it wrote as a :class:`pathlib.Path`. Layout uses
+matplotlib's constrained layout, the layout engine that (unlike
+``tight_layout``) also fits colour bars and fixed-aspect images tightly.
 
 Images are greyscale with pixel values in ``[0, 1]`` (Bernoulli means or
 intensities; MATH §4 and §12); values outside that range are clipped by the
@@ -211,8 +213,10 @@ def _show_image(ax, img: np.ndarray):
     return im
 
 
-def _image_colorbar(fig: Figure, im, axes, label: str = _IMAGE_COLORBAR_LABEL) -> None:
-    cb = fig.colorbar(im, ax=axes, shrink=0.8, aspect=30, pad=0.02, fraction=0.04)
+def _image_colorbar(
+    fig: Figure, im, axes, label: str = _IMAGE_COLORBAR_LABEL, shrink: float = 0.8
+) -> None:
+    cb = fig.colorbar(im, ax=axes, shrink=shrink, aspect=30, pad=0.02, fraction=0.04)
     cb.set_label(label)
     cb.set_ticks([0.0, 0.5, 1.0])
 
@@ -333,24 +337,37 @@ def plot_reconstructions(
     per_row = min(n, 10)
     n_pairs = math.ceil(n / per_row)
     h, w = shape
-    grid_w = per_row * w + per_row - 1
-    s = _image_scale(h, grid_w, max_w=8.0, max_h=0.9)  # inches per pixel
-    row_h = h * s
-    figsize = (grid_w * s + 2.6, 2 * n_pairs * row_h + 0.25 * (n_pairs - 1) + 0.8)
+    # One image: [inputs; 1-px separator; reconstructions], pairs of strips
+    # separated by a wider gap of background so that the pairs read as units.
+    gap_px = max(2, h // 3)
+    strips, centres, names = [], [], []
+    top = 0
+    for p in range(n_pairs):
+        idx = np.arange(p * per_row, min((p + 1) * per_row, n))
+        if p > 0:
+            strips.append(np.full((gap_px, per_row * w + per_row - 1), SEPARATOR_VALUE))
+            top += gap_px
+        pair = image_grid(np.concatenate([xs[idx], xr[idx]]), shape, len(idx))
+        if len(idx) < per_row:  # last, incomplete pair: pad on the right
+            full = np.full((pair.shape[0], per_row * w + per_row - 1), SEPARATOR_VALUE)
+            full[:, : pair.shape[1]] = pair
+            pair = full
+        strips.append(pair)
+        centres += [top + (h - 1) / 2, top + h + 1 + (h - 1) / 2]
+        names += ["input", "reconstruction"]
+        top += pair.shape[0]
+    grid = np.vstack(strips)  # (rows, per_row*W + per_row - 1)
+    gh, gw = grid.shape
+    s = _image_scale(gh, gw, max_w=8.0, max_h=min(0.85 * 2 * n_pairs, 30.0))  # inches/pixel
+    figsize = (gw * s + 2.8, gh * s + 0.7)
 
     with _figure(figsize) as fig:
-        gs = fig.add_gridspec(2 * n_pairs, 1)
-        axes = []
-        im = None
-        for p in range(n_pairs):
-            idx = np.arange(p * per_row, min((p + 1) * per_row, n))
-            for k, (data, label) in enumerate(((xs, "input"), (xr, "reconstruction"))):
-                ax = fig.add_subplot(gs[2 * p + k, 0])
-                im = _show_image(ax, image_grid(data[idx], shape, per_row))
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", labelpad=6)
-                axes.append(ax)
-        fig.get_layout_engine().set(h_pad=0.02, hspace=0.0)
-        _image_colorbar(fig, im, axes)
+        ax = fig.add_subplot()
+        im = _show_image(ax, grid)
+        # row names as tick labels with zero-length (invisible) tick marks
+        ax.set_yticks(centres, names)
+        ax.tick_params(axis="y", length=0, pad=6)
+        _image_colorbar(fig, im, ax, shrink=1.0)
         fig.suptitle(title)
         return _save(fig, out, dpi)
 
@@ -463,7 +480,10 @@ def plot_training_curves(
         One dict per epoch with keys ``epoch``, ``train_elbo``,
         ``train_reconstruction``, ``train_kl`` and optionally ``val_elbo``,
         ``val_reconstruction``, ``val_kl`` (numbers, ``None`` or NaN).
-        Values are plotted with the sign they are given.
+        Values are plotted with the sign they are given; the axis labels
+        assume the convention ``ELBO = reconstruction - KL`` of MATH §5, i.e.
+        ``train_reconstruction`` is ``E_q[log p(x|z)]`` (negative for
+        Bernoulli data), not a loss.
     path : str or os.PathLike
         Output PNG file.
     title : str
@@ -614,6 +634,7 @@ def _class_legend_or_colorbar(fig, ax, classes, cmap, norm, sc) -> None:
     else:
         cb = fig.colorbar(sc, ax=ax, pad=0.02)
         cb.set_label("label")
+        cb.minorticks_off()
         step = max(1, math.ceil(k / 25))
         ticks = np.arange(0, k, step)
         cb.set_ticks(ticks)
@@ -686,7 +707,7 @@ def plot_latent_scatter(
     dpi = _check_dpi(dpi)
     out = _png_path(path)
 
-    size = float(np.clip(3000.0 / n, 3.0, 30.0))
+    size = float(np.clip(8000.0 / n, 4.0, 36.0))
     rng = np.random.default_rng(0)
     order = rng.permutation(n)  # draw classes interleaved, not the last on top
 
@@ -710,7 +731,7 @@ def plot_latent_scatter(
                 if classes.size > 10:
                     _class_legend_or_colorbar(fig, ax, classes, cmap, norm, sc)
             ax.set_xlabel("latent dim 0 (posterior mean)")
-            ax.set_title(f"{title}\n1-D latent, N = {n}", fontsize="medium")
+            ax.set_title(f"1-D latent, N = {n}", fontsize="medium")
         else:
             coords, xlabel, ylabel = latent_projection(zz)
             if lab is None:
@@ -724,9 +745,10 @@ def plot_latent_scatter(
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             how = "2-D latent" if n_lat == 2 else f"PCA projection of the {n_lat}-D latent"
-            ax.set_title(f"{title}\n{how}, N = {n}", fontsize="medium")
+            ax.set_title(f"{how}, N = {n}", fontsize="medium")
             ax.set_aspect("equal", adjustable="datalim")
         ax.grid(True, alpha=0.3)
+        fig.suptitle(title)
         return _save(fig, out, dpi)
 
 
@@ -938,7 +960,8 @@ def plot_interpolation(
     n_tiles_w = n_steps + (2 if xa is not None else 0)
     total_w = n_tiles_w * (w + 1)
     s = _image_scale(gh, total_w, max_w=9.0, max_h=0.9 * p)
-    figsize = (total_w * s + 1.6 + (0.5 if xa is not None else 0.0), gh * s + 1.0)
+    figsize = (total_w * s + 1.5 + (0.3 if xa is not None else 0.0),
+               gh * s + (1.05 if xa is not None else 0.85))
     with _figure(figsize) as fig:
         if xa is None:
             ax = fig.add_subplot()
@@ -955,8 +978,7 @@ def plot_interpolation(
             ax_a.set_title("input A", fontsize="small")
             ax_b.set_title("input B", fontsize="small")
             axes = [ax_a, ax, ax_b]
-        ax.set_title(f"decoded $z_t = (1-t)\\,z_A + t\\,z_B$,  t = 0 → 1 in {n_steps} steps",
-                     fontsize="small")
-        _image_colorbar(fig, im, axes, label="decoder mean")
+        ax.set_xlabel(f"decoded $z_t = (1-t)\\,z_A + t\\,z_B$,  t = 0 → 1 in {n_steps} steps")
+        _image_colorbar(fig, im, axes, label="decoder mean", shrink=1.0)
         fig.suptitle(title)
         return _save(fig, out, dpi)

@@ -1,0 +1,529 @@
+"""Tests of npvae.figures: files written, PNG validity, layout, inputs checked.
+
+Shape legend (MATH.md): N batch, D data dimension, Z latent dimension;
+P pairs of interpolation end points, T interpolation steps.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from scipy.special import ndtri
+
+from npvae import figures as F
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DPI = 50  # small files keep the tests fast
+SHAPE = (8, 8)  # (H, W)
+D = SHAPE[0] * SHAPE[1]
+
+
+# ----------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------
+
+
+def check_png(path, written, aspect=None):
+    """Assert a valid, non-uniform PNG; return its (height, width) in pixels.
+
+    aspect : (lo, hi) bounds on width / height, or None.
+    """
+    path = Path(path)
+    assert Path(written) == path
+    assert path.is_file()
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_SIGNATURE
+    img = mpimg.imread(path)  # (rows, cols, 4) floats in [0, 1]
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    pixels = img[..., :3].reshape(-1, 3)
+    assert np.unique(pixels, axis=0).shape[0] > 1, "the image is uniform"
+    h, w = img.shape[:2]
+    if aspect is not None:
+        lo, hi = aspect
+        assert lo <= w / h <= hi, f"aspect {w / h:.2f} outside [{lo}, {hi}]"
+    # nothing (text, colour bar, legend) is cut off at the border of the figure
+    ring = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])[:, :3]
+    assert ring.min() > 0.9, "something is drawn at the very edge of the figure"
+    return h, w
+
+
+def images(n, rng, shape=SHAPE):
+    return rng.uniform(0.0, 1.0, size=(n, shape[0] * shape[1]))  # (N, D)
+
+
+def make_decode(n_latent, d=D, seed=0):
+    """A smooth deterministic decoder z (M, Z) -> means (M, D) in (0, 1)."""
+    w = np.random.default_rng(seed).normal(size=(n_latent, d))
+    calls = []
+
+    def decode(z):
+        z = np.asarray(z)
+        calls.append(z.copy())
+        return 1.0 / (1.0 + np.exp(-(z @ w)))
+
+    decode.calls = calls
+    return decode
+
+
+def make_history(n_epochs=6, with_val=True):
+    hist = []
+    for e in range(1, n_epochs + 1):
+        row = {
+            "epoch": e,
+            "train_elbo": -200.0 + 80 * (1 - math.exp(-e / 3)),
+            "train_reconstruction": -180.0 + 90 * (1 - math.exp(-e / 3)),
+            "train_kl": 20.0 + 10 * (1 - math.exp(-e / 3)),
+        }
+        if with_val:
+            # validation only every other epoch: None and NaN in between
+            odd = e % 2 == 1
+            row["val_elbo"] = None if odd else row["train_elbo"] - 3
+            row["val_reconstruction"] = float("nan") if odd else row["train_reconstruction"] - 4
+            row["val_kl"] = None if odd else row["train_kl"] + 1
+        hist.append(row)
+    return hist
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+# ----------------------------------------------------------------------------
+# module hygiene
+# ----------------------------------------------------------------------------
+
+
+def test_module_uses_no_pyplot_and_no_model_code():
+    tree = ast.parse(Path(F.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(("." * node.level) + (node.module or ""))
+    assert not any("pyplot" in m or "pylab" in m for m in imported), imported
+    assert not any(m.startswith(".") or m.startswith("npvae") for m in imported), imported
+
+
+# ----------------------------------------------------------------------------
+# image_grid
+# ----------------------------------------------------------------------------
+
+
+def test_image_grid_layout_and_separators():
+    imgs = np.stack([np.full(6, k, dtype=float) for k in (0.1, 0.2, 0.3)])  # (3, 6)
+    g = F.image_grid(imgs, (2, 3), n_cols=2, pad_value=-1.0)
+    assert g.shape == (2 * 2 + 1, 2 * 3 + 1)
+    np.testing.assert_array_equal(g[0:2, 0:3], 0.1)
+    np.testing.assert_array_equal(g[0:2, 4:7], 0.2)
+    np.testing.assert_array_equal(g[3:5, 0:3], 0.3)
+    np.testing.assert_array_equal(g[2, :], -1.0)  # horizontal separator
+    np.testing.assert_array_equal(g[:, 3], -1.0)  # vertical separator
+    np.testing.assert_array_equal(g[3:5, 4:7], -1.0)  # empty cell
+
+
+def test_image_grid_row_major_reshape_and_3d_input(rng):
+    imgs = rng.uniform(size=(5, 12))  # (N, D), image_shape (3, 4)
+    g = F.image_grid(imgs, (3, 4), n_cols=5)
+    assert g.shape == (3, 5 * 4 + 4)
+    np.testing.assert_array_equal(g[:, 5:9], imgs[1].reshape(3, 4))
+    np.testing.assert_array_equal(F.image_grid(imgs.reshape(5, 3, 4), (3, 4), 5), g)
+    single_col = F.image_grid(imgs, (3, 4), n_cols=1)
+    assert single_col.shape == (5 * 3 + 4, 4)
+    assert F.image_grid(imgs, (3, 4), n_cols=1, pad_value=1.0)[3, 0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "imgs, shape, n_cols, match",
+    [
+        (np.zeros((4, 10)), (3, 3), 2, "prod"),
+        (np.zeros((4, 9)), (3, 3, 1), 2, "image_shape"),
+        (np.zeros((4, 9)), (0, 9), 2, "image_shape"),
+        (np.zeros((4, 9)), (3.5, 3), 2, "image_shape"),
+        (np.zeros((4, 9)), (3, 3), 0, "n_cols"),
+        (np.zeros((4, 9)), (3, 3), 1.5, "n_cols"),
+        (np.zeros((0, 9)), (3, 3), 2, "N = 0"),
+        (np.zeros(9), (3, 3), 2, "shape"),
+        (np.full((2, 9), np.nan), (3, 3), 2, "NaN"),
+        (np.array([["a"] * 9]), (3, 3), 2, "numeric"),
+    ],
+)
+def test_image_grid_errors(imgs, shape, n_cols, match):
+    with pytest.raises(ValueError, match=match):
+        F.image_grid(imgs, shape, n_cols)
+
+
+# ----------------------------------------------------------------------------
+# plot_reconstructions
+# ----------------------------------------------------------------------------
+
+
+def test_plot_reconstructions(tmp_path, rng):
+    x = images(12, rng)
+    path = tmp_path / "new" / "folder" / "rec.png"  # folders are created
+    written = F.plot_reconstructions(x, 1 - x, SHAPE, path, dpi=DPI)
+    assert isinstance(written, Path)
+    h10, w10 = check_png(path, written, aspect=(3.0, 7.0))  # one wide pair of rows
+
+    path20 = tmp_path / "rec20.png"
+    x20 = images(20, rng)
+    h20, w20 = check_png(
+        path20, F.plot_reconstructions(x20, x20, SHAPE, path20, n=20, dpi=DPI), aspect=(1.5, 3.5)
+    )
+    assert abs(w20 - w10) <= 2  # still 10 per row ...
+    assert h20 > 1.5 * h10  # ... in two pairs of rows
+
+    path15 = tmp_path / "rec15.png"  # incomplete last pair
+    check_png(path15, F.plot_reconstructions(x20, x20, SHAPE, path15, n=15, dpi=DPI))
+
+    path3 = tmp_path / "rec3.png"  # fewer than 10 examples, (N, H, W) input
+    x3 = x[:3].reshape(3, *SHAPE)
+    check_png(path3, F.plot_reconstructions(x3, x3, SHAPE, path3, n=3, dpi=DPI))
+
+
+@pytest.mark.parametrize(
+    "x, x_rec, shape, n, match",
+    [
+        (np.zeros((5, D)), np.zeros((4, D)), SHAPE, 3, "same shape"),
+        (np.zeros((5, D)), np.zeros((5, D)), (7, 8), 3, "prod"),
+        (np.zeros((5, D)), np.zeros((5, D)), SHAPE, 6, "exceeds"),
+        (np.zeros((5, D)), np.zeros((5, D)), SHAPE, 0, "n must be"),
+        (np.zeros((5, D, 1)), np.zeros((5, D, 1)), SHAPE, 3, "shape"),
+    ],
+)
+def test_plot_reconstructions_errors(tmp_path, x, x_rec, shape, n, match):
+    with pytest.raises(ValueError, match=match):
+        F.plot_reconstructions(x, x_rec, shape, tmp_path / "r.png", n=n, dpi=DPI)
+    assert not (tmp_path / "r.png").exists()
+
+
+# ----------------------------------------------------------------------------
+# plot_samples
+# ----------------------------------------------------------------------------
+
+
+def test_plot_samples(tmp_path, rng):
+    path = tmp_path / "samples.png"
+    check_png(path, F.plot_samples(images(16, rng), SHAPE, path, dpi=DPI), aspect=(0.8, 1.4))
+    wide = tmp_path / "samples_wide.png"
+    check_png(
+        wide, F.plot_samples(images(16, rng), SHAPE, wide, n_cols=8, dpi=DPI), aspect=(1.4, 4.0)
+    )
+    # values slightly outside [0, 1] are shown clipped, not rejected
+    odd = tmp_path / "samples_odd.png"
+    check_png(odd, F.plot_samples(images(5, rng) * 1.2 - 0.1, SHAPE, odd, dpi=DPI))
+
+
+def test_plot_samples_errors(tmp_path):
+    with pytest.raises(ValueError, match="prod"):
+        F.plot_samples(np.zeros((4, D + 1)), SHAPE, tmp_path / "s.png")
+    with pytest.raises(ValueError, match="NaN"):
+        F.plot_samples(np.full((4, D), np.inf), SHAPE, tmp_path / "s.png")
+    with pytest.raises(ValueError, match="n_cols"):
+        F.plot_samples(np.zeros((4, D)), SHAPE, tmp_path / "s.png", n_cols=0)
+
+
+# ----------------------------------------------------------------------------
+# plot_training_curves
+# ----------------------------------------------------------------------------
+
+
+def test_plot_training_curves(tmp_path):
+    path = tmp_path / "curves.png"
+    check_png(path, F.plot_training_curves(make_history(), path, dpi=DPI), aspect=(2.2, 2.9))
+    # only the required keys; validation entirely absent
+    no_val = tmp_path / "curves_noval.png"
+    check_png(no_val, F.plot_training_curves(make_history(with_val=False), no_val, dpi=DPI))
+    # a single epoch, numpy scalars, epochs out of order
+    hist = [{k: np.float32(v) for k, v in make_history(1)[0].items() if v is not None}]
+    one = tmp_path / "curves_one.png"
+    check_png(one, F.plot_training_curves(hist, one, dpi=DPI))
+    shuffled = tmp_path / "curves_shuffled.png"
+    check_png(shuffled, F.plot_training_curves(make_history()[::-1], shuffled, dpi=DPI))
+
+
+def test_plot_training_curves_errors(tmp_path):
+    p = tmp_path / "c.png"
+    with pytest.raises(ValueError, match="empty"):
+        F.plot_training_curves([], p)
+    with pytest.raises(ValueError, match="list of dicts"):
+        F.plot_training_curves({"epoch": [1], "train_elbo": [1.0]}, p)
+    bad = make_history()
+    del bad[2]["train_kl"]
+    with pytest.raises(ValueError, match="train_kl"):
+        F.plot_training_curves(bad, p)
+    bad = make_history()
+    bad[1]["train_elbo"] = "high"
+    with pytest.raises(ValueError, match="number"):
+        F.plot_training_curves(bad, p)
+    bad = make_history()
+    bad[0]["epoch"] = None
+    with pytest.raises(ValueError, match="epoch"):
+        F.plot_training_curves(bad, p)
+    assert not p.exists()
+
+
+# ----------------------------------------------------------------------------
+# plot_latent_scatter and latent_projection
+# ----------------------------------------------------------------------------
+
+
+def clustered_latents(rng, n=300, n_lat=2, n_classes=10):
+    labels = rng.integers(0, n_classes, size=n)  # (N,)
+    centres = rng.normal(scale=3.0, size=(n_classes, n_lat))
+    return centres[labels] + rng.normal(size=(n, n_lat)), labels  # (N, Z), (N,)
+
+
+def test_latent_projection_identity_for_two_dims(rng):
+    z = rng.normal(size=(50, 2))
+    coords, xlabel, ylabel = F.latent_projection(z)
+    np.testing.assert_array_equal(coords, z)
+    assert "PCA" not in xlabel and "PCA" not in ylabel
+    assert "latent dim 0" in xlabel and "latent dim 1" in ylabel
+
+
+def test_latent_projection_uses_pca_above_two_dims(rng):
+    from sklearn.decomposition import PCA
+
+    z = rng.normal(size=(200, 5)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1])
+    coords, xlabel, ylabel = F.latent_projection(z)
+    ref = PCA(n_components=2, svd_solver="full").fit(z)
+    np.testing.assert_allclose(coords, ref.transform(z), atol=1e-10)
+    for label, ratio in zip((xlabel, ylabel), ref.explained_variance_ratio_):
+        assert "PCA" in label and "5-D" in label
+        assert f"{ratio:.1%}" in label and "variance" in label
+    with pytest.raises(ValueError, match="N = 2"):
+        F.latent_projection(z[:1])
+    with pytest.raises(ValueError, match="Z >= 2"):
+        F.latent_projection(z[:, :1])
+
+
+def test_plot_latent_scatter_takes_pca_path_only_above_two_dims(tmp_path, rng, monkeypatch):
+    seen = []
+    original = F.latent_projection
+
+    def spy(z):
+        out = original(z)
+        seen.append((np.shape(z), out[1], out[2]))
+        return out
+
+    monkeypatch.setattr(F, "latent_projection", spy)
+    z5, labels = clustered_latents(rng, n_lat=5)
+    p5 = tmp_path / "z5.png"
+    check_png(p5, F.plot_latent_scatter(z5, labels, p5, dpi=DPI), aspect=(1.0, 1.6))
+    z2, _ = clustered_latents(rng, n_lat=2)
+    p2 = tmp_path / "z2.png"
+    check_png(p2, F.plot_latent_scatter(z2, labels, p2, dpi=DPI), aspect=(1.0, 1.6))
+    assert [s[0] for s in seen] == [(300, 5), (300, 2)]
+    assert "PCA" in seen[0][1] and "PCA" in seen[0][2]
+    assert "PCA" not in seen[1][1] and "PCA" not in seen[1][2]
+
+
+@pytest.mark.parametrize("n_lat", [1, 2, 3])
+@pytest.mark.parametrize("labelled", [True, False])
+def test_plot_latent_scatter_variants(tmp_path, rng, n_lat, labelled):
+    z, labels = clustered_latents(rng, n_lat=n_lat)
+    path = tmp_path / f"latent_{n_lat}_{labelled}.png"
+    written = F.plot_latent_scatter(z, labels if labelled else None, path, dpi=DPI)
+    check_png(path, written, aspect=(1.0, 1.6))
+
+
+def test_plot_latent_scatter_many_and_string_classes(tmp_path, rng):
+    z, labels = clustered_latents(rng, n_classes=15)  # colour bar instead of a legend
+    p = tmp_path / "many.png"
+    check_png(p, F.plot_latent_scatter(z, labels, p, dpi=DPI))
+    names = np.array(["cat", "dog", "bird"])[labels % 3]
+    p = tmp_path / "strings.png"
+    check_png(p, F.plot_latent_scatter(z, names, p, dpi=DPI))
+
+
+def test_plot_latent_scatter_errors(tmp_path, rng):
+    p = tmp_path / "l.png"
+    z = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"z\[:, None\]"):
+        F.plot_latent_scatter(z[:, 0], None, p)
+    with pytest.raises(ValueError, match="labels"):
+        F.plot_latent_scatter(z, np.zeros(9), p)
+    with pytest.raises(ValueError, match="argmax"):
+        F.plot_latent_scatter(z, np.eye(10)[:, :3], p)
+    with pytest.raises(ValueError, match="NaN"):
+        F.plot_latent_scatter(np.full((10, 2), np.nan), None, p)
+    with pytest.raises(ValueError, match="N = 2"):
+        F.plot_latent_scatter(rng.normal(size=(1, 4)), None, p)
+    assert not p.exists()
+
+
+# ----------------------------------------------------------------------------
+# plot_manifold
+# ----------------------------------------------------------------------------
+
+
+def test_plot_manifold_decodes_the_ndtri_grid(tmp_path):
+    n = 7
+    decode = make_decode(2)
+    path = tmp_path / "manifold.png"
+    check_png(path, F.plot_manifold(decode, SHAPE, path, n=n, dpi=DPI), aspect=(0.85, 1.3))
+    assert len(decode.calls) == 1  # one batched call
+    z = decode.calls[0]
+    assert z.shape == (n * n, 2)
+    grid = ndtri(np.linspace(0.05, 0.95, n))
+    assert z.min() == pytest.approx(ndtri(0.05)) and z.max() == pytest.approx(ndtri(0.95))
+    for j in range(2):
+        np.testing.assert_allclose(np.unique(z[:, j]), grid, atol=1e-12)
+    # reading order: dim 0 grows along a row, dim 1 decreases down the rows
+    np.testing.assert_allclose(z[0], [grid[0], grid[-1]])
+    np.testing.assert_allclose(z[n - 1], [grid[-1], grid[-1]])
+    np.testing.assert_allclose(z[-1], [grid[-1], grid[0]])
+
+
+def test_plot_manifold_fixes_other_dims_at_zero(tmp_path):
+    n = 5
+    decode = make_decode(4)
+    path = tmp_path / "manifold4.png"
+    written = F.plot_manifold(
+        decode, SHAPE, path, n=n, latent_dims=(3, 1), n_latent=4,
+        quantiles=(0.1, 0.9), dpi=DPI,
+    )
+    check_png(path, written)
+    z = decode.calls[0]
+    assert z.shape == (n * n, 4)
+    np.testing.assert_array_equal(z[:, [0, 2]], 0.0)
+    grid = ndtri(np.linspace(0.1, 0.9, n))
+    np.testing.assert_allclose(z[:n, 3], grid)  # first row: latent dim 3 varies
+    np.testing.assert_allclose(z[:n, 1], grid[-1])  # at the top value of dim 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=1), "n must be"),
+        (dict(n_latent=1, latent_dims=(0, 0)), "n_latent >= 2"),
+        (dict(latent_dims=(0, 0)), "distinct"),
+        (dict(latent_dims=(0, 2)), "distinct"),
+        (dict(latent_dims=(0,)), "pair"),
+        (dict(quantiles=(0.0, 0.9)), "quantiles"),
+        (dict(quantiles=(0.9, 0.1)), "quantiles"),
+    ],
+)
+def test_plot_manifold_argument_errors(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        F.plot_manifold(make_decode(2), SHAPE, tmp_path / "m.png", **kwargs)
+
+
+def test_plot_manifold_decode_errors(tmp_path):
+    p = tmp_path / "m.png"
+    with pytest.raises(ValueError, match="callable"):
+        F.plot_manifold(np.zeros((4, D)), SHAPE, p, n=2)
+    with pytest.raises(ValueError, match=r"\(M, D\)"):
+        F.plot_manifold(lambda z: np.zeros((len(z), D + 1)), SHAPE, p, n=3)
+    with pytest.raises(ValueError, match=r"\(M, D\)"):
+        F.plot_manifold(lambda z: np.zeros((2, D)), SHAPE, p, n=3)
+    with pytest.raises(ValueError, match="NaN"):
+        F.plot_manifold(lambda z: np.full((len(z), D), np.nan), SHAPE, p, n=3)
+    assert not p.exists()
+
+
+# ----------------------------------------------------------------------------
+# plot_interpolation
+# ----------------------------------------------------------------------------
+
+
+def test_plot_interpolation_single_pair(tmp_path, rng):
+    z_a, z_b = rng.normal(size=3), rng.normal(size=3)  # (Z,)
+    decode = make_decode(3)
+    path = tmp_path / "interp.png"
+    written = F.plot_interpolation(decode, z_a, z_b, SHAPE, path, n_steps=6, dpi=DPI)
+    check_png(path, written, aspect=(4.0, 9.0))
+    z = decode.calls[0]  # (T, Z)
+    t = np.linspace(0, 1, 6)[:, None]
+    np.testing.assert_allclose(z, (1 - t) * z_a + t * z_b)
+
+
+def test_plot_interpolation_pairs_with_inputs(tmp_path, rng):
+    p_, z_dim, steps = 3, 4, 7
+    z_a, z_b = rng.normal(size=(p_, z_dim)), rng.normal(size=(p_, z_dim))  # (P, Z)
+    decode = make_decode(z_dim)
+    path = tmp_path / "interp_pairs.png"
+    written = F.plot_interpolation(
+        decode, z_a, z_b, SHAPE, path, n_steps=steps,
+        x_start=images(p_, rng), x_end=images(p_, rng).reshape(p_, *SHAPE), dpi=DPI,
+    )
+    check_png(path, written, aspect=(2.0, 5.0))
+    z = decode.calls[0].reshape(p_, steps, z_dim)  # (P, T, Z)
+    np.testing.assert_allclose(z[:, 0], z_a)
+    np.testing.assert_allclose(z[:, -1], z_b)
+    np.testing.assert_allclose(z[1, 3], 0.5 * (z_a[1] + z_b[1]))
+
+    one = tmp_path / "interp_one_input.png"  # (Z,) end points with (D,) inputs
+    check_png(one, F.plot_interpolation(
+        make_decode(z_dim), z_a[0], z_b[0], SHAPE, one, x_start=images(1, rng)[0],
+        x_end=images(1, rng)[0], dpi=DPI))
+
+
+def test_plot_interpolation_errors(tmp_path, rng):
+    p = tmp_path / "i.png"
+    dec = make_decode(3)
+    z = rng.normal(size=(2, 3))
+    with pytest.raises(ValueError, match="same shape"):
+        F.plot_interpolation(dec, z, z[0], SHAPE, p)
+    with pytest.raises(ValueError, match=r"\(Z,\) or \(P, Z\)"):
+        F.plot_interpolation(dec, z[None], z[None], SHAPE, p)
+    with pytest.raises(ValueError, match="both"):
+        F.plot_interpolation(dec, z, z, SHAPE, p, x_start=images(2, rng))
+    with pytest.raises(ValueError, match="one input per pair"):
+        F.plot_interpolation(dec, z, z, SHAPE, p, x_start=images(3, rng), x_end=images(3, rng))
+    with pytest.raises(ValueError, match="prod"):
+        F.plot_interpolation(dec, z, z, SHAPE, p, x_start=np.zeros((2, 5)), x_end=np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="n_steps"):
+        F.plot_interpolation(dec, z, z, SHAPE, p, n_steps=1)
+    with pytest.raises(ValueError, match=r"\(M, D\)"):
+        F.plot_interpolation(lambda q: np.zeros((len(q), 3)), z, z, SHAPE, p)
+    assert not p.exists()
+
+
+# ----------------------------------------------------------------------------
+# paths, dpi, threads
+# ----------------------------------------------------------------------------
+
+
+def test_dpi_sets_the_pixel_size(tmp_path, rng):
+    x = images(9, rng)
+    h1, w1 = check_png(tmp_path / "a.png", F.plot_samples(x, SHAPE, tmp_path / "a.png", dpi=40))
+    h2, w2 = check_png(tmp_path / "b.png", F.plot_samples(x, SHAPE, tmp_path / "b.png", dpi=80))
+    assert abs(h2 - 2 * h1) <= 2 and abs(w2 - 2 * w1) <= 2
+    with pytest.raises(ValueError, match="dpi"):
+        F.plot_samples(x, SHAPE, tmp_path / "c.png", dpi=0)
+
+
+def test_path_suffix_handling(tmp_path, rng):
+    x = images(4, rng)
+    written = F.plot_samples(x, SHAPE, str(tmp_path / "no_suffix"), dpi=DPI)
+    assert written == tmp_path / "no_suffix.png"
+    check_png(written, written)
+    with pytest.raises(ValueError, match=r"\.png"):
+        F.plot_samples(x, SHAPE, tmp_path / "fig.jpg", dpi=DPI)
+    (tmp_path / "adir.png").mkdir()
+    with pytest.raises(ValueError, match="directory"):
+        F.plot_samples(x, SHAPE, tmp_path / "adir.png", dpi=DPI)
+
+
+def test_figures_can_be_drawn_from_several_threads(tmp_path, rng):
+    x = images(16, rng)
+    z, labels = clustered_latents(rng)
+    jobs = [
+        lambda: F.plot_samples(x, SHAPE, tmp_path / "t_samples.png", dpi=DPI),
+        lambda: F.plot_reconstructions(x, x, SHAPE, tmp_path / "t_rec.png", dpi=DPI),
+        lambda: F.plot_latent_scatter(z, labels, tmp_path / "t_lat.png", dpi=DPI),
+        lambda: F.plot_training_curves(make_history(), tmp_path / "t_curves.png", dpi=DPI),
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        written = list(pool.map(lambda job: job(), jobs))
+    for path in written:
+        check_png(path, path)
