@@ -1,14 +1,21 @@
 """What every npvae model shares: the scikit-learn estimator plumbing.
 
 A model subclass describes its parameters (``_param_shapes``,
-``_init_params``), the shape of its noise (``_noise_shape``) and its objective
-with the hand-written gradient (``_objective``).  Everything public —
-``initialize``, ``loss_and_grads``, ``fit``, ``score_samples``, ``sample``, … —
-is built here from those, with input validation.
+``_init_params``), the shape of its noise (``_noise_shape``), its ELBO with
+the hand-written gradient (``_elbo_objective``), its importance log-weights
+``log w = log p(x, z) − log q(z|x)`` with their gradient
+(``_log_weights_forward``/``_log_weights_backward``, MATH §6) and its
+posterior means per level (``_posterior_means``).  Everything public —
+``initialize``, ``loss_and_grads``, ``fit``, ``score_samples``,
+``log_likelihood``, ``active_units``, … — is built here from those, with input
+validation.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.special import logsumexp, softmax
 from sklearn.base import BaseEstimator
 
 from ._validation import check_data, check_dtype, check_noise, check_positive_int
@@ -33,6 +40,12 @@ class BaseVAE(BaseEstimator):
         check_positive_int(self.n_samples, "n_samples")
         if not (np.isfinite(self.beta) and self.beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        if self.objective not in ("elbo", "iwae"):
+            raise ValueError(f"objective must be 'elbo' or 'iwae', got {self.objective!r}")
+        check_positive_int(self.k, "k")
+        if self.objective == "iwae" and self.beta != 1:
+            raise ValueError("beta weights the KL of the ELBO objective; the IWAE bound "
+                             "(objective='iwae') needs beta=1")
         self._lik = self._likelihood()
 
     def initialize(self, n_features):
@@ -76,8 +89,12 @@ class BaseVAE(BaseEstimator):
         Uses ``random_state`` (a seed or Generator) when given, else ``rng_``.
         """
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
-        S = self.n_samples if n_samples is None else n_samples
+        S = self._n_noise() if n_samples is None else n_samples
         return self._draw(rng, self._noise_shape(S, n_examples))
+
+    def _n_noise(self):
+        """Noise samples per example of the training objective: ``k`` for IWAE, else ``S``."""
+        return self.k if self.objective == "iwae" else self.n_samples
 
     def _draw(self, rng, shape):
         if isinstance(shape, list):
@@ -89,13 +106,15 @@ class BaseVAE(BaseEstimator):
 
     # -------------------------------------------------------------- objective
     def loss_and_grads(self, X, eps, check_input=True):
-        """Negative (β-weighted) ELBO averaged over examples, and its gradient (MATH §5).
+        """The training loss and its gradient: the negative (β-weighted) ELBO
+        (MATH §5), or with ``objective="iwae"`` the negative IWAE bound ``−L_K``
+        (MATH §6), averaged over examples.
 
         Parameters
         ----------
         X : (N, D) data.
-        eps : (S, N, Z) standard normal noise (MATH §2): with it fixed the loss
-            is a deterministic function of ``params_``.
+        eps : (S, N, Z) standard normal noise (MATH §2) — ``S = k`` samples for
+            IWAE; with it fixed the loss is a deterministic function of ``params_``.
         check_input : validate ``X`` and ``eps`` (skip only on a hot path whose
             data is known to be valid).
 
@@ -122,6 +141,73 @@ class BaseVAE(BaseEstimator):
         eps = self._check_eps(eps, X.shape[0])
         _, _, terms = self._objective(X, eps, self.beta, need_grads=False)
         return terms
+
+    def _objective(self, X, eps, beta, need_grads=True):
+        """The training objective selected by ``objective``; returns ``(loss, flat_grad, terms)``."""
+        if self.objective == "iwae":
+            return self._iwae_objective(X, eps, need_grads)
+        return self._elbo_objective(X, eps, beta, need_grads)
+
+    def _iwae_objective(self, X, eps, need_grads=True):
+        """``−(1/N) Σ_n L_K(x_n)`` with ``L_K = logsumexp_k log w_k − log K`` and its
+        gradient ``Σ_k w̃_k ∇ log w_k``, ``w̃ = softmax_k(log w)`` (MATH §6; Burda et al. 2016).
+
+        ``terms`` holds ``iwae`` (L_K per example) and the Monte Carlo ELBO parts.
+        """
+        log_w, parts, cache = self._log_weights_forward(X, eps)            # (K, N)
+        K, N = log_w.shape
+        bound = logsumexp(log_w.astype(np.float64), axis=0) - math.log(K)   # (N,)
+        terms = {"iwae": bound, "reconstruction": parts["log_px"].mean(axis=0),
+                 "kl": (parts["log_q"] - parts["log_pz"]).mean(axis=0),
+                 "elbo": log_w.mean(axis=0)}
+        loss = float(-bound.mean())
+        if not need_grads:
+            return loss, None, terms
+        w_tilde = softmax(log_w, axis=0)                                    # (K, N)
+        flat = self._log_weights_backward((-w_tilde / N).astype(self._dtype), cache)
+        return loss, flat, terms
+
+    def log_weights(self, X, eps):
+        """Importance log-weights ``log w_k = log p(x, z_k) − log q(z_k|x)`` ``(K, N)``
+        at ``z_k`` from the noise ``eps`` (MATH §6)."""
+        self._check_fitted()
+        X = self._check_X(X)
+        eps = self._check_eps(eps, X.shape[0])
+        return self._log_weights_forward(X, eps)[0]
+
+    def log_likelihood(self, X, n_importance=5000, random_state=None, max_rows=8192):
+        """Importance-sampled ``log p̂(x) = logsumexp_k log w_k − log K`` per example
+        ``(N,)`` (MATH §6; Burda et al. 2016, §5), in nats.
+
+        Evaluated in chunks of at most ``max_rows`` (examples × samples) decoder
+        rows at a time, so memory stays bounded for any ``K``.  Noise from
+        ``random_state`` or ``rng_``.
+        """
+        self._check_fitted()
+        X = self._check_X(X)
+        K = check_positive_int(n_importance, "n_importance")
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        k_chunk = min(K, max_rows)
+        n_chunk = max(1, max_rows // k_chunk)
+        out = np.empty(X.shape[0], dtype=np.float64)
+        for start in range(0, X.shape[0], n_chunk):
+            xb = X[start:start + n_chunk]
+            total = np.full(xb.shape[0], -np.inf)
+            for k0 in range(0, K, k_chunk):
+                eps = self._draw(rng, self._noise_shape(min(k_chunk, K - k0), xb.shape[0]))
+                log_w = self._log_weights_forward(xb, eps)[0].astype(np.float64)
+                total = np.logaddexp(total, logsumexp(log_w, axis=0))
+            out[start:start + n_chunk] = total - math.log(K)
+        return out
+
+    def active_units(self, X, threshold=0.01):
+        """Active latent units per stochastic level (MATH §6; Burda et al. 2016):
+        unit ``u`` is active when ``Cov_x(E_q[u]) > threshold``.  Returns a list
+        of counts, one per level (one entry for the VAE)."""
+        self._check_fitted()
+        X = self._check_X(X)
+        return [int(np.sum(np.var(m.astype(np.float64), axis=0) > threshold))
+                for m in self._posterior_means(X)]
 
     # -------------------------------------------------------------- training
     def fit(self, X, y=None, *, epochs=None, batch_size=None, learning_rate=None, **kwargs):
@@ -174,7 +260,7 @@ class BaseVAE(BaseEstimator):
         for start in range(0, X.shape[0], CHUNK):
             xb = X[start:start + CHUNK]
             eps = self._draw(rng, self._noise_shape(self.n_samples, xb.shape[0]))
-            _, _, terms = self._objective(xb, eps, 1.0, need_grads=False)
+            _, _, terms = self._elbo_objective(xb, eps, 1.0, need_grads=False)
             out[start:start + CHUNK] = terms["elbo"]
         return out
 

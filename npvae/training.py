@@ -79,13 +79,13 @@ class Progress:
 def _evaluate(model, X, batch_size, seed):
     """Mean ELBO terms on ``X`` with noise from a fixed seed (does not touch ``rng_``)."""
     rng = np.random.default_rng(seed)
-    sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    sums = {}
     for start in range(0, X.shape[0], batch_size):
         xb = model._lik.convert(X[start:start + batch_size], model._dtype)
-        eps = model._draw(rng, model._noise_shape(model.n_samples, xb.shape[0]))
+        eps = model._draw(rng, model._noise_shape(model._n_noise(), xb.shape[0]))
         _, _, terms = model._objective(xb, eps, 1.0, need_grads=False)
-        for k in sums:
-            sums[k] += float(np.sum(terms[k]))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(np.sum(v))
     return {k: v / X.shape[0] for k, v in sums.items()}
 
 
@@ -150,7 +150,7 @@ def train(model, X, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None
     for epoch in range(first_epoch, total_epochs):
         lr = learning_rate_at(epoch, learning_rate, lr_schedule, lr_decay, total_epochs)
         order = rng.permutation(N)
-        sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        sums = {}
         t0 = time.perf_counter()
         for b, start in enumerate(range(0, N, batch_size)):
             xb = X[order[start:start + batch_size]]
@@ -159,7 +159,7 @@ def train(model, X, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None
                 if b == 0:
                     model._lik.check_data(xb, name="a transformed batch")
             xb = model._lik.convert(xb, model._dtype)
-            eps = model._draw(rng, model._noise_shape(model.n_samples, xb.shape[0]))
+            eps = model._draw(rng, model._noise_shape(model._n_noise(), xb.shape[0]))
             step = epoch * steps_per_epoch + b
             beta = kl_weight(step, model.beta, warmup_steps)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -174,16 +174,16 @@ def train(model, X, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None
                     + ". Try a smaller learning rate or clip_norm.")
             g, _ = clip_grad_norm(g, clip_norm)
             opt.step(model.flat_params_, g, model.optimizer_state_, learning_rate=lr)
-            for k in sums:
-                sums[k] += float(np.sum(terms[k]))
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(np.sum(v))
             done = min(start + batch_size, N)
             bar.update(epoch + 1, total_epochs, done, N, sums["elbo"] / done,
                        done / max(time.perf_counter() - t0, 1e-9))
         seconds = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "train_elbo": sums["elbo"] / N,
-                  "train_reconstruction": sums["reconstruction"] / N,
-                  "train_kl": sums["kl"] / N, "beta": beta, "learning_rate": lr,
-                  "seconds": seconds, "examples_per_second": N / seconds}
+        record = {"epoch": epoch + 1}
+        record.update({f"train_{k}": v / N for k, v in sums.items()})
+        record.update({"beta": beta, "learning_rate": lr, "seconds": seconds,
+                       "examples_per_second": N / seconds})
         improved = False
         if X_val is not None:
             val = _evaluate(model, X_val, max(batch_size, 500), validation_seed)

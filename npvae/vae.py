@@ -12,7 +12,8 @@ import numpy as np
 from ._validation import check_data, check_positive_int
 from .base import CHUNK, BaseVAE
 from .kernels import (dense_backward, dense_forward, init_weight, kl_standard_normal_backward,
-                      kl_standard_normal_forward, mlp_backward, mlp_forward,
+                      kl_standard_normal_forward, log_normal_backward, log_normal_forward,
+                      log_q_backward, log_q_forward, mlp_backward, mlp_forward,
                       reparameterize_backward, reparameterize_forward)
 from .kernels.activations import check_activation
 
@@ -41,6 +42,10 @@ class VAE(BaseVAE):
         ``S``, samples of ``z`` per example in the ELBO estimator.
     beta : float
         Weight of the KL term (Higgins et al. 2017); 1 gives the ELBO.
+    objective : ``"elbo"`` (MATH §5) or ``"iwae"``, the importance-weighted
+        bound ``L_K`` with ``k`` samples (MATH §6; Burda et al. 2016).
+    k : int
+        ``K``, importance samples per example for ``objective="iwae"``.
     optimizer, learning_rate, batch_size, epochs : training defaults for ``fit``.
     dtype : ``"float32"`` or ``"float64"``.
     random_state : int, Generator or None
@@ -56,7 +61,8 @@ class VAE(BaseVAE):
 
     def __init__(self, n_latent=20, hidden_sizes=(400,), decoder_hidden_sizes=None,
                  activation="relu", likelihood="bernoulli", obs_variance="fixed", obs_logvar=0.0,
-                 n_levels=256, allow_nonbinary=False, n_samples=1, beta=1.0, optimizer="adam",
+                 n_levels=256, allow_nonbinary=False, n_samples=1, beta=1.0, objective="elbo",
+                 k=1, optimizer="adam",
                  learning_rate=1e-3, batch_size=100, epochs=10, dtype="float64",
                  random_state=None):
         self.n_latent = n_latent
@@ -70,6 +76,8 @@ class VAE(BaseVAE):
         self.allow_nonbinary = allow_nonbinary
         self.n_samples = n_samples
         self.beta = beta
+        self.objective = objective
+        self.k = k
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -134,45 +142,44 @@ class VAE(BaseVAE):
         return [self.activation] * len(self._dec_sizes()) + ["identity"]
 
     # --------------------------------------------------------------- objective
-    def _objective(self, X, eps, beta, need_grads=True):
+    def _elbo_objective(self, X, eps, beta, need_grads=True):
         """Negative β-ELBO (MATH §5) and its gradient, by the chain rule through
         the decoder MLP (§1), the likelihood (§4), the reparameterisation (§2),
         the closed-form KL (§3) and the encoder MLP (§1).
 
         Returns ``(loss, flat_grad or None, terms)``.
         """
-        P = self.params_
-        lik = self._lik
         S, N, Z = eps.shape
-        # ---- forward
-        h, enc_c = mlp_forward(X, self._encoder_weights(), [self.activation] * len(self._enc_sizes()))
-        mu, mu_c = dense_forward(h, P["enc_mu_W"], P["enc_mu_b"])              # (N, Z)
-        logvar, lv_c = dense_forward(h, P["enc_logvar_W"], P["enc_logvar_b"])  # (N, Z)
+        mu, logvar, enc_c = self._encoder_forward(X)                           # (N, Z) each
         z, z_c = reparameterize_forward(mu, logvar, eps)                       # (S, N, Z)
-        out, dec_c = mlp_forward(z.reshape(S * N, Z), self._decoder_weights(),
-                                 self._decoder_activations())                  # (S·N, D·…)
-        out = out.reshape((S, N) + lik.output_shape(self.n_features_in_))
-        log_px, lik_c = lik.log_prob_forward(out, X, P)                        # (S, N)
+        log_px, dec_c = self._decoder_forward(z, X)                            # (S, N)
         kl, kl_c = kl_standard_normal_forward(mu, logvar)                      # (N,)
         reconstruction = log_px.mean(axis=0)                                   # (N,)
         loss = float(-np.mean(reconstruction - beta * kl))
         terms = {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
         if not need_grads:
             return loss, None, terms
-        # ---- backward: ∂loss/∂log p(x|z_s) = −1/(S N), ∂loss/∂KL_n = β/N
+        # backward: ∂loss/∂log p(x|z_s) = −1/(S N), ∂loss/∂KL_n = β/N
         flat = self.layout_.allocate(self._dtype)
         G = self.layout_.views(flat)
-        dlog_px = np.full((S, N), -1.0 / (S * N), dtype=self._dtype)
-        dout, dlik = lik.log_prob_backward(dlog_px, lik_c)
-        for name, g in dlik.items():
-            G[name][...] = g
-        dz, dec_grads = mlp_backward(dout.reshape(S * N, -1), dec_c)          # (S·N, Z)
-        self._store(G, "dec", dec_grads, len(self._dec_sizes()))
-        dmu, dlogvar = reparameterize_backward(dz.reshape(S, N, Z), z_c)       # (N, Z) each
+        dz = self._decoder_backward(np.full((S, N), -1.0 / (S * N), dtype=self._dtype), dec_c, G)
+        dmu, dlogvar = reparameterize_backward(dz, z_c)                        # (N, Z) each
         dmu_kl, dlogvar_kl = kl_standard_normal_backward(
             np.full(N, beta / N, dtype=self._dtype), kl_c)
-        dmu += dmu_kl
-        dlogvar += dlogvar_kl
+        self._encoder_backward(dmu + dmu_kl, dlogvar + dlogvar_kl, enc_c, G)
+        return loss, flat, terms
+
+    def _encoder_forward(self, X):
+        """``h = MLP(x)``, ``μ = h W_μ + b_μ``, ``λ = h W_λ + b_λ`` (MATH §1, §2)."""
+        P = self.params_
+        h, enc_c = mlp_forward(X, self._encoder_weights(), [self.activation] * len(self._enc_sizes()))
+        mu, mu_c = dense_forward(h, P["enc_mu_W"], P["enc_mu_b"])              # (N, Z)
+        logvar, lv_c = dense_forward(h, P["enc_logvar_W"], P["enc_logvar_b"])  # (N, Z)
+        return mu, logvar, (enc_c, mu_c, lv_c)
+
+    def _encoder_backward(self, dmu, dlogvar, cache, G):
+        """Backward of :meth:`_encoder_forward`, writing into the gradient views ``G``."""
+        enc_c, mu_c, lv_c = cache
         has_hidden = bool(self._enc_sizes())
         dh_mu, G["enc_mu_W"][...], G["enc_mu_b"][...] = dense_backward(dmu, mu_c, has_hidden)
         dh_lv, G["enc_logvar_W"][...], G["enc_logvar_b"][...] = dense_backward(dlogvar, lv_c,
@@ -180,7 +187,53 @@ class VAE(BaseVAE):
         if has_hidden:
             _, enc_grads = mlp_backward(dh_mu + dh_lv, enc_c, need_dx=False)
             self._store(G, "enc", enc_grads, len(enc_grads))
-        return loss, flat, terms
+
+    def _decoder_forward(self, z, X):
+        """``log p(x|z_s)`` ``(S, N)`` for latents ``z (S, N, Z)`` (MATH §4)."""
+        S, N, Z = z.shape
+        out, dec_c = mlp_forward(z.reshape(S * N, Z), self._decoder_weights(),
+                                 self._decoder_activations())                  # (S·N, D·…)
+        out = out.reshape((S, N) + self._lik.output_shape(self.n_features_in_))
+        log_px, lik_c = self._lik.log_prob_forward(out, X, self.params_)       # (S, N)
+        return log_px, (dec_c, lik_c, z.shape)
+
+    def _decoder_backward(self, dlog_px, cache, G):
+        """Backward of :meth:`_decoder_forward`; returns ``dz (S, N, Z)``."""
+        dec_c, lik_c, z_shape = cache
+        S, N, Z = z_shape
+        dout, dlik = self._lik.log_prob_backward(dlog_px, lik_c)
+        for name, g in dlik.items():
+            G[name][...] = g
+        dz, dec_grads = mlp_backward(dout.reshape(S * N, -1), dec_c)          # (S·N, Z)
+        self._store(G, "dec", dec_grads, len(self._dec_sizes()))
+        return dz.reshape(S, N, Z)
+
+    def _log_weights_forward(self, X, eps):
+        """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)`` (MATH §6),
+        with ``log q`` by the change of variables of MATH §2."""
+        mu, logvar, enc_c = self._encoder_forward(X)
+        z, z_c = reparameterize_forward(mu, logvar, eps)                       # (K, N, Z)
+        log_px, dec_c = self._decoder_forward(z, X)                            # (K, N)
+        log_pz, pz_c = log_normal_forward(z, 0.0, 0.0)                         # (K, N)
+        log_q, q_c = log_q_forward(logvar, eps)                                # (K, N)
+        log_w = log_px + log_pz - log_q
+        parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
+        return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
+
+    def _log_weights_backward(self, dlog_w, cache):
+        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters (MATH §6)."""
+        enc_c, z_c, dec_c, pz_c, q_c = cache
+        flat = self.layout_.allocate(self._dtype)
+        G = self.layout_.views(flat)
+        dz = self._decoder_backward(dlog_w, dec_c, G)                          # via log p(x|z)
+        dz += log_normal_backward(dlog_w, pz_c)[0]                             # via log p(z)
+        dmu, dlogvar = reparameterize_backward(dz, z_c)
+        dlogvar += log_q_backward(-dlog_w, q_c)                                # via −log q
+        self._encoder_backward(dmu, dlogvar, enc_c, G)
+        return flat
+
+    def _posterior_means(self, X):
+        return [self.transform(X)]
 
     @staticmethod
     def _store(G, prefix, grads, n_hidden):
@@ -196,14 +249,8 @@ class VAE(BaseVAE):
         """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)`` (MATH §2)."""
         self._check_fitted()
         X = self._check_X(X)
-        mus, logvars = [], []
-        for start in range(0, X.shape[0], CHUNK):
-            h, _ = mlp_forward(X[start:start + CHUNK], self._encoder_weights(),
-                               [self.activation] * len(self._enc_sizes()))
-            mus.append(dense_forward(h, self.params_["enc_mu_W"], self.params_["enc_mu_b"])[0])
-            logvars.append(dense_forward(h, self.params_["enc_logvar_W"],
-                                         self.params_["enc_logvar_b"])[0])
-        return np.concatenate(mus), np.concatenate(logvars)
+        parts = [self._encoder_forward(X[i:i + CHUNK])[:2] for i in range(0, X.shape[0], CHUNK)]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
     def decode(self, Z):
         """The likelihood's parameters for latents ``Z (M, Z)`` (MATH §4):
@@ -224,8 +271,12 @@ class VAE(BaseVAE):
         n = check_positive_int(n, "n")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
         z = rng.standard_normal((n, self.n_latent)).astype(self._dtype)
-        return self._lik.mean(self.decode(z), self.params_)
+        return self._decode_means(z)
+
+    def _decode_means(self, Z):
+        """Likelihood means ``(M, D)`` for latents ``Z (M, Z)``."""
+        return self._lik.mean(self.decode(Z), self.params_)
 
     def reconstruct(self, X):
         """Likelihood means decoded from the posterior means ``(N, D)``."""
-        return self._lik.mean(self.decode(self.transform(X)), self.params_)
+        return self._decode_means(self.transform(X))
