@@ -76,6 +76,22 @@ class Progress:
         self.stream.flush()
 
 
+def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None):
+    """One optimisation step on a prepared batch: forward, backward, update (MATH §5, §11).
+
+    ``x`` is already in the model's dtype and form, ``eps`` the noise; the
+    optimiser state lives in ``model.optimizer_state_`` (created on first use).
+    This is the unit the throughput benchmarks time.  Returns the loss.
+    """
+    if optimizer is None:
+        optimizer = make_optimizer(model.optimizer, model.learning_rate)
+    if model.optimizer_state_ is None:
+        model.optimizer_state_ = optimizer.init_state(model.layout_.size, model._dtype)
+    loss, g, _ = model._objective(x, eps, model.beta if beta is None else beta, need_grads=True)
+    optimizer.step(model.flat_params_, g, model.optimizer_state_, learning_rate=learning_rate)
+    return loss
+
+
 def _evaluate(model, X, batch_size, seed):
     """Mean ELBO terms on ``X`` with noise from a fixed seed (does not touch ``rng_``)."""
     rng = np.random.default_rng(seed)
