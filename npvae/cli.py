@@ -32,6 +32,13 @@ def _int_list(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
 
 
+def _hidden_list(text):
+    """``400`` or ``200,200``; per level for hvae with ``;``: ``200,200;100,100``."""
+    if ";" in text:
+        return tuple(_int_list(part) for part in text.split(";"))
+    return _int_list(text)
+
+
 def _add_common(p):
     p.add_argument("--out", default=None, metavar="DIR",
                    help="run folder (checkpoint, history, config, figures); "
@@ -65,9 +72,10 @@ def build_parser():
                    help="vae: one stochastic level; hvae: the hierarchical VAE")
     t.add_argument("--latent", type=_int_list, default=(20,),
                    help="latent size Z (hvae: one size per level, bottom first, e.g. 100,50)")
-    t.add_argument("--hidden", type=_int_list, default=(400,),
+    t.add_argument("--hidden", type=_hidden_list, default=(400,),
                    help="encoder hidden widths, comma-separated ('' for none); the decoder "
-                        "mirrors them")
+                        "mirrors them; hvae: one group per level separated by ';', e.g. "
+                        "'200,200;100,100'")
     t.add_argument("--activation", default="relu",
                    choices=("relu", "leaky_relu", "tanh", "softplus", "sigmoid", "identity"))
     t.add_argument("--likelihood", default=None, choices=("bernoulli", "gaussian", "categorical"),
@@ -79,7 +87,9 @@ def build_parser():
     t.add_argument("--k", type=int, default=1, help="importance samples for --objective iwae")
     t.add_argument("--inference", choices=("independent", "markov"), default="independent",
                    help="hvae only: factorisation of q")
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=None,
+                   help="passes over the training set (default: 10, or 100 for the small "
+                        "offline sets digits and synthetic)")
     t.add_argument("--batch-size", type=int, default=100)
     t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -235,7 +245,9 @@ def cmd_train(args):
         meta = checkpoint.read_metadata(path)
         config = meta.get("config", {})
         ds = _dataset_for_run(args, meta)
-        _say(f"resuming {path} at epoch {model.n_iter_}", quiet)
+        if args.epochs is None:
+            args.epochs = 10 if len(ds.x_train) >= 10000 else 100
+        _say(f"resuming {path} at epoch {model.n_iter_} for {args.epochs} more", quiet)
     else:
         name = args.dataset
         if val_size is None:
@@ -245,14 +257,14 @@ def cmd_train(args):
         if ds.name == "binarized_mnist":
             val_size = None
         out = args.out or os.path.join("runs", f"{args.model}-{ds.name}")
+        if args.epochs is None:
+            args.epochs = 10 if len(ds.x_train) >= 10000 else 100
         likelihood = args.likelihood or ds.likelihood_hint
         model = _build_model(args, likelihood)
         config = {k: v for k, v in vars(args).items() if k not in ("func",)}
         config.update(dataset=ds.name, likelihood=likelihood, out=out)
     _say(f"data: {_describe(ds)}", quiet)
-    x_train = ds.x_train if (args.resume or not args.max_examples) else ds.x_train[:args.max_examples]
-    if args.max_examples and args.resume:
-        x_train = ds.x_train[:config.get("max_examples") or None]
+    x_train = ds.x_train[:config.get("max_examples") or None]   # the run's own setting on resume
     x_val = _split_x(ds, "valid", model.dtype) if ds.x_valid is not None else None
     if not hasattr(model, "params_"):
         model.initialize(ds.n_features)
@@ -438,8 +450,10 @@ def write_figures(model, ds, out, seed=0):
     n_latent = z.shape[1]
     decode = lambda zz: _display(model, model._decode_means(zz))
     if n_latent >= 2:
+        # the two latent dimensions the encoder uses most (largest variance of the means)
+        dims = tuple(int(d) for d in np.sort(np.argsort(np.var(z, axis=0))[::-1][:2]))
         paths.append(figures.plot_manifold(decode, shape, os.path.join(fig_dir, "manifold.png"),
-                                           n=20, n_latent=n_latent))
+                                           n=20, n_latent=n_latent, latent_dims=dims))
     rng = np.random.default_rng(seed)
     pairs = rng.choice(len(x), size=(4, 2), replace=False)
     paths.append(figures.plot_interpolation(decode, z[pairs[:, 0]], z[pairs[:, 1]], shape,

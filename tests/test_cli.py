@@ -1,0 +1,120 @@
+"""Every CLI command on a tiny run; every figure written and non-empty."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+import npvae
+from npvae import data
+from npvae.cli import main
+
+TINY = ["--dataset", "synthetic", "--epochs", "2", "--hidden", "16", "--latent", "2",
+        "--max-examples", "300", "--batch-size", "50", "--quiet", "--dtype", "float64"]
+FIGURES = ["reconstructions", "samples", "training_curves", "latent", "manifold",
+           "interpolation"]
+
+
+def assert_png(path):
+    assert os.path.getsize(path) > 1000, path
+    img = imread(path)
+    assert img.ndim == 3 and np.unique(img.reshape(-1, img.shape[-1]), axis=0).shape[0] > 2
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("cli") / "run")
+    assert main(["train", *TINY, "--out", out]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_folder(run):
+    for name in ("checkpoint.npz", "best.npz", "history.jsonl", "config.json", "results.json"):
+        assert os.path.exists(os.path.join(run, name)), name
+    for name in FIGURES:
+        assert_png(os.path.join(run, "figures", f"{name}.png"))
+    history = [json.loads(l) for l in open(os.path.join(run, "history.jsonl"))]
+    assert len(history) == 2
+    res = json.load(open(os.path.join(run, "results.json")))
+    assert res["dataset"] == "synthetic" and np.isfinite(res["elbo"])
+    assert json.load(open(os.path.join(run, "config.json")))["latent"] == [2]
+
+
+def test_resume_continues_the_run(run, tmp_path):
+    import shutil
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run, copy)
+    assert main(["train", "--out", copy, "--resume", "--epochs", "1", "--quiet",
+                 "--no-figures"]) == 0
+    assert npvae.load(os.path.join(copy, "checkpoint.npz")).n_iter_ == 3
+    assert len(open(os.path.join(copy, "history.jsonl")).readlines()) == 3
+
+
+def test_evaluate(run, capsys):
+    assert main(["evaluate", "--out", run, "--n-importance", "20", "--max-examples", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "test ELBO" in out and "NLL (K=20)" in out and "bits/dim" in out
+    assert "active units: [" in out
+    res = json.load(open(os.path.join(run, "evaluation-test.json")))
+    assert res["nll"] >= -res["elbo"] - 1.0 and res["n_examples"] == 50
+
+
+def test_sample(run, tmp_path):
+    target = str(tmp_path / "s.png")
+    assert main(["sample", "--out", run, "-n", "16", "--seed", "3", "--output", target]) == 0
+    assert_png(target)
+    means = np.load(str(tmp_path / "s.npy"))
+    assert means.shape == (16, 256) and means.min() >= 0 and means.max() <= 1
+
+
+def test_plot(run):
+    for name in FIGURES:
+        os.remove(os.path.join(run, "figures", f"{name}.png"))
+    assert main(["plot", "--out", run]) == 0
+    for name in FIGURES:
+        assert_png(os.path.join(run, "figures", f"{name}.png"))
+
+
+def test_auto_falls_back_to_digits_offline(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NPVAE_DATA", raising=False)
+    monkeypatch.setenv("NPVAE_CACHE", str(tmp_path / "cache"))
+
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(data, "_open_url", offline)
+    out = str(tmp_path / "auto")
+    assert main(["train", "--epochs", "1", "--hidden", "8", "--latent", "2", "--out", out,
+                 "--no-figures"]) == 0
+    said = capsys.readouterr().out
+    assert "MNIST not available" in said and "offline 8x8 digits" in said
+    assert json.load(open(os.path.join(out, "results.json")))["dataset"] == "digits"
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--out", str(tmp_path / "nothing")])
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    assert main(["evaluate", "--checkpoint", str(bad)]) == 2
+    assert "not a readable npvae checkpoint" in capsys.readouterr().err
+    assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_module_entry_point_and_help(capsys):
+    r = subprocess.run([sys.executable, "-m", "npvae", "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "usage: npvae" in r.stdout and "train" in r.stdout
+    for command in ("train", "evaluate", "sample", "plot"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--seed", "--out", "--dataset", "--data-dir", "--kl-warmup", "--clip-norm",
+                 "--patience", "--resume", "--lr-schedule", "--n-importance", "--label"):
+        assert flag in text, flag
