@@ -5,7 +5,8 @@ The mathematics is specified in MATH.md (kept beside the repository in
 """
 from .backend import get_backend, set_backend, set_num_threads, use_backend
 from .checkpoint import load, save
+from .hierarchical import HierarchicalVAE
 from .vae import VAE
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "load", "save", "get_backend", "set_backend", "set_num_threads", "use_backend"]
+__all__ = ["VAE", "HierarchicalVAE", "load", "save", "get_backend", "set_backend", "set_num_threads", "use_backend"]
