@@ -44,3 +44,27 @@ def directional_derivative(f, x, v, h=1e-6):
     fm = f()
     x[...] = old
     return (fp - fm) / (2 * h)
+
+
+def kink_margin(fn):
+    """Run ``fn()`` and return the smallest ``|a|`` over the pre-activations of
+    ReLU-type units (relu, leaky relu) in it: their derivative jumps at ``a = 0``,
+    so a finite difference whose step crosses 0 measures nothing.  ``inf`` when
+    there are none."""
+    from .kernels import dense
+
+    margin = [np.inf]
+    original = dense.bias_activation_forward
+
+    def spy(a, b, name):
+        out, cache = original(a, b, name)
+        if name in ("relu", "leaky_relu") and cache[0].size:
+            margin[0] = min(margin[0], float(np.min(np.abs(cache[0]))))
+        return out, cache
+
+    dense.bias_activation_forward = spy
+    try:
+        fn()
+    finally:
+        dense.bias_activation_forward = original
+    return margin[0]
