@@ -11,11 +11,10 @@ import numpy as np
 
 from ._validation import check_data, check_positive_int
 from .base import CHUNK, BaseVAE
-from .kernels import (dense_backward, dense_forward, init_weight, kl_standard_normal_backward,
-                      kl_standard_normal_forward, log_normal_backward, log_normal_forward,
-                      log_q_backward, log_q_forward, mlp_backward, mlp_forward,
-                      reparameterize_backward, reparameterize_forward)
+from .kernels import (dense_backward, dense_forward, init_weight, log_normal_backward,
+                      log_normal_forward, mlp_backward, mlp_forward)
 from .kernels.activations import check_activation
+from .posteriors import make_posterior
 
 
 class VAE(BaseVAE):
@@ -38,6 +37,9 @@ class VAE(BaseVAE):
         or ``"per_output"`` log-variance, and its (initial) value.
     n_levels : categorical likelihood only: number of levels ``V``.
     allow_nonbinary : Bernoulli only: accept ``x ∈ [0, 1]`` (not a normalised likelihood).
+    posterior : ``"diagonal"`` (``N(μ, diag e^λ)``, MATH §2) or ``"full"``
+        (``N(μ, L Lᵀ)`` with a lower-triangular ``L``, MATH §3): the encoder's
+        second head then outputs ``Z(Z+1)/2`` entries of ``L`` (``enc_chol_W/_b``).
     n_samples : int
         ``S``, samples of ``z`` per example in the ELBO estimator.
     beta : float
@@ -61,7 +63,8 @@ class VAE(BaseVAE):
 
     def __init__(self, n_latent=20, hidden_sizes=(400,), decoder_hidden_sizes=None,
                  activation="relu", likelihood="bernoulli", obs_variance="fixed", obs_logvar=0.0,
-                 n_levels=256, allow_nonbinary=False, n_samples=1, beta=1.0, objective="elbo",
+                 n_levels=256, allow_nonbinary=False, posterior="diagonal", n_samples=1,
+                 beta=1.0, objective="elbo",
                  k=1, optimizer="adam",
                  learning_rate=1e-3, batch_size=100, epochs=10, dtype="float64",
                  random_state=None):
@@ -74,6 +77,7 @@ class VAE(BaseVAE):
         self.obs_logvar = obs_logvar
         self.n_levels = n_levels
         self.allow_nonbinary = allow_nonbinary
+        self.posterior = posterior
         self.n_samples = n_samples
         self.beta = beta
         self.objective = objective
@@ -90,6 +94,7 @@ class VAE(BaseVAE):
         super()._check_settings()
         check_positive_int(self.n_latent, "n_latent")
         check_activation(self.activation)
+        self._post = make_posterior(self.posterior)
         for w in self._enc_sizes() + self._dec_sizes():
             check_positive_int(w, "hidden layer width")
 
@@ -109,7 +114,8 @@ class VAE(BaseVAE):
             shapes[f"enc_W{i}"], shapes[f"enc_b{i}"] = (width, h), (h,)
             width = h
         shapes["enc_mu_W"], shapes["enc_mu_b"] = (width, Z), (Z,)
-        shapes["enc_logvar_W"], shapes["enc_logvar_b"] = (width, Z), (Z,)
+        head = self._post.head_size(Z)                     # λ (Z) or the entries of L
+        shapes[f"enc_{self._post.head}_W"], shapes[f"enc_{self._post.head}_b"] = (width, head), (head,)
         width = Z
         for i, h in enumerate(self._dec_sizes()):
             shapes[f"dec_W{i}"], shapes[f"dec_b{i}"] = (width, h), (h,)
@@ -151,9 +157,9 @@ class VAE(BaseVAE):
         """
         S, N, Z = eps.shape
         mu, logvar, enc_c = self._encoder_forward(X)                           # (N, Z) each
-        z, z_c = reparameterize_forward(mu, logvar, eps)                       # (S, N, Z)
+        z, z_c = self._post.sample_forward(mu, logvar, eps)                    # (S, N, Z)
         log_px, dec_c = self._decoder_forward(z, X)                            # (S, N)
-        kl, kl_c = kl_standard_normal_forward(mu, logvar)                      # (N,)
+        kl, kl_c = self._post.kl_forward(mu, logvar)                           # (N,)
         reconstruction = log_px.mean(axis=0)                                   # (N,)
         loss = float(-np.mean(reconstruction - beta * kl))
         terms = {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
@@ -163,9 +169,9 @@ class VAE(BaseVAE):
         flat = self.layout_.allocate(self._dtype)
         G = self.layout_.views(flat)
         dz = self._decoder_backward(np.full((S, N), -1.0 / (S * N), dtype=self._dtype), dec_c, G)
-        dmu, dlogvar = reparameterize_backward(dz, z_c)                        # (N, Z) each
-        dmu_kl, dlogvar_kl = kl_standard_normal_backward(
-            np.full(N, beta / N, dtype=self._dtype), kl_c)
+        dmu, dlogvar = self._post.sample_backward(dz, z_c)                     # (N, Z) each
+        dmu_kl, dlogvar_kl = self._post.kl_backward(np.full(N, beta / N, dtype=self._dtype),
+                                                     kl_c)
         self._encoder_backward(dmu + dmu_kl, dlogvar + dlogvar_kl, enc_c, G)
         return loss, flat, terms
 
@@ -174,7 +180,8 @@ class VAE(BaseVAE):
         P = self.params_
         h, enc_c = mlp_forward(X, self._encoder_weights(), [self.activation] * len(self._enc_sizes()))
         mu, mu_c = dense_forward(h, P["enc_mu_W"], P["enc_mu_b"])              # (N, Z)
-        logvar, lv_c = dense_forward(h, P["enc_logvar_W"], P["enc_logvar_b"])  # (N, Z)
+        head = self._post.head                                                 # logvar or chol
+        logvar, lv_c = dense_forward(h, P[f"enc_{head}_W"], P[f"enc_{head}_b"])  # (N, Z) or (N, Z(Z+1)/2)
         return mu, logvar, (enc_c, mu_c, lv_c)
 
     def _encoder_backward(self, dmu, dlogvar, cache, G):
@@ -182,8 +189,9 @@ class VAE(BaseVAE):
         enc_c, mu_c, lv_c = cache
         has_hidden = bool(self._enc_sizes())
         dh_mu, G["enc_mu_W"][...], G["enc_mu_b"][...] = dense_backward(dmu, mu_c, has_hidden)
-        dh_lv, G["enc_logvar_W"][...], G["enc_logvar_b"][...] = dense_backward(dlogvar, lv_c,
-                                                                               has_hidden)
+        head = self._post.head
+        dh_lv, G[f"enc_{head}_W"][...], G[f"enc_{head}_b"][...] = dense_backward(dlogvar, lv_c,
+                                                                                 has_hidden)
         if has_hidden:
             _, enc_grads = mlp_backward(dh_mu + dh_lv, enc_c, need_dx=False)
             self._store(G, "enc", enc_grads, len(enc_grads))
@@ -212,10 +220,10 @@ class VAE(BaseVAE):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)`` (MATH §6),
         with ``log q`` by the change of variables of MATH §2."""
         mu, logvar, enc_c = self._encoder_forward(X)
-        z, z_c = reparameterize_forward(mu, logvar, eps)                       # (K, N, Z)
+        z, z_c = self._post.sample_forward(mu, logvar, eps)                    # (K, N, Z)
         log_px, dec_c = self._decoder_forward(z, X)                            # (K, N)
         log_pz, pz_c = log_normal_forward(z, 0.0, 0.0)                         # (K, N)
-        log_q, q_c = log_q_forward(logvar, eps)                                # (K, N)
+        log_q, q_c = self._post.log_q_forward(logvar, eps)                     # (K, N)
         log_w = log_px + log_pz - log_q
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
@@ -227,8 +235,8 @@ class VAE(BaseVAE):
         G = self.layout_.views(flat)
         dz = self._decoder_backward(dlog_w, dec_c, G)                          # via log p(x|z)
         dz += log_normal_backward(dlog_w, pz_c)[0]                             # via log p(z)
-        dmu, dlogvar = reparameterize_backward(dz, z_c)
-        dlogvar += log_q_backward(-dlog_w, q_c)                                # via −log q
+        dmu, dlogvar = self._post.sample_backward(dz, z_c)
+        dlogvar += self._post.log_q_backward(-dlog_w, q_c)                     # via −log q
         self._encoder_backward(dmu, dlogvar, enc_c, G)
         return flat
 
@@ -245,12 +253,31 @@ class VAE(BaseVAE):
             G[b][...] = db
 
     # ------------------------------------------------------------- public API
-    def encode(self, X):
-        """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)`` (MATH §2)."""
-        self._check_fitted()
-        X = self._check_X(X)
+    def _encoder_heads(self, X):
+        """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``."""
         parts = [self._encoder_forward(X[i:i + CHUNK])[:2] for i in range(0, X.shape[0], CHUNK)]
         return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+    def encode(self, X):
+        """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)`` (MATH §2).
+
+        For ``posterior="full"`` ``logvar`` holds the log-variances of the
+        marginals, ``log Σ_jj``; :meth:`encode_cholesky` gives the factor ``L``.
+        """
+        self._check_fitted()
+        mu, head = self._encoder_heads(self._check_X(X))
+        if self.posterior == "full":
+            return mu, self._post.marginal_logvar(head, self.n_latent)
+        return mu, head
+
+    def encode_cholesky(self, X):
+        """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ`` (MATH §3); for a diagonal
+        posterior ``L = diag(σ)``."""
+        self._check_fitted()
+        mu, head = self._encoder_heads(self._check_X(X))
+        if self.posterior == "full":
+            return mu, self._post.cholesky(head, self.n_latent)
+        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * head), np.eye(self.n_latent))
 
     def decode(self, Z):
         """The likelihood's parameters for latents ``Z (M, Z)`` (MATH §4):
