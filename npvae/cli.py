@@ -80,6 +80,8 @@ def build_parser():
                    choices=("relu", "leaky_relu", "tanh", "softplus", "sigmoid", "identity"))
     t.add_argument("--likelihood", default=None, choices=("bernoulli", "gaussian", "categorical"),
                    help="default: bernoulli for binarised data, gaussian otherwise")
+    t.add_argument("--posterior", choices=("diagonal", "full"), default="diagonal",
+                   help="vae only: diagonal Gaussian q(z|x), or full covariance L Lᵀ (MATH §3)")
     t.add_argument("--samples", type=int, default=1, help="S, samples of z per example")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
@@ -330,7 +332,7 @@ def _build_model(args, likelihood):
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if len(args.latent) != 1:
         raise SystemExit("npvae: --latent takes one size for --model vae")
-    return npvae.VAE(n_latent=args.latent[0], **common)
+    return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
 
 
 def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None):
