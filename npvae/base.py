@@ -68,6 +68,17 @@ class BaseVAE(BaseEstimator):
         self.n_iter_ = 0
         return self
 
+    def _grad_buffer(self):
+        """The flat gradient workspace ``(P,)``, reused across steps.
+
+        Every entry is overwritten by each backward pass; the public
+        :meth:`loss_and_grads` hands out a copy.
+        """
+        buf = getattr(self, "_grad_ws", None)
+        if buf is None or buf.shape != (self.layout_.size,) or buf.dtype != self._dtype:
+            buf = self._grad_ws = self.layout_.allocate(self._dtype)
+        return buf
+
     def _check_fitted(self):
         if not hasattr(self, "params_"):
             raise ValueError(f"this {type(self).__name__} has no parameters yet: call "
@@ -128,6 +139,8 @@ class BaseVAE(BaseEstimator):
         if check_input:
             eps = self._check_eps(eps, X.shape[0])
         loss, flat_grad, _ = self._objective(X, eps, self.beta, need_grads=True)
+        if flat_grad is getattr(self, "_grad_ws", None):
+            flat_grad = flat_grad.copy()          # the workspace is reused by the next call
         return loss, self.layout_.views(flat_grad)
 
     def elbo_terms(self, X, eps):

@@ -56,11 +56,11 @@ def kink_margin(fn):
     margin = [np.inf]
     original = dense.bias_activation_forward
 
-    def spy(a, b, name):
-        out, cache = original(a, b, name)
-        if name in ("relu", "leaky_relu") and cache[0].size:
-            margin[0] = min(margin[0], float(np.min(np.abs(cache[0]))))
-        return out, cache
+    def spy(a, b, name, out=None):
+        if name in ("relu", "leaky_relu") and a.size:
+            pre = a if b is None else a + b
+            margin[0] = min(margin[0], float(np.min(np.abs(pre))))
+        return original(a, b, name, out)
 
     dense.bias_activation_forward = spy
     try:

@@ -27,14 +27,16 @@ def _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
 
 
 def _adam_numba():
-    from numba import njit
+    from numba import njit, prange
 
-    @njit(cache=True)
-    def adam_kernel(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
-        for i in range(theta.shape[0]):
+    @njit(cache=True, parallel=True)
+    def adam_kernel(theta, g, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                    eps_hat):
+        # every constant arrives in theta's dtype: float32 stays float32
+        for i in prange(theta.shape[0]):
             gi = g[i]
-            mi = beta1 * m[i] + (1.0 - beta1) * gi
-            vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+            mi = beta1 * m[i] + one_minus_beta1 * gi
+            vi = beta2 * v[i] + one_minus_beta2 * gi * gi
             m[i] = mi
             v[i] = vi
             theta[i] -= lr_t * mi / (math.sqrt(vi) + eps_hat)
@@ -55,7 +57,8 @@ def adam_update(theta, g, m, v, t, learning_rate, beta1=0.9, beta2=0.999, eps=1e
         if "adam" not in _kernels:
             _kernels["adam"] = _adam_numba()
         dt = theta.dtype.type
-        _kernels["adam"](theta, g, m, v, dt(lr_t), dt(beta1), dt(beta2), dt(eps_hat))
+        _kernels["adam"](theta, g, m, v, dt(lr_t), dt(beta1), dt(1 - beta1), dt(beta2),
+                         dt(1 - beta2), dt(eps_hat))
     else:
         _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat)
 

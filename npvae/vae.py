@@ -166,7 +166,7 @@ class VAE(BaseVAE):
         if not need_grads:
             return loss, None, terms
         # backward: ∂loss/∂log p(x|z_s) = −1/(S N), ∂loss/∂KL_n = β/N
-        flat = self.layout_.allocate(self._dtype)
+        flat = self._grad_buffer()
         G = self.layout_.views(flat)
         dz = self._decoder_backward(np.full((S, N), -1.0 / (S * N), dtype=self._dtype), dec_c, G)
         dmu, dlogvar = self._post.sample_backward(dz, z_c)                     # (N, Z) each
@@ -188,13 +188,14 @@ class VAE(BaseVAE):
         """Backward of :meth:`_encoder_forward`, writing into the gradient views ``G``."""
         enc_c, mu_c, lv_c = cache
         has_hidden = bool(self._enc_sizes())
-        dh_mu, G["enc_mu_W"][...], G["enc_mu_b"][...] = dense_backward(dmu, mu_c, has_hidden)
+        dh_mu, _, _ = dense_backward(dmu, mu_c, has_hidden, G["enc_mu_W"], G["enc_mu_b"])
         head = self._post.head
-        dh_lv, G[f"enc_{head}_W"][...], G[f"enc_{head}_b"][...] = dense_backward(dlogvar, lv_c,
-                                                                                 has_hidden)
+        dh_lv, _, _ = dense_backward(dlogvar, lv_c, has_hidden, G[f"enc_{head}_W"],
+                                     G[f"enc_{head}_b"])
         if has_hidden:
-            _, enc_grads = mlp_backward(dh_mu + dh_lv, enc_c, need_dx=False)
-            self._store(G, "enc", enc_grads, len(enc_grads))
+            dh_mu += dh_lv
+            mlp_backward(dh_mu, enc_c, need_dx=False,
+                         outs=self._grad_views(G, "enc", len(enc_c), with_out=False))
 
     def _decoder_forward(self, z, X):
         """``log p(x|z_s)`` ``(S, N)`` for latents ``z (S, N, Z)`` (MATH §4)."""
@@ -212,8 +213,8 @@ class VAE(BaseVAE):
         dout, dlik = self._lik.log_prob_backward(dlog_px, lik_c)
         for name, g in dlik.items():
             G[name][...] = g
-        dz, dec_grads = mlp_backward(dout.reshape(S * N, -1), dec_c)          # (S·N, Z)
-        self._store(G, "dec", dec_grads, len(self._dec_sizes()))
+        dz, _ = mlp_backward(dout.reshape(S * N, -1), dec_c,                  # (S·N, Z)
+                             outs=self._grad_views(G, "dec", len(self._dec_sizes()), with_out=True))
         return dz.reshape(S, N, Z)
 
     def _log_weights_forward(self, X, eps):
@@ -231,7 +232,7 @@ class VAE(BaseVAE):
     def _log_weights_backward(self, dlog_w, cache):
         """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters (MATH §6)."""
         enc_c, z_c, dec_c, pz_c, q_c = cache
-        flat = self.layout_.allocate(self._dtype)
+        flat = self._grad_buffer()
         G = self.layout_.views(flat)
         dz = self._decoder_backward(dlog_w, dec_c, G)                          # via log p(x|z)
         dz += log_normal_backward(dlog_w, pz_c)[0]                             # via log p(z)
@@ -244,13 +245,13 @@ class VAE(BaseVAE):
         return [self.transform(X)]
 
     @staticmethod
-    def _store(G, prefix, grads, n_hidden):
-        """Write ``[(dW, db), ...]`` of an MLP into the gradient views ``G``."""
-        for i, (dW, db) in enumerate(grads):
-            w, b = (f"{prefix}_W{i}", f"{prefix}_b{i}") if i < n_hidden else \
-                   (f"{prefix}_out_W", f"{prefix}_out_b")
-            G[w][...] = dW
-            G[b][...] = db
+    def _grad_views(G, prefix, n_hidden, with_out):
+        """``[(dW_i, db_i), ...]`` views of the gradient buffer for an MLP's layers,
+        for the matrix products to write into."""
+        views = [(G[f"{prefix}_W{i}"], G[f"{prefix}_b{i}"]) for i in range(n_hidden)]
+        if with_out:
+            views.append((G[f"{prefix}_out_W"], G[f"{prefix}_out_b"]))
+        return views
 
     # ------------------------------------------------------------- public API
     def _encoder_heads(self, X):

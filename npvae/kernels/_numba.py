@@ -5,97 +5,134 @@ Each public function here mirrors one in :mod:`activations`,
 same cache layout), so the two backends are interchangeable and the tests run
 both.  Loops are nopython, compiled once and cached on disk
 (``cache=True``).  No ``fastmath``: the results must match the reference to
-1e-12 in float64.
+1e-12 in float64.  Arithmetic stays in the input's precision (constants are
+built from the data, ``zero = a - a``), so float32 loops do not round-trip
+through float64.  Large arrays use ``prange`` versions that split rows over
+threads; each output row is written by exactly one thread.  Where a forward
+pass already computes what the backward needs (the Bernoulli likelihood's
+``x − σ(η)``), it keeps it in the cache instead of recomputing it.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .activations import ACTIVATION_CODES, LEAKY_SLOPE
 
 _LOG_2PI = math.log(2 * math.pi)
+#: arrays at least this large use the ``prange`` kernels (rows split over threads;
+#: each row is written by one thread only, so there is no race)
+PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
 # ---------------------------------------------------------------- activations
 @njit(cache=True, inline="always")
 def _act(a, code):
+    zero = a - a                          # 0 in a's own precision (no float64 promotion)
+    one = zero + 1
     if code == 0:      # identity
         return a
     if code == 1:      # relu
-        return a if a > 0 else 0.0 * a
+        return a if a > zero else zero
     if code == 2:      # leaky relu
-        return a if a > 0 else LEAKY_SLOPE * a
+        return a if a > zero else a * LEAKY_SLOPE
     if code == 3:      # tanh
         return math.tanh(a)
     if code == 4:      # sigmoid, stable on both sides
-        if a >= 0:
-            return 1.0 / (1.0 + math.exp(-a))
+        if a >= zero:
+            return one / (one + math.exp(-a))
         e = math.exp(a)
-        return e / (1.0 + e)
+        return e / (one + e)
     # softplus: max(a, 0) + log1p(exp(-|a|))
-    return max(a, 0.0) + math.log1p(math.exp(-abs(a)))
+    return max(a, zero) + math.log1p(math.exp(-abs(a)))
 
 
 @njit(cache=True, inline="always")
-def _dact(a, h, code):
+def _dact(h, code):
+    """f'(a) from h = f(a) alone (see activations.activation_derivative)."""
+    zero = h - h
+    one = zero + 1
     if code == 0:
-        return 1.0
+        return one
     if code == 1:
-        return 1.0 if a > 0 else 0.0
+        return one if h > zero else zero
     if code == 2:
-        return 1.0 if a > 0 else LEAKY_SLOPE
+        return one if h > zero else zero + LEAKY_SLOPE
     if code == 3:
-        return 1.0 - h * h
+        return one - h * h
     if code == 4:
-        return h * (1.0 - h)
-    # softplus' = sigmoid
-    if a >= 0:
-        return 1.0 / (1.0 + math.exp(-a))
-    e = math.exp(a)
-    return e / (1.0 + e)
+        return h * (one - h)
+    return -math.expm1(-h)                 # softplus' = 1 - exp(-h)
+
+
+@njit(cache=True, inline="always")
+def _bias_act_row(a, b, has_bias, code, h, i):
+    for j in range(a.shape[1]):
+        v = a[i, j] + b[j] if has_bias else a[i, j]
+        h[i, j] = _act(v, code)
 
 
 @njit(cache=True)
-def _bias_act_fwd(a, b, has_bias, code, pre, h):
-    n, m = a.shape
-    for i in range(n):
-        for j in range(m):
-            v = a[i, j] + b[j] if has_bias else a[i, j]
-            pre[i, j] = v
-            h[i, j] = _act(v, code)
+def _bias_act_fwd(a, b, has_bias, code, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, code, h, i)
+
+
+@njit(cache=True, parallel=True)
+def _bias_act_fwd_par(a, b, has_bias, code, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, code, h, i)
+
+
+@njit(cache=True, inline="always")
+def _bias_act_bwd_row(dh, h, code, da, i):
+    for j in range(dh.shape[1]):
+        da[i, j] = dh[i, j] * _dact(h[i, j], code)
 
 
 @njit(cache=True)
-def _bias_act_bwd(dh, pre, h, code, has_bias, da, db):
-    n, m = dh.shape
-    for j in range(m):
-        db[j] = 0.0
-    for i in range(n):
-        for j in range(m):
-            g = dh[i, j] * _dact(pre[i, j], h[i, j], code)
-            da[i, j] = g
-            if has_bias:
-                db[j] += g
+def _bias_act_bwd(dh, h, code, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, code, da, i)
 
 
-def bias_activation_forward(a, b, name):
+@njit(cache=True, parallel=True)
+def _bias_act_bwd_par(dh, h, code, da):
+    for i in prange(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, code, da, i)
+
+
+def _parallel(n_elements):
+    """Use the prange version above this size: below it, thread start-up costs more."""
+    return n_elements >= PARALLEL_MIN_ELEMENTS
+
+
+def bias_activation_forward(a, b, name, out=None):
     has_bias = b is not None
-    bias = b if has_bias else np.zeros(a.shape[1], a.dtype)
-    pre = np.empty_like(a)
-    h = np.empty_like(a)
-    _bias_act_fwd(a, bias, has_bias, ACTIVATION_CODES[name], pre, h)
-    return h, (pre, h, name, has_bias)
+    code = ACTIVATION_CODES[name]
+    h = np.empty_like(a) if out is None else out
+    if code == 0 and not has_bias:
+        if h is not a:
+            h[...] = a
+    else:
+        bias = b if has_bias else a[0]     # any 1-D array of the right dtype; unused
+        kernel = _bias_act_fwd_par if _parallel(a.size) else _bias_act_fwd
+        kernel(a, bias, has_bias, code, h)
+    return h, (h, name, has_bias)
 
 
-def bias_activation_backward(dh, cache):
-    pre, h, name, has_bias = cache
-    da = np.empty_like(pre)
-    db = np.empty(pre.shape[1], pre.dtype)
-    _bias_act_bwd(dh, pre, h, ACTIVATION_CODES[name], has_bias, da, db)
-    return da, (db if has_bias else None)
+def bias_activation_backward(dh, cache, out=None):
+    h, name, has_bias = cache
+    code = ACTIVATION_CODES[name]
+    if code == 0:                           # identity: da = dh
+        da = dh if out is None or out is dh else np.copyto(out, dh) or out
+    else:
+        da = np.empty_like(h) if out is None else out
+        kernel = _bias_act_bwd_par if _parallel(h.size) else _bias_act_bwd
+        kernel(dh, h, code, da)
+    return da, (da.sum(axis=0) if has_bias else None)
 
 
 # ---------------------------------------------------------------- Gaussian
@@ -225,45 +262,63 @@ def kl_diagonal_backward(dkl, cache):
 
 
 # ---------------------------------------------------------------- likelihoods
-@njit(cache=True)
-def _bernoulli_fwd(logits, x, log_p):
-    S, N, D = logits.shape
-    for s in range(S):
-        for n in range(N):
-            acc = 0.0
-            for d in range(D):
-                eta = logits[s, n, d]
-                acc += max(eta, 0.0) - x[n, d] * eta + math.log1p(math.exp(-abs(eta)))
-            log_p[s, n] = -acc
+@njit(cache=True, inline="always")
+def _bernoulli_row(logits, x, log_p, grad, r, N):
+    """One row (s, n): log p and ∂ log p/∂η = x − σ(η), with one exp per entry."""
+    s, n = r // N, r % N
+    acc = 0.0
+    for d in range(logits.shape[2]):
+        eta = logits[s, n, d]
+        zero = eta - eta
+        one = zero + 1
+        e = math.exp(-abs(eta))                          # e^{-|η|}
+        acc += max(eta, zero) - x[n, d] * eta + math.log1p(e)
+        sig = one / (one + e) if eta >= zero else e / (one + e)
+        grad[s, n, d] = x[n, d] - sig
+    log_p[s, n] = -acc
 
 
 @njit(cache=True)
-def _bernoulli_bwd(dlog_p, logits, x, dlogits):
-    S, N, D = logits.shape
-    for s in range(S):
-        for n in range(N):
-            g = dlog_p[s, n]
-            for d in range(D):
-                eta = logits[s, n, d]
-                if eta >= 0:
-                    sig = 1.0 / (1.0 + math.exp(-eta))
-                else:
-                    e = math.exp(eta)
-                    sig = e / (1.0 + e)
-                dlogits[s, n, d] = g * (x[n, d] - sig)
+def _bernoulli_fwd(logits, x, log_p, grad):
+    S, N = logits.shape[0], logits.shape[1]
+    for r in range(S * N):
+        _bernoulli_row(logits, x, log_p, grad, r, N)
+
+
+@njit(cache=True, parallel=True)
+def _bernoulli_fwd_par(logits, x, log_p, grad):
+    S, N = logits.shape[0], logits.shape[1]
+    for r in prange(S * N):
+        _bernoulli_row(logits, x, log_p, grad, r, N)
+
+
+@njit(cache=True, parallel=True)
+def _scale_rows(grad, dlog_p, out):
+    S, N, D = grad.shape
+    for r in prange(S * N):
+        s, n = r // N, r % N
+        g = dlog_p[s, n]
+        for d in range(D):
+            out[s, n, d] = g * grad[s, n, d]
 
 
 def bernoulli_forward(logits, x):
+    """Fused: the forward pass also keeps ``x − σ(η)`` for the backward."""
     log_p = np.empty(logits.shape[:2], logits.dtype)
-    _bernoulli_fwd(logits, x, log_p)
-    return log_p, (logits, x)
+    grad = np.empty_like(logits)
+    kernel = _bernoulli_fwd_par if _parallel(logits.size) else _bernoulli_fwd
+    kernel(logits, x, log_p, grad)
+    return log_p, grad
 
 
 def bernoulli_backward(dlog_p, cache):
-    logits, x = cache
-    dlogits = np.empty_like(logits)
-    _bernoulli_bwd(dlog_p, logits, x, dlogits)
-    return dlogits
+    grad = cache
+    out = np.empty_like(grad)
+    if _parallel(grad.size):
+        _scale_rows(grad, dlog_p, out)
+    else:
+        np.multiply(dlog_p[..., None], grad, out=out)
+    return out
 
 
 @njit(cache=True)

@@ -42,20 +42,22 @@ def activation_value(a: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def activation_derivative(a: np.ndarray, h: np.ndarray, name: str) -> np.ndarray:
-    """``f'(a)`` given the pre-activation ``a`` and output ``h = f(a)``."""
+def activation_derivative(h: np.ndarray, name: str) -> np.ndarray:
+    """``f'(a)`` written from the output ``h = f(a)`` alone, so that only ``h`` is
+    kept for the backward pass: relu ``[h > 0]``; leaky relu ``1`` or the slope;
+    tanh ``1 − h²``; sigmoid ``h (1 − h)``; softplus ``σ(a) = 1 − e^{−h}``."""
     if name == "identity":
-        return np.ones_like(a)
+        return np.ones_like(h)
     if name == "relu":
-        return (a > 0).astype(a.dtype)
+        return (h > 0).astype(h.dtype)
     if name == "leaky_relu":
-        return np.where(a > 0, 1, LEAKY_SLOPE).astype(a.dtype)
+        return np.where(h > 0, 1, LEAKY_SLOPE).astype(h.dtype)
     if name == "tanh":
         return 1 - h * h                     # tanh' = 1 - tanh²
     if name == "sigmoid":
         return h * (1 - h)                   # σ' = σ (1 - σ)
     if name == "softplus":
-        return expit(a)                      # softplus' = σ
+        return -np.expm1(-h)                 # softplus' = σ(a) = 1 - exp(-softplus(a))
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -70,7 +72,7 @@ def activation_backward(dh, cache):
     return da
 
 
-def bias_activation_forward(a, b, name):
+def bias_activation_forward(a, b, name, out=None):
     """Fused ``h = f(a + b)`` (MATH §1).  ``b=None`` means no bias.
 
     Parameters
@@ -78,26 +80,36 @@ def bias_activation_forward(a, b, name):
     a : (N, Out) the matrix product ``x W``.
     b : (Out,) or None.
     name : activation name, one of :data:`ACTIVATIONS`.
+    out : optional (N, Out) array to write ``h`` into (may be ``a`` itself).
 
-    Returns ``(h (N, Out), cache)``.
+    Returns ``(h (N, Out), cache)``; the cache keeps only ``h``.
     """
     check_activation(name)
     if backend.use_numba():
         from . import _numba
 
-        return _numba.bias_activation_forward(a, b, name)
+        return _numba.bias_activation_forward(a, b, name, out)
     pre = a if b is None else a + b          # (N, Out) pre-activation
     h = activation_value(pre, name)          # (N, Out)
-    return h, (pre, h, name, b is not None)
+    if out is not None:
+        out[...] = h
+        h = out
+    return h, (h, name, b is not None)
 
 
-def bias_activation_backward(dh, cache):
-    """Returns ``(da (N, Out), db (Out,) or None)``: ``da = dh ⊙ f'(a+b)``, ``db = Σ_n da``."""
-    pre, h, name, has_bias = cache
+def bias_activation_backward(dh, cache, out=None):
+    """Returns ``(da (N, Out), db (Out,) or None)``: ``da = dh ⊙ f'(a+b)``, ``db = Σ_n da``.
+
+    ``out`` optionally receives ``da`` (may be ``dh`` itself).
+    """
     if backend.use_numba():
         from . import _numba
 
-        return _numba.bias_activation_backward(dh, cache)
-    da = dh * activation_derivative(pre, h, name)   # (N, Out)
+        return _numba.bias_activation_backward(dh, cache, out)
+    h, name, has_bias = cache
+    da = dh * activation_derivative(h, name)        # (N, Out)
+    if out is not None:
+        out[...] = da
+        da = out
     db = da.sum(axis=0) if has_bias else None       # (Out,)
     return da, db

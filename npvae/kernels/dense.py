@@ -25,19 +25,23 @@ def dense_forward(x, W, b, activation="identity"):
     Returns ``(h (N, Out), cache)``.
     """
     a = x @ W                                         # (N, Out)
-    h, act_cache = bias_activation_forward(a, b, activation)
+    h, act_cache = bias_activation_forward(a, b, activation, out=a)   # in place: a is ours
     return h, (x, W, act_cache)
 
 
-def dense_backward(dh, cache, need_dx=True):
+def dense_backward(dh, cache, need_dx=True, dW_out=None, db_out=None):
     """Returns ``(dx (N, In) or None, dW (In, Out), db (Out,))`` (MATH §1).
 
     ``need_dx=False`` skips the product ``da Wᵀ`` for a first layer, whose
-    input is data.
+    input is data.  ``dW_out``/``db_out`` optionally receive the gradients
+    (e.g. views of a model's gradient buffer), so that nothing is copied.
     """
     x, W, act_cache = cache
     da, db = bias_activation_backward(dh, act_cache)  # (N, Out), (Out,)
-    dW = x.T @ da                                     # (In, Out)
+    dW = np.matmul(x.T, da, out=dW_out)               # (In, Out)
+    if db_out is not None and db is not None:
+        db_out[...] = db
+        db = db_out
     dx = da @ W.T if need_dx else None                # (N, In)
     return dx, dW, db
 
@@ -63,15 +67,18 @@ def mlp_forward(x, weights, activations):
     return h, caches
 
 
-def mlp_backward(dh, caches, need_dx=True):
+def mlp_backward(dh, caches, need_dx=True, outs=None):
     """Backward through :func:`mlp_forward`.
 
+    ``outs`` optionally lists ``(dW_out, db_out)`` per layer to write into.
     Returns ``(dx or None, [(dW_i, db_i), ...])`` in layer order.
     """
     grads = [None] * len(caches)
     for i in range(len(caches) - 1, -1, -1):
         want_dx = need_dx or i > 0
-        dh, dW, db = dense_backward(dh, caches[i], need_dx=want_dx)
+        dW_out, db_out = outs[i] if outs is not None else (None, None)
+        dh, dW, db = dense_backward(dh, caches[i], need_dx=want_dx, dW_out=dW_out,
+                                    db_out=db_out)
         grads[i] = (dW, db)
     return (dh if need_dx else None), grads
 
