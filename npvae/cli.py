@@ -270,7 +270,8 @@ def cmd_train(args):
     x_val = _split_x(ds, "valid", model.dtype) if ds.x_valid is not None else None
     if not hasattr(model, "params_"):
         model.initialize(ds.n_features)
-        model._set_output_bias(_split_x(ds, "train", "float64")[:10000])
+        # a slice first: converting all 60,000 images to float64 would take 376 MB
+        model._set_output_bias(ds.x_train[:10000].astype(np.float64) / 255)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2, default=str)

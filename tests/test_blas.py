@@ -1,0 +1,49 @@
+"""npvae._blas: OpenBLAS kernel selection is conservative and never overrides the user."""
+import sys
+
+import pytest
+
+from npvae import _blas
+
+AVX512 = "fpu avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl"
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("NPVAE_BLAS_TUNING", raising=False)
+    monkeypatch.delitem(sys.modules, "numpy", raising=False)   # as if npvae came first
+    yield monkeypatch
+
+
+def cpu(monkeypatch, vendor, flags):
+    monkeypatch.setattr(_blas, "_cpu", lambda: (vendor, set(flags.split())))
+
+
+def test_amd_with_avx512_gets_skylakex(fresh):
+    cpu(fresh, "AuthenticAMD", AVX512)
+    assert _blas.select_openblas_kernels() == "SkylakeX"
+    import os
+    assert os.environ["OPENBLAS_CORETYPE"] == "SkylakeX"
+
+
+@pytest.mark.parametrize("vendor, flags", [("AuthenticAMD", "fpu avx2 fma avx512f"),
+                                           ("GenuineIntel", AVX512), ("", "")])
+def test_left_alone_without_every_subset_or_on_other_vendors(fresh, vendor, flags):
+    cpu(fresh, vendor, flags)
+    assert _blas.select_openblas_kernels() is None
+
+
+def test_never_overrides_the_user(fresh):
+    cpu(fresh, "AuthenticAMD", AVX512)
+    fresh.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert _blas.select_openblas_kernels() is None
+    fresh.delenv("OPENBLAS_CORETYPE")
+    fresh.setenv("NPVAE_BLAS_TUNING", "0")
+    assert _blas.select_openblas_kernels() is None
+
+
+def test_too_late_once_numpy_is_loaded(fresh):
+    cpu(fresh, "AuthenticAMD", AVX512)
+    fresh.setitem(sys.modules, "numpy", object())
+    assert _blas.select_openblas_kernels() is None
