@@ -56,9 +56,10 @@ def test_activation_without_bias(activation, backend, rng):
           lambda d, c: (K.activation_backward(d, c),), [a], {0: 0}, rng)
 
 
+@pytest.mark.parametrize("n_rows", [1, 5])          # one row takes the outer-product path
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_dense(activation, backend, rng):
-    x = rng.standard_normal((5, 4))
+def test_dense(activation, backend, rng, n_rows):
+    x = rng.standard_normal((n_rows, 4))
     W = rng.standard_normal((4, 3))
     b = rng.standard_normal(3)
     # keep pre-activations away from relu kinks
