@@ -19,6 +19,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.base import BaseEstimator
 
 from ._validation import check_data, check_dtype, check_noise, check_positive_int
+from .kernels import mlp_backward, mlp_forward
 from .likelihoods import make_likelihood
 from .params import ParamLayout
 
@@ -259,6 +260,46 @@ class BaseVAE(BaseEstimator):
         bias = self._lik.output_bias(X)
         if bias is not None and "dec_out_b" in self.params_:
             self.params_["dec_out_b"][...] = bias
+
+    # -------------------------------------------------------------- decoder
+    # Shared by every model: the decoder ``p(x|z)`` reads the bottom latent and
+    # is named ``dec_W{i}``, ``dec_b{i}``, ``dec_out_W``, ``dec_out_b``.
+    def _decoder_weights(self):
+        P = self.params_
+        hidden = [(P[f"dec_W{i}"], P[f"dec_b{i}"]) for i in range(len(self._dec_sizes()))]
+        return hidden + [(P["dec_out_W"], P["dec_out_b"])]
+
+    def _decoder_activations(self):
+        return [self.activation] * len(self._dec_sizes()) + ["identity"]
+
+    def _decoder_forward(self, z, X):
+        """``log p(x|z_s)`` ``(S, N)`` for latents ``z (S, N, Z)`` (MATH §4)."""
+        S, N, Z = z.shape
+        out, dec_c = mlp_forward(z.reshape(S * N, Z), self._decoder_weights(),
+                                 self._decoder_activations())                  # (S·N, D·…)
+        out = out.reshape((S, N) + self._lik.output_shape(self.n_features_in_))
+        log_px, lik_c = self._lik.log_prob_forward(out, X, self.params_)       # (S, N)
+        return log_px, (dec_c, lik_c, z.shape)
+
+    def _decoder_backward(self, dlog_px, cache, G):
+        """Backward of :meth:`_decoder_forward`; returns ``dz (S, N, Z)``."""
+        dec_c, lik_c, z_shape = cache
+        S, N, Z = z_shape
+        dout, dlik = self._lik.log_prob_backward(dlog_px, lik_c)
+        for name, g in dlik.items():
+            G[name][...] = g
+        dz, _ = mlp_backward(dout.reshape(S * N, -1), dec_c,                  # (S·N, Z)
+                             outs=self._grad_views(G, "dec", len(self._dec_sizes()), with_out=True))
+        return dz.reshape(S, N, Z)
+
+    @staticmethod
+    def _grad_views(G, prefix, n_hidden, with_out):
+        """``[(dW_i, db_i), ...]`` views of the gradient buffer for an MLP's layers,
+        for the matrix products to write into."""
+        views = [(G[f"{prefix}_W{i}"], G[f"{prefix}_b{i}"]) for i in range(n_hidden)]
+        if with_out:
+            views.append((G[f"{prefix}_out_W"], G[f"{prefix}_out_b"]))
+        return views
 
     # ----------------------------------------------------------------- scores
     def score_samples(self, X, random_state=None):

@@ -441,35 +441,6 @@ class HierarchicalVAE(BaseVAE):
                                          c, G)
         return dz.reshape(shape)
 
-    def _decoder_weights(self):
-        P = self.params_
-        hidden = [(P[f"dec_W{i}"], P[f"dec_b{i}"]) for i in range(len(self._dec_sizes()))]
-        return hidden + [(P["dec_out_W"], P["dec_out_b"])]
-
-    def _decoder_activations(self):
-        return [self.activation] * len(self._dec_sizes()) + ["identity"]
-
-    def _decoder_forward(self, z1, X):
-        """``log p(x|z_1^s)`` ``(S, N)`` for ``z1 (S, N, Z_1)`` (MATH §4)."""
-        S, N, Z = z1.shape
-        out, dec_c = mlp_forward(z1.reshape(S * N, Z), self._decoder_weights(),
-                                 self._decoder_activations())                  # (S·N, D·…)
-        out = out.reshape((S, N) + self._lik.output_shape(self.n_features_in_))
-        log_px, lik_c = self._lik.log_prob_forward(out, X, self.params_)       # (S, N)
-        return log_px, (dec_c, lik_c, z1.shape)
-
-    def _decoder_backward(self, dlog_px, cache, G):
-        """Backward of :meth:`_decoder_forward`; returns ``dz_1 (S, N, Z_1)``."""
-        dec_c, lik_c, z_shape = cache
-        S, N, Z = z_shape
-        dout, dlik = self._lik.log_prob_backward(dlog_px, lik_c)
-        for name, g in dlik.items():
-            G[name][...] = g
-        dz, dec_grads = mlp_backward(dout.reshape(S * N, -1), dec_c)          # (S·N, Z_1)
-        _store(G, "dec", dec_grads, len(self._dec_sizes()))
-        return dz.reshape(S, N, Z)
-
-    # ------------------------------------------------- ELBO, closed-form KLs
     def _elbo_objective(self, X, eps, beta, need_grads=True):
         """Negative β-ELBO (MATH §7) and its hand-written gradient.
 

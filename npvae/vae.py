@@ -139,14 +139,6 @@ class VAE(BaseVAE):
         P = self.params_
         return [(P[f"enc_W{i}"], P[f"enc_b{i}"]) for i in range(len(self._enc_sizes()))]
 
-    def _decoder_weights(self):
-        P = self.params_
-        hidden = [(P[f"dec_W{i}"], P[f"dec_b{i}"]) for i in range(len(self._dec_sizes()))]
-        return hidden + [(P["dec_out_W"], P["dec_out_b"])]
-
-    def _decoder_activations(self):
-        return [self.activation] * len(self._dec_sizes()) + ["identity"]
-
     # --------------------------------------------------------------- objective
     def _elbo_objective(self, X, eps, beta, need_grads=True):
         """Negative β-ELBO (MATH §5) and its gradient, by the chain rule through
@@ -197,26 +189,6 @@ class VAE(BaseVAE):
             mlp_backward(dh_mu, enc_c, need_dx=False,
                          outs=self._grad_views(G, "enc", len(enc_c), with_out=False))
 
-    def _decoder_forward(self, z, X):
-        """``log p(x|z_s)`` ``(S, N)`` for latents ``z (S, N, Z)`` (MATH §4)."""
-        S, N, Z = z.shape
-        out, dec_c = mlp_forward(z.reshape(S * N, Z), self._decoder_weights(),
-                                 self._decoder_activations())                  # (S·N, D·…)
-        out = out.reshape((S, N) + self._lik.output_shape(self.n_features_in_))
-        log_px, lik_c = self._lik.log_prob_forward(out, X, self.params_)       # (S, N)
-        return log_px, (dec_c, lik_c, z.shape)
-
-    def _decoder_backward(self, dlog_px, cache, G):
-        """Backward of :meth:`_decoder_forward`; returns ``dz (S, N, Z)``."""
-        dec_c, lik_c, z_shape = cache
-        S, N, Z = z_shape
-        dout, dlik = self._lik.log_prob_backward(dlog_px, lik_c)
-        for name, g in dlik.items():
-            G[name][...] = g
-        dz, _ = mlp_backward(dout.reshape(S * N, -1), dec_c,                  # (S·N, Z)
-                             outs=self._grad_views(G, "dec", len(self._dec_sizes()), with_out=True))
-        return dz.reshape(S, N, Z)
-
     def _log_weights_forward(self, X, eps):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)`` (MATH §6),
         with ``log q`` by the change of variables of MATH §2."""
@@ -243,15 +215,6 @@ class VAE(BaseVAE):
 
     def _posterior_means(self, X):
         return [self.transform(X)]
-
-    @staticmethod
-    def _grad_views(G, prefix, n_hidden, with_out):
-        """``[(dW_i, db_i), ...]`` views of the gradient buffer for an MLP's layers,
-        for the matrix products to write into."""
-        views = [(G[f"{prefix}_W{i}"], G[f"{prefix}_b{i}"]) for i in range(n_hidden)]
-        if with_out:
-            views.append((G[f"{prefix}_out_W"], G[f"{prefix}_out_b"]))
-        return views
 
     # ------------------------------------------------------------- public API
     def _encoder_heads(self, X):
