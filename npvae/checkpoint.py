@@ -44,6 +44,12 @@ def _model_classes():
         classes["HierarchicalVAE"] = HierarchicalVAE
     except ImportError:  # pragma: no cover
         pass
+    try:
+        from .conditional import ConditionalVAE
+
+        classes["ConditionalVAE"] = ConditionalVAE
+    except ImportError:  # pragma: no cover
+        pass
     return classes
 
 
