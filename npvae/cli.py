@@ -68,8 +68,9 @@ def build_parser():
     t.add_argument("--binarization", choices=("static", "dynamic", "none"), default=None,
                    help="default: dynamic for mnist/fashion_mnist/digits, static for "
                         "binarized_mnist, none for frey (Gaussian likelihood)")
-    t.add_argument("--model", choices=("vae", "hvae"), default="vae",
-                   help="vae: one stochastic level; hvae: the hierarchical VAE")
+    t.add_argument("--model", choices=("vae", "hvae", "cvae"), default="vae",
+                   help="vae: one stochastic level; hvae: the hierarchical VAE; cvae: the "
+                        "conditional VAE on the data set's labels")
     t.add_argument("--latent", type=_int_list, default=(20,),
                    help="latent size Z (hvae: one size per level, bottom first, e.g. 100,50)")
     t.add_argument("--hidden", type=_hidden_list, default=(400,),
@@ -262,7 +263,8 @@ def cmd_train(args):
         if args.epochs is None:
             args.epochs = 10 if len(ds.x_train) >= 10000 else 100
         likelihood = args.likelihood or ds.likelihood_hint
-        model = _build_model(args, likelihood)
+        classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
+        model = _build_model(args, likelihood, classes)
         config = {k: v for k, v in vars(args).items() if k not in ("func",)}
         config.update(dataset=ds.name, likelihood=likelihood, out=out)
     _say(f"data: {_describe(ds)}", quiet)
@@ -282,13 +284,20 @@ def cmd_train(args):
                      "source": ds.source}}
     _say(f"model: {_describe_model(model)}; writing {out}/", quiet)
     t0 = time.perf_counter()
+    settings = dict(epochs=args.epochs, batch_size=config["batch_size"],
+                    learning_rate=config["lr"], batch_transform=_batch_transform(ds, model.dtype),
+                    lr_schedule=config["lr_schedule"], lr_decay=config["lr_decay"],
+                    kl_warmup_epochs=config["kl_warmup"], clip_norm=config["clip_norm"],
+                    patience=config["patience"], run_dir=out, metadata=meta,
+                    progress=not quiet)
     try:
-        train(model, x_train, epochs=args.epochs, batch_size=config["batch_size"],
-              learning_rate=config["lr"], X_val=x_val, batch_transform=_batch_transform(
-                  ds, model.dtype), lr_schedule=config["lr_schedule"],
-              lr_decay=config["lr_decay"], kl_warmup_epochs=config["kl_warmup"],
-              clip_norm=config["clip_norm"], patience=config["patience"], run_dir=out,
-              metadata=meta, progress=not quiet)
+        if _conditional(model):
+            from .conditional import train_conditional
+
+            train_conditional(model, x_train, ds.y_train[:len(x_train)], X_val=x_val,
+                              y_val=ds.y_valid if x_val is not None else None, **settings)
+        else:
+            train(model, x_train, X_val=x_val, **settings)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {out}/checkpoint.npz holds the last completed epoch "
               f"({model.n_iter_}); continue with `npvae train --out {out} --resume`",
@@ -320,7 +329,7 @@ def _describe_model(model):
             f"{model.dtype} ({model.layout_.size:,} parameters)")
 
 
-def _build_model(args, likelihood):
+def _build_model(args, likelihood, classes=None):
     import npvae
 
     common = dict(hidden_sizes=args.hidden, activation=args.activation, likelihood=likelihood,
@@ -331,30 +340,45 @@ def _build_model(args, likelihood):
         common.update(objective=args.objective, k=args.k)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
+    if args.model == "cvae":
+        if classes is None:
+            raise SystemExit("npvae: --model cvae needs a labelled data set (mnist, "
+                             "fashion_mnist, digits, synthetic)")
+        return npvae.ConditionalVAE(n_latent=args.latent[0], posterior=args.posterior,
+                                    classes=classes, **common)
     if len(args.latent) != 1:
         raise SystemExit("npvae: --latent takes one size for --model vae")
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
+
+
+def _conditional(model):
+    return hasattr(model, "classes_") or type(model).__name__ == "ConditionalVAE"
+
+
+def _labels(ds, split):
+    return {"train": ds.y_train, "valid": ds.y_valid, "test": ds.y_test}[split]
 
 
 def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None):
     x = _split_x(ds, split, model.dtype)
     if max_examples:
         x = x[:max_examples]
-    elbo = model.score_samples(x, random_state=seed)
+    cond = (_labels(ds, split)[:len(x)],) if _conditional(model) else ()
+    elbo = model.score_samples(x, *cond, random_state=seed)
     D = x.shape[1]
     res = {"split": split, "n_examples": int(x.shape[0]), "elbo": float(elbo.mean()),
            "elbo_se": float(elbo.std(ddof=1) / np.sqrt(len(elbo))) if len(elbo) > 1 else None}
     _say(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
          f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})", quiet)
     if n_importance and hasattr(model, "log_likelihood"):
-        ll = model.log_likelihood(x, n_importance=n_importance, random_state=seed)
+        ll = model.log_likelihood(x, *cond, n_importance=n_importance, random_state=seed)
         nll = -ll
         res.update(nll=float(nll.mean()), nll_se=float(nll.std(ddof=1) / np.sqrt(len(nll))),
                    bits_per_dim=float(nll.mean() / (D * np.log(2))), n_importance=n_importance)
         _say(f"{split} NLL (K={n_importance}): {res['nll']:.3f} ± {res['nll_se']:.3f} nats, "
              f"{res['bits_per_dim']:.4f} bits/dim", quiet)
     if hasattr(model, "active_units"):
-        au = model.active_units(x)
+        au = model.active_units(x, *cond)
         res["active_units"] = au
         _say(f"active units: {au}", quiet)
     return res
@@ -400,9 +424,12 @@ def cmd_sample(args):
     model = checkpoint.load(path)
     meta = checkpoint.read_metadata(path)
     if args.label is not None:
-        if not hasattr(model, "n_classes_"):
+        if not _conditional(model):
             raise SystemExit("npvae: --label needs a conditional model (--model cvae)")
         means = model.sample(args.n, np.full(args.n, args.label), random_state=args.seed)
+    elif _conditional(model):        # every class in turn
+        means = model.sample(args.n, model.classes_[np.arange(args.n) % len(model.classes_)],
+                             random_state=args.seed)
     else:
         means = model.sample(args.n, random_state=args.seed)
     output = args.output or os.path.join(os.path.dirname(path), "figures",
@@ -436,6 +463,8 @@ def write_figures(model, ds, out, seed=0):
     x = _split_x(ds, "test", model.dtype)[:2000]
     labels = ds.y_test[:2000] if ds.y_test is not None else None
     paths = []
+    if _conditional(model):
+        return _write_conditional_figures(model, x, labels, shape, fig_dir, seed)
     rec = _display(model, model.reconstruct(x[:20]))
     paths.append(figures.plot_reconstructions(x[:20], rec, shape,
                                               os.path.join(fig_dir, "reconstructions.png"),
@@ -463,6 +492,37 @@ def write_figures(model, ds, out, seed=0):
                                             os.path.join(fig_dir, "interpolation.png"),
                                             n_steps=10, x_start=x[pairs[:, 0]],
                                             x_end=x[pairs[:, 1]]))
+    return [str(p) for p in paths]
+
+
+def _write_conditional_figures(model, x, labels, shape, fig_dir, seed):
+    """Figures of a conditional VAE: reconstructions, one row of samples per class,
+    curves, latent scatter, interpolation at a fixed label."""
+    from . import figures
+
+    paths = [figures.plot_reconstructions(
+        x[:20], _display(model, model.reconstruct(x[:20], labels[:20])), shape,
+        os.path.join(fig_dir, "reconstructions.png"), n=20,
+        title="test inputs (top) and reconstructions given their labels (bottom)")]
+    classes = model.classes_
+    per_class = np.repeat(classes, 10)
+    paths.append(figures.plot_samples(
+        _display(model, model.sample(len(per_class), per_class, random_state=seed)), shape,
+        os.path.join(fig_dir, "samples.png"),
+        title="samples by class: row k generates label k (MATH §8)"))
+    if model.history_:
+        paths.append(figures.plot_training_curves(model.history_,
+                                                  os.path.join(fig_dir, "training_curves.png")))
+    z = model.transform(x, labels)
+    paths.append(figures.plot_latent_scatter(z, labels, os.path.join(fig_dir, "latent.png"),
+                                             title="posterior means given the labels"))
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(len(x), size=(4, 2), replace=False)
+    label = classes[0]
+    paths.append(figures.plot_interpolation(
+        lambda zz: _display(model, model._decode_means(zz, label)), z[pairs[:, 0]],
+        z[pairs[:, 1]], shape, os.path.join(fig_dir, "interpolation.png"), n_steps=10,
+        title=f"interpolation between codes, decoded as label {label}"))
     return [str(p) for p in paths]
 
 

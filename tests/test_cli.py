@@ -118,3 +118,30 @@ def test_module_entry_point_and_help(capsys):
     for flag in ("--seed", "--out", "--dataset", "--data-dir", "--kl-warmup", "--clip-norm",
                  "--patience", "--resume", "--lr-schedule", "--n-importance", "--label"):
         assert flag in text, flag
+
+
+@pytest.mark.parametrize("extra", [["--model", "cvae"], ["--model", "hvae", "--latent", "3,2",
+                                                         "--hidden", "16;8"],
+                                   ["--posterior", "full"], ["--objective", "iwae", "--k", "3"]])
+def test_other_models_from_the_cli(tmp_path, extra, capsys):
+    out = str(tmp_path / "run")
+    i = TINY.index("--latent")
+    args = TINY[:i] + TINY[i + 2:]                       # TINY without its --latent 2
+    args += [] if "--latent" in extra else ["--latent", "2"]
+    assert main(["train", *args, *extra, "--out", out]) == 0
+    for name in ("reconstructions", "samples", "training_curves", "latent", "interpolation"):
+        assert_png(os.path.join(out, "figures", f"{name}.png"))
+    assert main(["evaluate", "--out", out, "--n-importance", "10", "--max-examples", "20"]) == 0
+    said = capsys.readouterr().out
+    assert "NLL (K=10)" in said
+    if extra[1] == "hvae":
+        assert "active units: [" in said and "," in said.split("active units: [")[1].split("]")[0]
+    target = str(tmp_path / "s.png")
+    if extra[1] == "cvae":
+        assert main(["sample", "--out", out, "--label", "2", "-n", "8", "--output", target]) == 0
+        assert_png(target)
+        assert main(["train", "--out", out, "--resume", "--epochs", "1", "--quiet",
+                     "--no-figures"]) == 0
+    else:
+        with pytest.raises(SystemExit, match="conditional"):
+            main(["sample", "--out", out, "--label", "2", "--output", target])
