@@ -132,6 +132,9 @@ class TestCheckpointFile:
         np.testing.assert_array_equal(r.flat_params_, m.flat_params_)
         assert r.flat_params_.dtype == np.float32
         np.testing.assert_array_equal(r.transform(data), m.transform(data))
+        umask = os.umask(0)
+        os.umask(umask)
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask   # not mkstemp's 0600
         # loaded with allow_pickle=False: no object arrays inside
         with np.load(path, allow_pickle=False) as f:
             assert all(f[k].dtype != object for k in f.files)
