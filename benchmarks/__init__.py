@@ -1,0 +1,1 @@
+"""Throughput, compile-time, roofline, profile and memory benchmarks of npvae against PyTorch and JAX."""
