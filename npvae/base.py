@@ -229,14 +229,22 @@ class BaseVAE(BaseEstimator):
 
         ``epochs``, ``batch_size`` and ``learning_rate`` default to the
         constructor's values; further keyword arguments go to
-        :func:`npvae.training.train`.
+        :func:`npvae.training.train`.  With ``batch_transform`` (e.g. dynamic
+        binarisation of uint8 pixels, MATH §12) ``X`` may be raw data: the
+        checks and the decoder's output bias use transformed examples.
         """
         from .training import train
 
         X = check_data(X)
         self.initialize(X.shape[1])
-        self._lik.check_data(X)
-        self._set_output_bias(X)
+        transform = kwargs.get("batch_transform")
+        if transform is None:
+            self._lik.check_data(X)
+            self._set_output_bias(X)
+        else:   # e.g. dynamic binarisation of grey levels: look at transformed data
+            sample = transform(X[:10000], np.random.default_rng(0))
+            self._lik.check_data(sample, name="the transformed X")
+            self._set_output_bias(sample)
         train(self, X, epochs=self.epochs if epochs is None else epochs,
               batch_size=self.batch_size if batch_size is None else batch_size,
               learning_rate=self.learning_rate if learning_rate is None else learning_rate,

@@ -177,3 +177,14 @@ class TestCheckpointFile:
             checkpoint.save(m, path)
         assert open(path, "rb").read() == before
         assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_fit_with_dynamic_binarisation_of_grey_levels(rng):
+    from npvae.data import convert_batch
+    pixels = rng.integers(0, 256, (200, 16)).astype(np.uint8)
+    m = small().fit(pixels, epochs=2, batch_transform=lambda xb, r: convert_batch(
+        xb, "dynamic", np.float64, r))
+    assert m.n_iter_ == 2
+    # the output bias starts at the logit of the binarised mean (≈ pixel mean / 255)
+    with pytest.raises(ValueError, match="not binary"):
+        small().fit(pixels, epochs=1)
