@@ -54,6 +54,10 @@ import time
 
 import numpy as np
 
+# npvae sets OMP_WAIT_POLICY=PASSIVE for itself when imported (npvae/backend.py);
+# the PyTorch and JAX workers keep whatever this environment had.
+_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+
 from . import reference_models as R
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -281,6 +285,9 @@ def child_env(openblas_coretype=None):
     repository on ``PYTHONPATH`` and ``OPENBLAS_CORETYPE`` as asked."""
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("OMP_WAIT_POLICY", None)
+    if _OMP_WAIT_POLICY is not None:
+        env["OMP_WAIT_POLICY"] = _OMP_WAIT_POLICY
     if openblas_coretype == "auto":
         env.pop("OPENBLAS_CORETYPE", None)
     elif openblas_coretype:

@@ -47,3 +47,16 @@ def test_too_late_once_numpy_is_loaded(fresh):
     cpu(fresh, "AuthenticAMD", AVX512)
     fresh.setitem(sys.modules, "numpy", object())
     assert _blas.select_openblas_kernels() is None
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_workers_wait_passively_unless_told_otherwise(given, expected):
+    """npvae/backend.py: spinning OpenMP workers starve OpenBLAS's threads."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", "import os, npvae; print(os.environ['OMP_WAIT_POLICY'])"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == expected, out.stderr
