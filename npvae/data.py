@@ -1,6 +1,6 @@
 """Data sets for npvae: file registry, checksums, parsers, binarisation, batches.
 
-Conventions follow /work/shared/MATH.md §12 "Data conventions":
+Conventions follow MATH.md (../shared/MATH.md) §12 "Data conventions":
 
 * Pixels are integers 0..255 and stay ``uint8`` in memory. Conversion to
   floating point happens one mini-batch at a time (:func:`iterate_minibatches`).
@@ -37,13 +37,13 @@ Where files come from (:func:`resolve_file`), in this order:
 1. the ``data_dir`` argument: a folder laid out like ``<data_dir>/<dataset
    folder>/<file>``; the file directly in ``data_dir`` is also accepted;
 2. the ``NPVAE_DATA`` environment variable: ``<NPVAE_DATA>/<dataset
-   folder>/<file>`` (the layout of /work/shared/data);
+   folder>/<file>`` (the layout of ../shared/data);
 3. the user cache: ``<NPVAE_CACHE or ~/.cache/npvae>/<dataset folder>/<file>``;
 4. a download into the user cache from the public mirrors in :data:`REGISTRY`.
 
 Dataset folders: ``mnist``, ``fashion-mnist``, ``binarized_mnist``, ``frey``.
 Every file is checked against the SHA-256 in :data:`REGISTRY` before use
-(values from /work/shared/data/README.md). A mismatch raises
+(values from ../shared/data/README.md). A mismatch raises
 :class:`ChecksumError` and is never retried silently with another copy.
 
 Shape legend: ``N`` examples (batch), ``D`` data dimension (pixels per image).
@@ -159,7 +159,7 @@ class DownloadError(OSError):
 
 
 # ---------------------------------------------------------------------------
-# Registry (SHA-256 and sizes from /work/shared/data/README.md)
+# Registry (SHA-256 and sizes from ../shared/data/README.md)
 # ---------------------------------------------------------------------------
 
 class FileSpec(NamedTuple):
@@ -197,7 +197,7 @@ DATASET_FOLDERS = {
 }
 
 #: ``REGISTRY[dataset][filename] -> FileSpec``. Binarized MNIST has two forms:
-#: the packed ``.npz`` files of /work/shared/data (no public mirror) and the
+#: the packed ``.npz`` files of ../shared/data (no public mirror) and the
 #: original ``.amat`` text files (downloadable); either is accepted.
 #: Frey faces have no public ``.npz`` mirror.
 REGISTRY: dict[str, dict[str, FileSpec]] = {
@@ -515,7 +515,7 @@ def _gunzip_if_needed(raw: bytes, name: str) -> bytes:
 def read_idx(path_or_fileobj, expected_ndim: int | None = None) -> np.ndarray:
     """Read an IDX file of unsigned bytes (gzip-compressed or plain).
 
-    Layout (/work/shared/data/README.md, "The IDX format"): big-endian magic
+    Layout (../shared/data/README.md, "The IDX format"): big-endian magic
     number ``0x0000 08 nd`` (2051 for images with nd = 3, 2049 for labels with
     nd = 1), one big-endian uint32 per dimension, then the bytes in C order.
 

@@ -2,7 +2,7 @@
 binarisation (MATH §12) and the offline data sets.
 
 Tests marked ``data`` read the real files and run only when NPVAE_DATA points
-at a folder laid out like /work/shared/data.
+at a folder laid out like ../shared/data.
 """
 
 import gzip
@@ -101,7 +101,7 @@ def serve(monkeypatch, responses):
 def real_data():
     root = os.environ.get("NPVAE_DATA")
     if not root:
-        pytest.skip("set NPVAE_DATA to a folder laid out like /work/shared/data")
+        pytest.skip("set NPVAE_DATA to a folder laid out like ../shared/data")
     return Path(root)
 
 
