@@ -263,33 +263,34 @@ def kl_diagonal_backward(dkl, cache):
 
 # ---------------------------------------------------------------- likelihoods
 @njit(cache=True, inline="always")
-def _bernoulli_row(logits, x, log_p, grad, r, N):
-    """One row (s, n): log p and ∂ log p/∂η = x − σ(η), with one exp per entry."""
+def _bernoulli_row(logits, x, e, grad, log_p, r, N):
+    """One row (s, n): log p and ∂ log p/∂η = x − σ(η), given ``e = e^{−|η|}`` and,
+    in ``grad`` on entry, ``log1p(e)`` (each entry is read before it is overwritten)."""
     s, n = r // N, r % N
     acc = 0.0
     for d in range(logits.shape[2]):
         eta = logits[s, n, d]
         zero = eta - eta
         one = zero + 1
-        e = math.exp(-abs(eta))                          # e^{-|η|}
-        acc += max(eta, zero) - x[n, d] * eta + math.log1p(e)
-        sig = one / (one + e) if eta >= zero else e / (one + e)
+        ed = e[s, n, d]
+        acc += max(eta, zero) - x[n, d] * eta + grad[s, n, d]      # + log(1 + e^{−|η|})
+        sig = one / (one + ed) if eta >= zero else ed / (one + ed)
         grad[s, n, d] = x[n, d] - sig
     log_p[s, n] = -acc
 
 
 @njit(cache=True)
-def _bernoulli_fwd(logits, x, log_p, grad):
+def _bernoulli_fwd(logits, x, e, grad, log_p):
     S, N = logits.shape[0], logits.shape[1]
     for r in range(S * N):
-        _bernoulli_row(logits, x, log_p, grad, r, N)
+        _bernoulli_row(logits, x, e, grad, log_p, r, N)
 
 
 @njit(cache=True, parallel=True)
-def _bernoulli_fwd_par(logits, x, log_p, grad):
+def _bernoulli_fwd_par(logits, x, e, grad, log_p):
     S, N = logits.shape[0], logits.shape[1]
     for r in prange(S * N):
-        _bernoulli_row(logits, x, log_p, grad, r, N)
+        _bernoulli_row(logits, x, e, grad, log_p, r, N)
 
 
 @njit(cache=True, parallel=True)
@@ -303,11 +304,20 @@ def _scale_rows(grad, dlog_p, out):
 
 
 def bernoulli_forward(logits, x):
-    """Fused: the forward pass also keeps ``x − σ(η)`` for the backward."""
+    """Fused: the forward pass also keeps ``x − σ(η)`` for the backward.
+
+    The two transcendentals, ``e = e^{−|η|}`` and ``log1p(e)``, come from NumPy's
+    SIMD ufuncs: Numba compiles ``math.exp``/``math.log1p`` to one scalar libm
+    call per element (no SVML here), ~15x slower than NumPy's vector loops
+    (1024x784 float32: 10 ms against 0.75 ms).  The Numba loop does the rest.
+    """
+    e = np.abs(logits)
+    np.negative(e, out=e)
+    np.exp(e, out=e)                                   # e^{−|η|}
+    grad = np.log1p(e)                                 # log(1 + e^{−|η|}), overwritten below
     log_p = np.empty(logits.shape[:2], logits.dtype)
-    grad = np.empty_like(logits)
     kernel = _bernoulli_fwd_par if _parallel(logits.size) else _bernoulli_fwd
-    kernel(logits, x, log_p, grad)
+    kernel(logits, x, e, grad, log_p)
     return log_p, grad
 
 
