@@ -259,7 +259,7 @@ class JaxBench(Bench):
                 "cpu_affinity": sorted(os.sched_getaffinity(0))}
 
     def build(self, spec, model, params, dtype, x, noise):
-        jax, jnp = self.jax, self.jnp
+        jnp = self.jnp
         self.state, self._step = R.build_jax(spec, params, dtype)
         self.x = jnp.asarray(x)
         initial_loss = float(R.jax_loss_fn(spec)(self.state[0], self.x,

@@ -100,7 +100,7 @@ def main(argv=None):
         fig = C.new_figure((14, 7.2))
         ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, (n_steps + 2) / n_pairs * 0.55])
         C.show_images(ax1, manifold, data.image_shape, n_grid,
-                      f"2-D VAE: decoded grid z = Φ⁻¹(u), u ∈ [0.05, 0.95]²")
+                      "2-D VAE: decoded grid z = Φ⁻¹(u), u ∈ [0.05, 0.95]²")
         ticks = (np.arange(n_grid) * (W + 1) + W / 2)
         step = max(1, n_grid // 5)
         ax1.set_xticks(ticks[::step], [f"{v:.2f}" for v in ndtri(u)[::step]], fontsize="small")

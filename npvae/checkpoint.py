@@ -35,22 +35,11 @@ def _json_default(o):
 
 
 def _model_classes():
+    from .conditional import ConditionalVAE
+    from .hierarchical import HierarchicalVAE
     from .vae import VAE
 
-    classes = {"VAE": VAE}
-    try:
-        from .hierarchical import HierarchicalVAE
-
-        classes["HierarchicalVAE"] = HierarchicalVAE
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .conditional import ConditionalVAE
-
-        classes["ConditionalVAE"] = ConditionalVAE
-    except ImportError:  # pragma: no cover
-        pass
-    return classes
+    return {cls.__name__: cls for cls in (VAE, HierarchicalVAE, ConditionalVAE)}
 
 
 def save(model, path, metadata=None):

@@ -229,7 +229,6 @@ def _dataset_for_run(args, meta):
 
 # ----------------------------------------------------------------------- commands
 def cmd_train(args):
-    import npvae
     from . import checkpoint
     from .training import train
 

@@ -68,3 +68,23 @@ def kink_margin(fn):
     finally:
         dense.bias_activation_forward = original
     return margin[0]
+
+
+def check_kernel(forward, backward, inputs, wrt, rng):
+    """Relative errors of a kernel pair against centred differences.
+
+    ``forward(*inputs) -> (out, cache)``; ``backward(dout, cache)`` returns the
+    gradients (a tuple, or one array).  The scalar checked is ``Σ out ⊙ dout``
+    for a random upstream gradient ``dout``; ``wrt`` maps an input's index to
+    the index of its gradient in backward's output.  Returns ``{input index:
+    relative error}``.
+    """
+    out, cache = forward(*inputs)
+    dout = rng.standard_normal(np.shape(out))
+    grads = backward(dout, cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    errors = {}
+    for i, j in wrt.items():
+        num = numerical_gradient(lambda: float(np.sum(forward(*inputs)[0] * dout)), inputs[i])
+        errors[i] = relative_error(grads[j], num)
+    return errors

@@ -498,7 +498,6 @@ class HierarchicalVAE(BaseVAE):
     def _kl_level_forward(self, l, mu_q, logvar_q, z_above):
         """``(1/S) Σ_s KL(q(z_l|x) ‖ p(z_l | z_{l+1}^s))`` ``(N,)``, closed form
         (MATH §3) for level ``l + 1 < L`` of the independent inference."""
-        S = z_above.shape[0]
         mu_p, logvar_p, p_c = self._prior_level_forward(l, z_above)           # (S, N, Z_l)
         shape = mu_p.shape
         kl, kl_c = kl_diagonal_forward(np.broadcast_to(mu_q, shape).copy(),

@@ -37,9 +37,6 @@ class ParamLayout:
             out[name] = flat[start:start + math.prod(shape)].reshape(shape)
         return out
 
-    def __eq__(self, other):
-        return isinstance(other, ParamLayout) and self.shapes == other.shapes
-
     def describe_difference(self, other_shapes):
         """A readable list of where ``other_shapes`` differs from this layout."""
         other = {k: tuple(v) for k, v in other_shapes.items()}

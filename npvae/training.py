@@ -188,7 +188,8 @@ def train(model, X, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None
                     + (f", and {run_dir}/checkpoint.npz holds the last completed epoch"
                        if run_dir else "")
                     + ". Try a smaller learning rate or clip_norm.")
-            g, _ = clip_grad_norm(g, clip_norm)
+            if clip_norm is not None:
+                g, _ = clip_grad_norm(g, clip_norm)
             opt.step(model.flat_params_, g, model.optimizer_state_, learning_rate=lr)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(np.sum(v))

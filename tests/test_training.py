@@ -182,9 +182,11 @@ class TestCheckpointFile:
 def test_fit_with_dynamic_binarisation_of_grey_levels(rng):
     from npvae.data import convert_batch
     pixels = rng.integers(0, 256, (200, 16)).astype(np.uint8)
-    m = small().fit(pixels, epochs=2, batch_transform=lambda xb, r: convert_batch(
-        xb, "dynamic", np.float64, r))
-    assert m.n_iter_ == 2
-    # the output bias starts at the logit of the binarised mean (≈ pixel mean / 255)
+    binarize = lambda xb, r: convert_batch(xb, "dynamic", np.float64, r)
+    m = small().fit(pixels, epochs=0, batch_transform=binarize)
+    # before any step the output bias is the logit of the binarised mean, ≈ logit(pixel mean / 255)
+    p = pixels.mean(axis=0) / 255
+    np.testing.assert_allclose(m.params_["dec_out_b"], np.log(p / (1 - p)), atol=0.5)
+    assert m.fit(pixels, epochs=2, batch_transform=binarize).n_iter_ == 2
     with pytest.raises(ValueError, match="not binary"):
         small().fit(pixels, epochs=1)

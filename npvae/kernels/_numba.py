@@ -1,9 +1,10 @@
 """Numba kernels with the same contracts as the NumPy references.
 
 Each public function here mirrors one in :mod:`activations`,
-:mod:`gaussian` or :mod:`likelihoods` (same arguments, same return values,
-same cache layout), so the two backends are interchangeable and the tests run
-both.  Loops are nopython, compiled once and cached on disk
+:mod:`gaussian` or :mod:`likelihoods` (same arguments, same return values),
+so the two backends are interchangeable and the tests run both.  A cache is
+read only by the backward of the same backend; the layouts agree except the
+Bernoulli likelihood's, which holds ``x − σ(η)`` here.  Loops are nopython, compiled once and cached on disk
 (``cache=True``).  No ``fastmath``: the results must match the reference to
 1e-12 in float64.  Arithmetic stays in the input's precision (constants are
 built from the data, ``zero = a - a``), so float32 loops do not round-trip
@@ -127,7 +128,10 @@ def bias_activation_backward(dh, cache, out=None):
     h, name, has_bias = cache
     code = ACTIVATION_CODES[name]
     if code == 0:                           # identity: da = dh
-        da = dh if out is None or out is dh else np.copyto(out, dh) or out
+        da = dh
+        if out is not None and out is not dh:
+            out[...] = dh
+            da = out
     else:
         da = np.empty_like(h) if out is None else out
         kernel = _bias_act_bwd_par if _parallel(h.size) else _bias_act_bwd

@@ -1,8 +1,8 @@
 """Activations and the fused bias + activation kernel (MATH §1).
 
 Forward ``h = f(a + b)``; backward, given ``dh``: ``da = dh ⊙ f'(a + b)`` and
-``db = Σ_n da``.  Each activation's derivative is written from the cached
-pre-activation ``a`` or the output ``h``, whichever is cheaper and stable.
+``db = Σ_n da``.  Every derivative is written from the output ``h`` alone
+(:func:`activation_derivative`), so the cache keeps one array.
 
 Shapes: ``a (N, Out)``, ``b (Out,)``, ``h (N, Out)``.
 """
