@@ -15,9 +15,11 @@ import argparse
 import numpy as np
 
 import npvae
-from npvae import kernels as K
+from npvae.gradcheck import kernel_index
+
+K = kernel_index()
 from npvae.gradcheck import check_kernel, directional_derivative, kink_margin, relative_error
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.layers.activations import ACTIVATIONS
 
 
 def kernel_error(forward, backward, inputs, wrt, rng):
@@ -69,8 +71,9 @@ def model_error(rng, objective, likelihood, kind="vae"):
     """Random-direction relative error of one randomly drawn model (float64)."""
     depth = int(rng.integers(0, 4))
     D = int(rng.integers(1, 11))
-    common = dict(activation=str(rng.choice(ACTIVATIONS)), likelihood=likelihood, n_levels=4,
-                  obs_variance="per_output" if likelihood == "gaussian" else "fixed",
+    common = dict(activation=str(rng.choice(ACTIVATIONS)), likelihood=likelihood,
+                  likelihood_params={"gaussian": {"variance": "per_output"},
+                                     "categorical": {"n_levels": 4}}.get(likelihood),
                   n_samples=int(rng.integers(1, 5)), objective=objective,
                   k=int(rng.integers(1, 9)),
                   beta=float(rng.uniform(0.01, 4)) if objective == "elbo" else 1.0,

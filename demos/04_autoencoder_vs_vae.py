@@ -56,7 +56,7 @@ def train_autoencoder(model, data, epochs, batch_size, learning_rate):
         for start in range(0, N, batch_size):
             xb = C.binarize_dynamic(data.x_train[order[start:start + batch_size]], rng)
             eps = np.zeros((1, len(xb), model.n_latent), dtype=np.float32)   # z = μ(x)
-            total += train_step(model, xb, eps, optimizer=opt) * len(xb)
+            total += train_step(model, xb, eps, optimizer=opt)[0] * len(xb)
         model.history_.append({"epoch": epoch + 1, "train_loss": total / N})
     model.train_seconds_ = time.perf_counter() - t0
     return model

@@ -26,7 +26,7 @@ Figure 2, ``kl_per_level.png``: the KL of each level on the test set,
 (MATH §7, from ``elbo_terms``), per latent unit and over training, and
 ancestral samples (MATH §7).
 
-The demo uses the model's internal per-level method ``_prior_level_forward``
+The demo uses the model's internal per-level method ``_prior_forward``
 (read only) to evaluate ``p(z_1 | z_2)``.
 
 Run: ``python demos/06_hierarchical_levels.py [--fast] [--out DIR]``.
@@ -46,7 +46,7 @@ NAME = "06_hierarchical_levels"
 
 def prior_1(model, z2):
     """``μ^p_1, σ^p_1`` of ``p(z_1 | z_2)`` for ``z2 (N, Z_2)``: ``(N, Z_1)`` each."""
-    mu_p, logvar_p, _ = model._prior_level_forward(0, z2[None].astype(model._dtype))
+    mu_p, logvar_p, _ = model._prior_forward(0, z2[None].astype(model._dtype))
     return mu_p[0], np.exp(0.5 * logvar_p[0])
 
 

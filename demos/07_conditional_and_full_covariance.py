@@ -56,15 +56,8 @@ def conditional_part(args, data):
     epochs = C.pick(args, data, 25, 5, 50)
     import time
     t0 = time.perf_counter()
-    try:
-        from npvae.conditional import train_conditional
-        model.initialize(data.n_features)
-        C.set_output_bias(model, data)
-        train_conditional(model, data.x_train, data.y_train, epochs=epochs, batch_size=100,
-                          learning_rate=1e-3, batch_transform=C.binarize_dynamic)
-    except ImportError:                                   # only the public fit(X, y)
-        model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=100,
-                  learning_rate=1e-3, batch_transform=C.binarize_dynamic)
+    model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=100,
+              learning_rate=1e-3, batch_transform=C.binarize_dynamic)
     seconds = time.perf_counter() - t0
     print(f"[{NAME}] trained a ConditionalVAE (Z={model.n_latent}) in {seconds:.1f} s "
           f"({epochs} epochs)")

@@ -46,3 +46,61 @@ def check_positive_int(value, name, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_latent_sizes(sizes):
+    """``[Z_1, …, Z_L]`` of a hierarchical VAE, validated."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)):
+        raise ValueError("latent_sizes must be a tuple of positive ints (Z_1, ..., Z_L), "
+                         f"bottom level first; got {sizes!r}")
+    if len(sizes) == 0:
+        raise ValueError("latent_sizes is empty: a HierarchicalVAE needs at least one "
+                         "stochastic level")
+    return [check_positive_int(z, f"latent_sizes[{l}] (Z_{l + 1})")
+            for l, z in enumerate(sizes)]
+
+
+def check_level_widths(hidden, n_levels):
+    """``hidden_sizes`` of a hierarchical VAE as one list of widths per level, validated."""
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (tuple, list)):
+        raise ValueError("hidden_sizes must be a tuple of ints (the same widths at every "
+                         "level) or a tuple of one tuple of ints per level; got "
+                         f"{hidden!r}")
+    nested = [isinstance(h, (tuple, list)) for h in hidden]
+    if any(nested) and not all(nested):
+        raise ValueError("hidden_sizes mixes ints and tuples; give either a tuple of ints "
+                         "(the same widths at every level) or one tuple of ints per "
+                         f"level; got {hidden!r}")
+    if any(nested):
+        if len(hidden) != n_levels:
+            raise ValueError(f"hidden_sizes has {len(hidden)} per-level tuples but "
+                             f"latent_sizes has {n_levels} levels; give one tuple of "
+                             "widths per level, or a tuple of ints for the same widths at "
+                             "every level")
+        per_level = [list(h) for h in hidden]
+    else:
+        per_level = [list(hidden) for _ in range(n_levels)]
+    for l, widths in enumerate(per_level):
+        for w in widths:
+            check_positive_int(w, f"hidden layer width (level {l + 1})")
+    return per_level
+
+
+def check_noise_levels(eps, n_examples, sizes, dtype):
+    """Noise of a hierarchical VAE: a list of ``L`` finite arrays ``(S, N, Z_l)`` with one
+    ``S``, converted to ``dtype``."""
+    L = len(sizes)
+    expected = ", ".join(f"(S, {n_examples}, {Z})" for Z in sizes)
+    if not isinstance(eps, (list, tuple)):
+        raise ValueError(f"eps must be a list of {L} arrays, one per stochastic level, of "
+                         f"shapes [{expected}]; got a {type(eps).__name__}")
+    if len(eps) != L:
+        raise ValueError(f"eps must hold one array per stochastic level ({L}), of shapes "
+                         f"[{expected}]; got {len(eps)} arrays")
+    out = [check_noise(e, (n_examples, Z), dtype, name=f"eps[{l}] (level {l + 1})")
+           for l, (e, Z) in enumerate(zip(eps, sizes))]
+    samples = [e.shape[0] for e in out]
+    if len(set(samples)) > 1:
+        raise ValueError("every level's eps must have the same number of samples S; got "
+                         + ", ".join(f"level {l + 1}: {s}" for l, s in enumerate(samples)))
+    return out

@@ -13,6 +13,9 @@ NumPy's BLAS on both backends.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
+import importlib.util
 import os
 
 BACKENDS = ("numpy", "numba")
@@ -26,14 +29,24 @@ BACKENDS = ("numpy", "numba")
 # set is kept.  This applies to the whole process (other OpenMP users included).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-try:  # Numba is a hard dependency, but keep the reference usable without it.
-    import numba  # noqa: F401
+# Numba is a hard dependency, but keep the reference usable without it.  Only
+# looked up here: the compiled modules import it when a kernel first runs.
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only on broken installs
-    HAVE_NUMBA = False
+_state = {"name": "numba" if HAVE_NUMBA else "numpy"}
 
-_state = {"name": os.environ.get("NPVAE_BACKEND", "numba" if HAVE_NUMBA else "numpy")}
+
+def _initial_backend():
+    """The backend named by ``NPVAE_BACKEND``, or the default; a clear error otherwise."""
+    name = os.environ.get("NPVAE_BACKEND")
+    if name is None or name == "":
+        return _state["name"]
+    if name not in BACKENDS:
+        raise ValueError(f"NPVAE_BACKEND={name!r} is not a backend; choose one of {BACKENDS}")
+    return name
+
+
+_state["name"] = _initial_backend()
 
 
 def get_backend() -> str:
@@ -61,8 +74,36 @@ def use_backend(name: str):
         set_backend(previous)
 
 
+def compiled_in(module: str):
+    """Decorator: the function it wraps is the NumPy reference of a kernel; on the
+    ``"numba"`` backend calls go to the function of the same name in ``module``
+    (imported on first use), which has the same contract and the same cache layout.
+
+    This is the one place where the backend decides which code runs::
+
+        @compiled_in("npvae.layers.activations_numba")
+        def bias_activation_forward(a, b, name, out=None):
+            ...  # the readable reference
+    """
+    def wrap(reference):
+        compiled = []
+
+        @functools.wraps(reference)
+        def kernel(*args, **kwargs):
+            if _state["name"] == "numba":
+                if not compiled:
+                    compiled.append(getattr(importlib.import_module(module), reference.__name__))
+                return compiled[0](*args, **kwargs)
+            return reference(*args, **kwargs)
+
+        kernel.reference = reference
+        return kernel
+
+    return wrap
+
+
 def use_numba() -> bool:
-    """True when the Numba kernels are selected (used by the dispatchers)."""
+    """True when the Numba kernels are selected."""
     return _state["name"] == "numba"
 
 

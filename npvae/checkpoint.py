@@ -34,12 +34,35 @@ def _json_default(o):
     raise TypeError(f"cannot store {type(o).__name__} in a checkpoint")
 
 
-def _model_classes():
-    from .conditional import ConditionalVAE
-    from .hierarchical import HierarchicalVAE
-    from .vae import VAE
+#: model classes by name; every subclass of ``npvae.models.base.BaseVAE``
+#: registers itself when it is defined, so this module never imports the models
+MODELS = {}
 
-    return {cls.__name__: cls for cls in (VAE, HierarchicalVAE, ConditionalVAE)}
+
+def register_model(cls):
+    """Make ``cls`` loadable from checkpoints that name it; returns ``cls``."""
+    MODELS[cls.__name__] = cls
+    return cls
+
+
+#: constructor arguments of format-1 checkpoints written before the likelihood's
+#: options moved into ``likelihood_params``: old name -> option name
+_LEGACY_LIKELIHOOD_OPTIONS = {"obs_variance": "variance", "obs_logvar": "logvar",
+                              "n_levels": "n_levels", "allow_nonbinary": "allow_nonbinary"}
+_DEFAULTS = {"bernoulli": {"allow_nonbinary": False}, "gaussian": {"variance": "fixed",
+             "logvar": 0.0}, "categorical": {"n_levels": 256}}
+
+
+def _upgrade_params(params):
+    """Constructor arguments of an older checkpoint in today's form."""
+    if not any(k in params for k in _LEGACY_LIKELIHOOD_OPTIONS):
+        return params
+    options = {_LEGACY_LIKELIHOOD_OPTIONS[k]: params.pop(k)
+               for k in list(params) if k in _LEGACY_LIKELIHOOD_OPTIONS}
+    defaults = _DEFAULTS.get(params.get("likelihood"), {})
+    kept = {k: v for k, v in options.items() if k in defaults and v != defaults[k]}
+    params["likelihood_params"] = kept or None
+    return params
 
 
 def save(model, path, metadata=None):
@@ -116,14 +139,13 @@ def load(path):
         raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this "
                               f"npvae supports ({FORMAT_VERSION}); upgrade npvae to read it")
     name = str(_field(data, "model_class", path))
-    classes = _model_classes()
-    if name not in classes:
+    if name not in MODELS:
         raise CheckpointError(f"{path}: unknown model class {name!r}")
-    params = json.loads(str(_field(data, "model_params", path)))
+    params = _upgrade_params(json.loads(str(_field(data, "model_params", path))))
     for key, value in params.items():           # JSON turns tuples into lists
         if isinstance(value, list):
             params[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-    model = classes[name](**params)
+    model = MODELS[name](**params)
     model.initialize(int(_field(data, "n_features_in", path)))
     _restore(model, data, path)
     return model

@@ -291,10 +291,8 @@ def cmd_train(args):
                     progress=not quiet)
     try:
         if _conditional(model):
-            from .conditional import train_conditional
-
-            train_conditional(model, x_train, ds.y_train[:len(x_train)], X_val=x_val,
-                              y_val=ds.y_valid if x_val is not None else None, **settings)
+            train(model, x_train, ds.y_train[:len(x_train)], X_val=x_val,
+                  y_val=ds.y_valid if x_val is not None else None, **settings)
         else:
             train(model, x_train, X_val=x_val, **settings)
     except KeyboardInterrupt:
@@ -411,7 +409,7 @@ def _image_shape(meta, model):
 def _display(model, means):
     """Likelihood means scaled to [0, 1] for images."""
     if model.likelihood == "categorical":
-        return means / (model.n_levels - 1)
+        return means / (model._lik.n_levels - 1)
     return np.clip(means, 0, 1)
 
 
@@ -519,7 +517,8 @@ def _write_conditional_figures(model, x, labels, shape, fig_dir, seed):
     pairs = rng.choice(len(x), size=(4, 2), replace=False)
     label = classes[0]
     paths.append(figures.plot_interpolation(
-        lambda zz: _display(model, model._decode_means(zz, label)), z[pairs[:, 0]],
+        lambda zz: _display(model, model._decode_means(zz, model._onehot(label, len(zz)))),
+        z[pairs[:, 0]],
         z[pairs[:, 1]], shape, os.path.join(fig_dir, "interpolation.png"), n_steps=10,
         title=f"interpolation between codes, decoded as label {label}"))
     return [str(p) for p in paths]

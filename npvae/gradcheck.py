@@ -51,7 +51,7 @@ def kink_margin(fn):
     ReLU-type units (relu, leaky relu) in it: their derivative jumps at ``a = 0``,
     so a finite difference whose step crosses 0 measures nothing.  ``inf`` when
     there are none."""
-    from .kernels import dense
+    from .layers import dense
 
     margin = [np.inf]
     original = dense.bias_activation_forward
@@ -88,3 +88,26 @@ def check_kernel(forward, backward, inputs, wrt, rng):
         num = numerical_gradient(lambda: float(np.sum(forward(*inputs)[0] * dout)), inputs[i])
         errors[i] = relative_error(grads[j], num)
     return errors
+
+
+def kernel_index():
+    """Every kernel of the library in one namespace (``dense_forward``,
+    ``bernoulli_backward``, …), for tests, error reports and profilers that
+    iterate over all of them.  Each kernel still has its one home; this only
+    collects them."""
+    from types import SimpleNamespace
+
+    from .distributions import full_gaussian, gaussian
+    from .distributions.likelihoods import bernoulli, categorical
+    from .distributions.likelihoods import gaussian as gaussian_likelihood
+    from .layers import activations, dense
+
+    found = {}
+    for module in (activations, dense, gaussian, full_gaussian, bernoulli, categorical,
+                   gaussian_likelihood):
+        found.update({k: v for k, v in vars(module).items()
+                      if k.endswith(("_forward", "_backward")) or k in (
+                          "init_weight", "glorot_uniform", "he_normal", "ACTIVATIONS",
+                          "LOG_2PI", "n_cholesky_entries", "activation_value",
+                          "activation_derivative")})
+    return SimpleNamespace(**found)

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae import kernels as K
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.gradcheck import kernel_index
+
+K = kernel_index()
+from npvae.layers.activations import ACTIVATIONS
 from npvae.optim import adam_update
 
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
@@ -120,7 +122,9 @@ def test_whole_model(dtype, likelihood, rng):
          "gaussian": rng.standard_normal((8, 12)),
          "categorical": rng.integers(0, 5, (8, 12))}[likelihood]
     m = npvae.VAE(n_latent=3, hidden_sizes=(7, 5), activation="softplus", likelihood=likelihood,
-                  obs_variance="per_output", n_levels=5, n_samples=2, dtype=dtype,
+                  likelihood_params={"gaussian": {"variance": "per_output"},
+                                     "categorical": {"n_levels": 5}}.get(likelihood),
+                  n_samples=2, dtype=dtype,
                   random_state=0).initialize(12)
     eps = m.draw_noise(8, random_state=1)
     a, b = both(lambda: m.loss_and_grads(X, eps))

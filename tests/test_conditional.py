@@ -10,12 +10,12 @@ from scipy.special import expit, log_softmax
 from sklearn.base import clone
 
 import npvae
-from npvae.conditional import train_conditional
+from npvae.training import train
 from npvae.gradcheck import (directional_derivative, kink_margin, numerical_gradient,
                              relative_error)
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.layers.activations import ACTIVATIONS
 
-from test_vae import LIKELIHOODS, make_data
+from test_vae import LIKELIHOODS, lik_params, make_data
 
 CLASSES = [2, 5, 7]          # not 0..C-1, so that label -> column mapping is exercised
 
@@ -23,8 +23,8 @@ CLASSES = [2, 5, 7]          # not 0..C-1, so that label -> column mapping is ex
 def make_cvae(likelihood, **kw):
     name, _, variance = likelihood.partition("-")
     kw.setdefault("classes", CLASSES)
-    return npvae.ConditionalVAE(likelihood=name, obs_variance=variance or "fixed",
-                                obs_logvar=0.3, n_levels=4, **kw)
+    return npvae.ConditionalVAE(likelihood=name, likelihood_params=lik_params(name, variance),
+                                **kw)
 
 
 def labels(N, rng, classes=CLASSES):
@@ -312,7 +312,8 @@ def test_batch_transform_sees_only_the_data(digits):
 
     m = npvae.ConditionalVAE(n_latent=2, hidden_sizes=(8,), random_state=0)
     m.fit(grey, y, epochs=2, batch_size=30, batch_transform=binarise)
-    assert seen and all(s[1] == 64 for s in seen) and sum(s[0] for s in seen) == 200
+    # one look at the whole set for the output bias, then 2 epochs of batches
+    assert seen and all(s[1] == 64 for s in seen) and sum(s[0] for s in seen) == 100 + 200
     assert np.isfinite(m.history_[-1]["train_elbo"])
 
 
@@ -360,8 +361,8 @@ class TestLabels:
             npvae.ConditionalVAE().initialize(6)
         with pytest.raises(ValueError, match="initialize"):
             npvae.ConditionalVAE(classes=[1]).transform(self.X, 1)
-        with pytest.raises(ValueError, match="X_val and its labels"):
-            train_conditional(self.m, self.X, 2, X_val=self.X)
+        with pytest.raises(ValueError, match="y_val"):
+            train(self.m, self.X, np.full(len(self.X), 2), X_val=self.X)
 
 
 # --------------------------------------------------------------- checkpoints
@@ -392,5 +393,5 @@ def test_checkpoints_written_during_training_load_and_resume(digits, tmp_path):
     m = npvae.load(tmp_path / "checkpoint.npz")
     assert m.n_features_in_ == 64 and m.classes_.tolist() == list(range(10))
     np.testing.assert_array_equal(m.flat_params_, half.flat_params_)
-    train_conditional(m, X, y, epochs=1, batch_size=50, learning_rate=full.learning_rate)
+    train(m, X, y, epochs=1, batch_size=50, learning_rate=full.learning_rate)
     np.testing.assert_allclose(m.flat_params_, full.flat_params_, rtol=1e-12)

@@ -10,9 +10,9 @@ from sklearn.base import clone
 
 import npvae
 from npvae.gradcheck import numerical_gradient, relative_error
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.layers.activations import ACTIVATIONS
 
-from test_vae import make_data, random_direction_error
+from test_vae import lik_params, make_data, random_direction_error
 
 INFERENCES = ["independent", "markov"]
 OBJECTIVES = ["elbo", "iwae"]
@@ -20,8 +20,8 @@ OBJECTIVES = ["elbo", "iwae"]
 
 def make_hvae(likelihood="bernoulli", **kw):
     name, _, variance = likelihood.partition("-")
-    return npvae.HierarchicalVAE(likelihood=name, obs_variance=variance or "fixed",
-                                 obs_logvar=0.3, n_levels=4, **kw)
+    return npvae.HierarchicalVAE(likelihood=name, likelihood_params=lik_params(name, variance),
+                                 **kw)
 
 
 def jitter(m, rng, scale=0.1):
@@ -93,7 +93,7 @@ def test_one_level_is_the_vae(inference, objective, likelihood, rng):
     """Same parameters (``enc_*`` ↔ ``enc1_*``), same loss and gradients (MATH §7).
     (markov with L = 1 has the VAE's log-weights; its ELBO uses a Monte Carlo KL.)"""
     name, _, variance = likelihood.partition("-")
-    common = dict(likelihood=name, obs_variance=variance or "fixed", obs_logvar=0.3,
+    common = dict(likelihood=name, likelihood_params=lik_params(name, variance),
                   activation="tanh", objective=objective, k=4, n_samples=3,
                   beta=1.3 if objective == "elbo" else 1.0, random_state=7)
     vae = npvae.VAE(n_latent=3, hidden_sizes=(4, 2), **common).initialize(5)

@@ -6,7 +6,7 @@ from scipy import stats
 
 import npvae
 from npvae.gradcheck import numerical_gradient, relative_error
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.layers.activations import ACTIVATIONS
 
 from test_vae import LIKELIHOODS, make_data, make_model, random_direction_error
 
@@ -109,8 +109,8 @@ def test_log_likelihood_in_chunks(max_rows):
 def linear_gaussian(D=5, sigma2=0.3, seed=0):
     """x = w z + b + noise, z ~ N(0, 1): p(x) = N(b, w wᵀ + σ² I) in closed form."""
     rng = np.random.default_rng(seed)
-    m = npvae.VAE(n_latent=1, hidden_sizes=(), likelihood="gaussian", obs_variance="fixed",
-                  obs_logvar=np.log(sigma2), random_state=seed).initialize(D)
+    m = npvae.VAE(n_latent=1, hidden_sizes=(), likelihood="gaussian",
+                  likelihood_params={"logvar": float(np.log(sigma2))}, random_state=seed).initialize(D)
     w = rng.normal(0, 1, D)
     b = rng.normal(0, 1, D)
     m.params_["dec_out_W"][...] = w[None, :]

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from npvae import kernels as K
+from npvae.gradcheck import kernel_index
+
+K = kernel_index()
 from npvae.gradcheck import check_kernel
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.layers.activations import ACTIVATIONS
 
 TOL = 1e-7
 

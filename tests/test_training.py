@@ -124,7 +124,8 @@ def test_resume_is_bit_exact(data, tmp_path, model_kw):
 
 class TestCheckpointFile:
     def test_round_trip(self, tmp_path, data):
-        m = small(likelihood="gaussian", obs_variance="per_output", hidden_sizes=(5, 3),
+        m = small(likelihood="gaussian",
+                  likelihood_params={"variance": "per_output"}, hidden_sizes=(5, 3),
                   dtype="float32").fit(data.astype(float), epochs=1)
         path = checkpoint.save(m, tmp_path / "m.npz")
         r = npvae.load(path)

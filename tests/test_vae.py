@@ -7,7 +7,7 @@ from sklearn.base import clone
 
 import npvae
 from npvae.gradcheck import directional_derivative, relative_error
-from npvae.kernels.activations import ACTIVATIONS
+from npvae.layers.activations import ACTIVATIONS
 
 LIKELIHOODS = ["bernoulli", "gaussian-fixed", "gaussian-scalar", "gaussian-per_output",
                "categorical"]
@@ -21,10 +21,16 @@ def make_data(likelihood, N, D, rng):
     return rng.standard_normal((N, D))
 
 
+def lik_params(name, variance=""):
+    """The likelihood options these tests use: a Gaussian with the given variance
+    (log-variance 0.3), a categorical over 4 levels."""
+    return {"gaussian": {"variance": variance or "fixed", "logvar": 0.3},
+            "categorical": {"n_levels": 4}}.get(name)
+
+
 def make_model(likelihood, **kw):
     name, _, variance = likelihood.partition("-")
-    return npvae.VAE(likelihood=name, obs_variance=variance or "fixed", obs_logvar=0.3,
-                     n_levels=4, **kw)
+    return npvae.VAE(likelihood=name, likelihood_params=lik_params(name, variance), **kw)
 
 
 def generic_point(m, X, eps, rng, margin=1e-3):
@@ -224,14 +230,14 @@ class TestBadInput:
             self.m.loss_and_grads(self.X, eps)
 
     def test_nonbinary_allowed_when_asked(self):
-        m = npvae.VAE(n_latent=2, hidden_sizes=(3,), allow_nonbinary=True,
+        m = npvae.VAE(n_latent=2, hidden_sizes=(3,), likelihood_params={"allow_nonbinary": True},
                       random_state=0).initialize(6)
         assert np.isfinite(m.loss_and_grads(np.full((5, 6), 0.5), self.eps)[0])
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             m.loss_and_grads(np.full((5, 6), 1.5), self.eps)
 
     def test_categorical_out_of_range(self):
-        m = npvae.VAE(n_latent=2, hidden_sizes=(3,), likelihood="categorical", n_levels=4,
+        m = npvae.VAE(n_latent=2, hidden_sizes=(3,), likelihood="categorical", likelihood_params={"n_levels": 4},
                       random_state=0).initialize(6)
         with pytest.raises(ValueError, match="integers in"):
             m.loss_and_grads(np.full((5, 6), 4), self.eps)
@@ -240,7 +246,8 @@ class TestBadInput:
         ({"dtype": "float16"}, "dtype"), ({"activation": "swish"}, "activation"),
         ({"likelihood": "poisson"}, "likelihood"), ({"n_latent": 0}, "n_latent"),
         ({"n_samples": 0}, "n_samples"), ({"beta": -1.0}, "beta"),
-        ({"hidden_sizes": (0,)}, "width"), ({"likelihood": "gaussian", "obs_variance": "diag"}, "obs_variance"),
+        ({"hidden_sizes": (0,)}, "width"), ({"likelihood": "gaussian", "likelihood_params": {"variance": "diag"}}, "variance"),
+        ({"likelihood": "gaussian", "likelihood_params": {"colour": 1}}, "likelihood_params"),
     ])
     def test_bad_settings(self, kw, match):
         with pytest.raises(ValueError, match=match):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .. import backend
+from ..backend import compiled_in
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softplus")
 #: integer codes used by the Numba kernels (one branch per code inside the loop)
@@ -72,6 +72,7 @@ def activation_backward(dh, cache):
     return da
 
 
+@compiled_in("npvae.layers.activations_numba")
 def bias_activation_forward(a, b, name, out=None):
     """Fused ``h = f(a + b)`` (MATH §1).  ``b=None`` means no bias.
 
@@ -85,10 +86,6 @@ def bias_activation_forward(a, b, name, out=None):
     Returns ``(h (N, Out), cache)``; the cache keeps only ``h``.
     """
     check_activation(name)
-    if backend.use_numba():
-        from . import _numba
-
-        return _numba.bias_activation_forward(a, b, name, out)
     pre = a if b is None else a + b          # (N, Out) pre-activation
     h = activation_value(pre, name)          # (N, Out)
     if out is not None:
@@ -97,15 +94,12 @@ def bias_activation_forward(a, b, name, out=None):
     return h, (h, name, b is not None)
 
 
+@compiled_in("npvae.layers.activations_numba")
 def bias_activation_backward(dh, cache, out=None):
     """Returns ``(da (N, Out), db (Out,) or None)``: ``da = dh ⊙ f'(a+b)``, ``db = Σ_n da``.
 
     ``out`` optionally receives ``da`` (may be ``dh`` itself).
     """
-    if backend.use_numba():
-        from . import _numba
-
-        return _numba.bias_activation_backward(dh, cache, out)
     h, name, has_bias = cache
     da = dh * activation_derivative(h, name)        # (N, Out)
     if out is not None:

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.special import (gammainc, gammaincc, gammaincinv, gammaln, log_softmax, logsumexp,
                            softmax)
 
-from .kernels.gaussian import _reduce_to
+from .gaussian import sum_to_shape
 
 #: Relative step of the central difference in ``α`` used by
 #: :func:`gamma_shape_derivative`: ``h = GAMMA_SHAPE_STEP · min(α, √α)``.
@@ -148,7 +148,7 @@ def gumbel_sample_backward(dx, cache):
     """
     g, loc_shape, scale_shape = cache
     dx = _check_dx(dx, g)
-    return {"loc": _reduce_to(dx, loc_shape), "scale": _reduce_to(dx * g, scale_shape)}
+    return {"loc": sum_to_shape(dx, loc_shape), "scale": sum_to_shape(dx * g, scale_shape)}
 
 
 def gumbel_sample(loc, scale, u):
@@ -197,7 +197,7 @@ def kumaraswamy_sample_backward(dx, cache):
     dx = _check_dx(dx, x)
     dx_da = -x * log_w / (a * a)
     dx_db = x * (np.exp(t) / w) * t / (a * b)
-    return {"a": _reduce_to(dx * dx_da, a.shape), "b": _reduce_to(dx * dx_db, b.shape)}
+    return {"a": sum_to_shape(dx * dx_da, a.shape), "b": sum_to_shape(dx * dx_db, b.shape)}
 
 
 def kumaraswamy_sample(a, b, u):
@@ -295,8 +295,8 @@ def gamma_sample_backward(dx, cache):
     dx = _check_dx(dx, x)
     dx_dalpha = gamma_shape_derivative(alpha, y) / rate
     dx_drate = -x / rate
-    return {"alpha": _reduce_to(dx * dx_dalpha, alpha.shape),
-            "rate": _reduce_to(dx * dx_drate, rate.shape)}
+    return {"alpha": sum_to_shape(dx * dx_dalpha, alpha.shape),
+            "rate": sum_to_shape(dx * dx_drate, rate.shape)}
 
 
 def gamma_sample(alpha, rate, u):
@@ -342,7 +342,7 @@ def dirichlet_sample_backward(dx, cache):
     dx = _check_dx(dx, x)
     dy = (dx - (dx * x).sum(axis=-1, keepdims=True)) / total     # (..., K)
     dalpha = dy * gamma_shape_derivative(alpha, y)
-    return {"alpha": _reduce_to(dalpha, alpha.shape)}
+    return {"alpha": sum_to_shape(dalpha, alpha.shape)}
 
 
 def dirichlet_sample(alpha, u):
@@ -396,8 +396,8 @@ def concrete_sample_backward(dy, cache):
     ds = y * (dy - (dy * y).sum(axis=-1, keepdims=True))        # (..., K)
     dlogits = ds / tau
     dtau = -(ds * s).sum(axis=-1) / tau[..., 0]                  # (...)
-    return {"logits": _reduce_to(dlogits, logits_shape),
-            "temperature": _reduce_to(dtau, temperature_shape)}
+    return {"logits": sum_to_shape(dlogits, logits_shape),
+            "temperature": sum_to_shape(dtau, temperature_shape)}
 
 
 def concrete_sample(logits, temperature, u):

@@ -7,37 +7,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
+from ..backend import compiled_in
 
 LOG_2PI = float(np.log(2 * np.pi))
-
-
-def _nb():
-    from . import _numba
-
-    return _numba
+_COMPILED = "npvae.distributions.gaussian_numba"
 
 
 # ---------------------------------------------------------------- MATH §2
+@compiled_in(_COMPILED)
 def reparameterize_forward(mu, logvar, eps):
     """``z = μ + σ ⊙ ε`` (MATH §2; Kingma & Welling 2014, §2.4).
 
     Returns ``(z (S, N, Z), cache)``.
     """
-    if backend.use_numba():
-        return _nb().reparameterize_forward(mu, logvar, eps)
     sigma = np.exp(0.5 * logvar)          # (N, Z)
     z = mu + sigma * eps                  # (S, N, Z)
     return z, (sigma, eps)
 
 
+@compiled_in(_COMPILED)
 def reparameterize_backward(dz, cache):
     """``dμ = Σ_s dz``, ``dλ = Σ_s dz ⊙ ε ⊙ σ / 2`` (MATH §2).
 
     Returns ``(dmu (N, Z), dlogvar (N, Z))``.
     """
-    if backend.use_numba():
-        return _nb().reparameterize_backward(dz, cache)
     sigma, eps = cache
     dmu = dz.sum(axis=0)                           # (N, Z)
     dlogvar = (dz * eps).sum(axis=0) * sigma / 2   # (N, Z)
@@ -72,8 +65,9 @@ def log_normal_forward(z, mu, logvar):
     return log_p, (diff, inv_var, np.shape(mu), np.shape(logvar))
 
 
-def _reduce_to(x, shape):
-    """Sum ``x`` over broadcast axes so that it has ``shape``."""
+def sum_to_shape(x, shape):
+    """Sum ``x`` over the axes along which ``shape`` was broadcast: the gradient of a
+    broadcast input has the input's shape."""
     while x.ndim > len(shape):
         x = x.sum(axis=0)
     for axis, n in enumerate(shape):
@@ -91,51 +85,48 @@ def log_normal_backward(dlog_p, cache):
     d = dlog_p[..., None]
     dmu_full = d * diff * inv_var
     dlogvar_full = d * 0.5 * (diff * diff * inv_var - 1)
-    return -dmu_full, _reduce_to(dmu_full, mu_shape), _reduce_to(dlogvar_full, logvar_shape)
+    return -dmu_full, sum_to_shape(dmu_full, mu_shape), sum_to_shape(dlogvar_full, logvar_shape)
 
 
 # ---------------------------------------------------------------- MATH §3
+@compiled_in(_COMPILED)
 def kl_standard_normal_forward(mu, logvar):
     """``KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − λ_j)`` (MATH §3;
     Kingma & Welling 2014, appendix B).  Returns ``(kl (N,), cache)``."""
-    if backend.use_numba():
-        return _nb().kl_standard_normal_forward(mu, logvar)
     var = np.exp(logvar)                                   # (N, Z)
     kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)   # (N,)
     return kl, (mu, var)
 
 
+@compiled_in(_COMPILED)
 def kl_standard_normal_backward(dkl, cache):
     """``∂KL/∂μ = μ``, ``∂KL/∂λ = ½ (σ² − 1)`` (MATH §3).  Returns ``(dmu, dlogvar)``."""
-    if backend.use_numba():
-        return _nb().kl_standard_normal_backward(dkl, cache)
     mu, var = cache
     d = dkl[:, None]
     return d * mu, d * 0.5 * (var - 1)
 
 
+@compiled_in(_COMPILED)
 def kl_diagonal_forward(mu_q, logvar_q, mu_p, logvar_p):
     """``KL(q‖p) = ½ Σ_j (λp − λq + (σq² + (μq − μp)²)/σp² − 1)`` (MATH §3).
 
     All inputs ``(..., N, Z)`` (broadcastable); returns ``(kl (..., N), cache)``.
     """
-    if backend.use_numba() and mu_q.shape == mu_p.shape == logvar_q.shape == logvar_p.shape:
-        return _nb().kl_diagonal_forward(mu_q, logvar_q, mu_p, logvar_p)
-    var_q = np.exp(logvar_q)
+    mu_q, logvar_q, mu_p, logvar_p = np.broadcast_arrays(mu_q, logvar_q, mu_p, logvar_p)
+    var_q = np.exp(logvar_q)                 # (..., N, Z), broadcast shape
     inv_var_p = np.exp(-logvar_p)
     diff = mu_q - mu_p
     kl = 0.5 * (logvar_p - logvar_q + (var_q + diff * diff) * inv_var_p - 1).sum(axis=-1)
     return kl, (var_q, inv_var_p, diff)
 
 
+@compiled_in(_COMPILED)
 def kl_diagonal_backward(dkl, cache):
     """Gradients of :func:`kl_diagonal_forward` (MATH §3):
     ``∂/∂μq = (μq − μp)/σp²``, ``∂/∂μp = −(μq − μp)/σp²``,
     ``∂/∂λq = ½ (σq²/σp² − 1)``, ``∂/∂λp = ½ (1 − (σq² + (μq − μp)²)/σp²)``.
     Returns ``(dmu_q, dlogvar_q, dmu_p, dlogvar_p)``.
     """
-    if backend.use_numba() and len(cache) == 4:
-        return _nb().kl_diagonal_backward(dkl, cache)
     var_q, inv_var_p, diff = cache
     d = dkl[..., None]
     dmu_q = d * diff * inv_var_p

@@ -1,0 +1,142 @@
+"""Compiled (Numba) twins of the diagonal Gaussian kernels of :mod:`npvae.distributions.gaussian`.
+
+Same arguments, same return values and the same cache layouts as the NumPy
+references.  No ``fastmath``; arithmetic in the input's precision where it
+matters (see :mod:`npvae.layers.activations_numba`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# ---------------------------------------------------------------- Gaussian
+@njit(cache=True)
+def _reparam_fwd(mu, logvar, eps, sigma, z):
+    S, N, Z = eps.shape
+    for n in range(N):
+        for j in range(Z):
+            sigma[n, j] = math.exp(0.5 * logvar[n, j])
+    for s in range(S):
+        for n in range(N):
+            for j in range(Z):
+                z[s, n, j] = mu[n, j] + sigma[n, j] * eps[s, n, j]
+
+
+@njit(cache=True)
+def _reparam_bwd(dz, sigma, eps, dmu, dlogvar):
+    S, N, Z = dz.shape
+    for n in range(N):
+        for j in range(Z):
+            a = 0.0
+            b = 0.0
+            for s in range(S):
+                a += dz[s, n, j]
+                b += dz[s, n, j] * eps[s, n, j]
+            dmu[n, j] = a
+            dlogvar[n, j] = b * sigma[n, j] / 2
+
+
+def reparameterize_forward(mu, logvar, eps):
+    sigma = np.empty_like(mu)
+    z = np.empty(eps.shape, mu.dtype)
+    _reparam_fwd(mu, logvar, eps, sigma, z)
+    return z, (sigma, eps)
+
+
+def reparameterize_backward(dz, cache):
+    sigma, eps = cache
+    dmu = np.empty_like(sigma)
+    dlogvar = np.empty_like(sigma)
+    _reparam_bwd(dz, sigma, eps, dmu, dlogvar)
+    return dmu, dlogvar
+
+
+@njit(cache=True)
+def _kl_std_fwd(mu, logvar, var, kl):
+    N, Z = mu.shape
+    for n in range(N):
+        acc = 0.0
+        for j in range(Z):
+            v = math.exp(logvar[n, j])
+            var[n, j] = v
+            acc += mu[n, j] * mu[n, j] + v - 1.0 - logvar[n, j]
+        kl[n] = 0.5 * acc
+
+
+@njit(cache=True)
+def _kl_std_bwd(dkl, mu, var, dmu, dlogvar):
+    N, Z = mu.shape
+    for n in range(N):
+        for j in range(Z):
+            dmu[n, j] = dkl[n] * mu[n, j]
+            dlogvar[n, j] = dkl[n] * 0.5 * (var[n, j] - 1.0)
+
+
+def kl_standard_normal_forward(mu, logvar):
+    var = np.empty_like(mu)
+    kl = np.empty(mu.shape[0], mu.dtype)
+    _kl_std_fwd(mu, logvar, var, kl)
+    return kl, (mu, var)
+
+
+def kl_standard_normal_backward(dkl, cache):
+    mu, var = cache
+    dmu = np.empty_like(mu)
+    dlogvar = np.empty_like(mu)
+    _kl_std_bwd(dkl, mu, var, dmu, dlogvar)
+    return dmu, dlogvar
+
+
+@njit(cache=True)
+def _kl_diag_fwd(mu_q, lv_q, mu_p, lv_p, var_q, inv_var_p, diff, kl):
+    R, Z = mu_q.shape
+    for r in range(R):
+        acc = 0.0
+        for j in range(Z):
+            vq = math.exp(lv_q[r, j])
+            ivp = math.exp(-lv_p[r, j])
+            d = mu_q[r, j] - mu_p[r, j]
+            var_q[r, j] = vq
+            inv_var_p[r, j] = ivp
+            diff[r, j] = d
+            acc += lv_p[r, j] - lv_q[r, j] + (vq + d * d) * ivp - 1.0
+        kl[r] = 0.5 * acc
+
+
+@njit(cache=True)
+def _kl_diag_bwd(dkl, var_q, inv_var_p, diff, dmu_q, dlv_q, dmu_p, dlv_p):
+    R, Z = var_q.shape
+    for r in range(R):
+        for j in range(Z):
+            g = dkl[r] * diff[r, j] * inv_var_p[r, j]
+            dmu_q[r, j] = g
+            dmu_p[r, j] = -g
+            dlv_q[r, j] = dkl[r] * 0.5 * (var_q[r, j] * inv_var_p[r, j] - 1.0)
+            dlv_p[r, j] = dkl[r] * 0.5 * (1.0 - (var_q[r, j] + diff[r, j] * diff[r, j]) * inv_var_p[r, j])
+
+
+def kl_diagonal_forward(mu_q, logvar_q, mu_p, logvar_p):
+    arrays = np.broadcast_arrays(mu_q, logvar_q, mu_p, logvar_p)
+    shape = arrays[0].shape                          # (..., N, Z)
+    Z = shape[-1]
+    flat = [np.ascontiguousarray(a).reshape(-1, Z) for a in arrays]     # (R, Z)
+    var_q = np.empty_like(flat[0])
+    inv_var_p = np.empty_like(flat[0])
+    diff = np.empty_like(flat[0])
+    kl = np.empty(flat[0].shape[0], flat[0].dtype)
+    _kl_diag_fwd(*flat, var_q, inv_var_p, diff, kl)
+    return kl.reshape(shape[:-1]), (var_q.reshape(shape), inv_var_p.reshape(shape),
+                                    diff.reshape(shape))
+
+
+def kl_diagonal_backward(dkl, cache):
+    var_q, inv_var_p, diff = cache
+    shape = var_q.shape
+    Z = shape[-1]
+    flat = [a.reshape(-1, Z) for a in (var_q, inv_var_p, diff)]
+    outs = [np.empty_like(flat[0]) for _ in range(4)]
+    _kl_diag_bwd(np.ascontiguousarray(np.broadcast_to(dkl, shape[:-1])).reshape(-1), *flat, *outs)
+    dmu_q, dlv_q, dmu_p, dlv_p = (o.reshape(shape) for o in outs)
+    return dmu_q, dlv_q, dmu_p, dlv_p

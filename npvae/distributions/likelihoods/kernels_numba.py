@@ -1,0 +1,185 @@
+"""Compiled (Numba) twins of the likelihood kernels of :mod:`npvae.distributions.likelihoods`.
+
+Same arguments, same return values and the same cache layouts as the NumPy
+references (the Bernoulli cache holds ``x − σ(η)`` in both).  No ``fastmath``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ...layers.activations_numba import _parallel
+from ..gaussian import LOG_2PI as _LOG_2PI
+
+# ---------------------------------------------------------------- likelihoods
+@njit(cache=True, inline="always")
+def _bernoulli_row(logits, x, e, grad, log_p, r, N):
+    """One row (s, n): log p and ∂ log p/∂η = x − σ(η), given ``e = e^{−|η|}`` and,
+    in ``grad`` on entry, ``log1p(e)`` (each entry is read before it is overwritten)."""
+    s, n = r // N, r % N
+    acc = 0.0
+    for d in range(logits.shape[2]):
+        eta = logits[s, n, d]
+        zero = eta - eta
+        one = zero + 1
+        ed = e[s, n, d]
+        acc += max(eta, zero) - x[n, d] * eta + grad[s, n, d]      # + log(1 + e^{−|η|})
+        sig = one / (one + ed) if eta >= zero else ed / (one + ed)
+        grad[s, n, d] = x[n, d] - sig
+    log_p[s, n] = -acc
+
+
+@njit(cache=True)
+def _bernoulli_fwd(logits, x, e, grad, log_p):
+    S, N = logits.shape[0], logits.shape[1]
+    for r in range(S * N):
+        _bernoulli_row(logits, x, e, grad, log_p, r, N)
+
+
+@njit(cache=True, parallel=True)
+def _bernoulli_fwd_par(logits, x, e, grad, log_p):
+    S, N = logits.shape[0], logits.shape[1]
+    for r in prange(S * N):
+        _bernoulli_row(logits, x, e, grad, log_p, r, N)
+
+
+@njit(cache=True, parallel=True)
+def _scale_rows(grad, dlog_p, out):
+    S, N, D = grad.shape
+    for r in prange(S * N):
+        s, n = r // N, r % N
+        g = dlog_p[s, n]
+        for d in range(D):
+            out[s, n, d] = g * grad[s, n, d]
+
+
+def bernoulli_forward(logits, x):
+    """Fused: the forward pass also keeps ``x − σ(η)`` for the backward.
+
+    The two transcendentals, ``e = e^{−|η|}`` and ``log1p(e)``, come from NumPy's
+    SIMD ufuncs: Numba compiles ``math.exp``/``math.log1p`` to one scalar libm
+    call per element (no SVML here), ~15x slower than NumPy's vector loops
+    (1024x784 float32: 10 ms against 0.75 ms).  The Numba loop does the rest.
+    """
+    e = np.abs(logits)
+    np.negative(e, out=e)
+    np.exp(e, out=e)                                   # e^{−|η|}
+    grad = np.log1p(e)                                 # log(1 + e^{−|η|}), overwritten below
+    log_p = np.empty(logits.shape[:2], logits.dtype)
+    kernel = _bernoulli_fwd_par if _parallel(logits.size) else _bernoulli_fwd
+    kernel(logits, x, e, grad, log_p)
+    return log_p, grad
+
+
+def bernoulli_backward(dlog_p, cache):
+    grad = cache
+    out = np.empty_like(grad)
+    if _parallel(grad.size):
+        _scale_rows(grad, dlog_p, out)
+    else:
+        np.multiply(dlog_p[..., None], grad, out=out)
+    return out
+
+
+@njit(cache=True)
+def _gaussian_fwd(mean, lv, x, diff, inv_var, log_p):
+    S, N, D = mean.shape
+    const = 0.0
+    for d in range(D):
+        inv_var[d] = math.exp(-lv[d])
+        const += _LOG_2PI + lv[d]
+    for s in range(S):
+        for n in range(N):
+            acc = 0.0
+            for d in range(D):
+                r = x[n, d] - mean[s, n, d]
+                diff[s, n, d] = r
+                acc += r * r * inv_var[d]
+            log_p[s, n] = -0.5 * (const + acc)
+
+
+@njit(cache=True)
+def _gaussian_bwd(dlog_p, diff, inv_var, dmean, dlv):
+    S, N, D = diff.shape
+    for d in range(D):
+        dlv[d] = 0.0
+    for s in range(S):
+        for n in range(N):
+            g = dlog_p[s, n]
+            for d in range(D):
+                r = diff[s, n, d]
+                dmean[s, n, d] = g * r * inv_var[d]
+                dlv[d] += g * 0.5 * (r * r * inv_var[d] - 1.0)
+
+
+def gaussian_forward(mean, logvar_x, x):
+    D = mean.shape[-1]
+    lv = np.ascontiguousarray(np.broadcast_to(logvar_x, (D,)), dtype=mean.dtype)
+    diff = np.empty_like(mean)
+    inv_var = np.empty(D, mean.dtype)
+    log_p = np.empty(mean.shape[:2], mean.dtype)
+    _gaussian_fwd(mean, lv, x, diff, inv_var, log_p)
+    return log_p, (diff, inv_var, np.shape(logvar_x))
+
+
+def gaussian_backward(dlog_p, cache):
+    diff, inv_var, logvar_shape = cache
+    dmean = np.empty_like(diff)
+    dlv = np.empty(diff.shape[-1], diff.dtype)
+    _gaussian_bwd(dlog_p, diff, inv_var, dmean, dlv)
+    if logvar_shape == ():
+        return dmean, np.asarray(dlv.sum(), diff.dtype)
+    return dmean, dlv
+
+
+@njit(cache=True)
+def _categorical_fwd(logits, x, log_p):
+    S, N, D, V = logits.shape
+    for s in range(S):
+        for n in range(N):
+            acc = 0.0
+            for d in range(D):
+                m = logits[s, n, d, 0]
+                for v in range(1, V):
+                    m = max(m, logits[s, n, d, v])
+                tot = 0.0
+                for v in range(V):
+                    tot += math.exp(logits[s, n, d, v] - m)
+                acc += logits[s, n, d, x[n, d]] - m - math.log(tot)
+            log_p[s, n] = acc
+
+
+@njit(cache=True)
+def _categorical_bwd(dlog_p, logits, x, dlogits):
+    S, N, D, V = logits.shape
+    for s in range(S):
+        for n in range(N):
+            g = dlog_p[s, n]
+            for d in range(D):
+                m = logits[s, n, d, 0]
+                for v in range(1, V):
+                    m = max(m, logits[s, n, d, v])
+                tot = 0.0
+                for v in range(V):
+                    e = math.exp(logits[s, n, d, v] - m)
+                    dlogits[s, n, d, v] = e
+                    tot += e
+                for v in range(V):
+                    dlogits[s, n, d, v] = -g * dlogits[s, n, d, v] / tot
+                dlogits[s, n, d, x[n, d]] += g
+
+
+def categorical_forward(logits, x):
+    log_p = np.empty(logits.shape[:2], logits.dtype)
+    _categorical_fwd(logits, x, log_p)
+    return log_p, (logits, x)
+
+
+def categorical_backward(dlog_p, cache):
+    logits, x = cache
+    dlogits = np.empty_like(logits)
+    _categorical_bwd(dlog_p, logits, x, dlogits)
+    return dlogits
+

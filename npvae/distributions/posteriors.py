@@ -1,0 +1,184 @@
+"""Posteriors ``q(z|x)``: the contract :class:`Posterior` and the two Gaussians
+(docs/02-reparameterisation.md, docs/03-kl-divergences.md).
+
+An encoder (:class:`npvae.models.networks.GaussianNetwork`) outputs the mean
+``μ`` and a second head whose meaning the posterior defines (``λ = log σ²``
+for the diagonal Gaussian, the packed Cholesky factor for the full one).  The
+posterior turns noise into samples, gives ``log q`` at those samples and,
+where one exists, the closed-form KL to ``N(0, I)``; a posterior without one
+sets ``closed_form_kl = False`` and the objectives use the Monte Carlo
+estimate ``log q(z|x) − log p(z)`` instead
+(:func:`npvae.objectives.monte_carlo_kl_forward`).
+
+Shapes: ``mu (N, Z)`` or, for a level whose parameters depend on a sample of
+the level below (the hierarchical VAE's markov inference), ``(S, N, Z)``;
+noise ``eps (S, N, Z)``; samples ``z (S, N, Z)``.
+"""
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from . import full_gaussian as F
+from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_q_backward,
+                       log_q_forward, reparameterize_backward, reparameterize_forward)
+
+
+class Posterior(abc.ABC):
+    """What a posterior family must provide."""
+
+    #: registry name (``VAE(posterior=name)``)
+    name: str = ""
+    #: the second head's name in ``params_`` (``enc_{head}_W``, ``enc_{head}_b``)
+    head: str = ""
+    #: whether :meth:`kl_forward` exists; if not, the KL is estimated by Monte Carlo
+    closed_form_kl: bool = True
+
+    @abc.abstractmethod
+    def head_size(self, Z: int) -> int:
+        """Outputs of the second head for a latent dimension ``Z``."""
+
+    @abc.abstractmethod
+    def sample_forward(self, mu, head, eps):
+        """``z = g(μ, head, ε)``; returns ``(z (S, N, Z), cache)``."""
+
+    @abc.abstractmethod
+    def sample_backward(self, dz, cache):
+        """Returns ``(dmu, dhead)`` shaped like the forward's ``mu`` and ``head``."""
+
+    @abc.abstractmethod
+    def log_q_forward(self, head, eps):
+        """``log q(z|x)`` at ``z = g(μ, head, ε)``: ``(log_q (S, N), cache)``."""
+
+    @abc.abstractmethod
+    def log_q_backward(self, dlog_q, cache):
+        """Returns ``dhead``: ``log q`` at a reparameterised sample does not depend on ``μ``."""
+
+    def kl_forward(self, mu, head):
+        """Closed-form ``KL(q ‖ N(0, I))`` per example: ``(kl (N,), cache)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form KL")
+
+    def kl_backward(self, dkl, cache):
+        """Returns ``(dmu, dhead)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form KL")
+
+    @abc.abstractmethod
+    def marginal_logvar(self, head, Z):
+        """Log-variances of the marginals ``(N, Z)``."""
+
+
+class DiagonalGaussian(Posterior):
+    """``q = N(μ, diag e^λ)``; the second head outputs ``λ = log σ²``
+    (docs/02-reparameterisation.md).
+
+    ``mu, logvar`` may be ``(N, Z)`` (shared by the ``S`` samples) or
+    ``(S, N, Z)`` (one per sample): those go to the kernels as ``S·N`` rows of
+    one sample each.
+    """
+
+    name = "diagonal"
+    head = "logvar"
+
+    def head_size(self, Z):
+        return Z
+
+    def sample_forward(self, mu, logvar, eps):
+        if mu.ndim == 2:
+            return reparameterize_forward(mu, logvar, eps)
+        S, N, Z = eps.shape
+        z, cache = reparameterize_forward(mu.reshape(S * N, Z), logvar.reshape(S * N, Z),
+                                          eps.reshape(1, S * N, Z))
+        return z.reshape(S, N, Z), ("per_sample", cache)
+
+    def sample_backward(self, dz, cache):
+        if isinstance(cache[0], str):                     # per-sample parameters
+            S, N, Z = dz.shape
+            dmu, dlogvar = reparameterize_backward(dz.reshape(1, S * N, Z), cache[1])
+            return dmu.reshape(S, N, Z), dlogvar.reshape(S, N, Z)
+        return reparameterize_backward(dz, cache)
+
+    def log_q_forward(self, logvar, eps):
+        if logvar.ndim == 2:
+            return log_q_forward(logvar, eps)
+        S, N, Z = eps.shape
+        log_q, cache = log_q_forward(logvar.reshape(S * N, Z), eps.reshape(1, S * N, Z))
+        return log_q.reshape(S, N), ("per_sample", cache, (S, N, Z))
+
+    def log_q_backward(self, dlog_q, cache):
+        if isinstance(cache[0], str):                     # per-sample parameters
+            _, inner, (S, N, Z) = cache
+            return log_q_backward(dlog_q.reshape(1, S * N), inner).reshape(S, N, Z)
+        return log_q_backward(dlog_q, cache)
+
+    def kl_forward(self, mu, logvar):
+        return kl_standard_normal_forward(mu, logvar)
+
+    def kl_backward(self, dkl, cache):
+        return kl_standard_normal_backward(dkl, cache)
+
+    def marginal_logvar(self, logvar, Z=None):
+        return logvar
+
+
+class FullCovarianceGaussian(Posterior):
+    """``q = N(μ, L Lᵀ)``; the second head outputs the ``Z(Z+1)/2`` free entries of
+    ``L`` with ``L_jj = exp(s_j)`` (docs/03-kl-divergences.md).  Each forward
+    unpacks ``L``; the backward chains through the unpacking."""
+
+    name = "full"
+    head = "chol"
+
+    def head_size(self, Z):
+        return F.n_cholesky_entries(Z)
+
+    def _L(self, v, Z):
+        return F.cholesky_from_vector_forward(v, Z)
+
+    def sample_forward(self, mu, v, eps):
+        L, l_c = self._L(v, mu.shape[-1])
+        z, z_c = F.reparameterize_full_forward(mu, L, eps)
+        return z, (l_c, z_c)
+
+    def sample_backward(self, dz, cache):
+        l_c, z_c = cache
+        dmu, dL = F.reparameterize_full_backward(dz, z_c)
+        return dmu, F.cholesky_from_vector_backward(dL, l_c)
+
+    def kl_forward(self, mu, v):
+        L, l_c = self._L(v, mu.shape[-1])
+        kl, kl_c = F.kl_full_standard_normal_forward(mu, L)
+        return kl, (l_c, kl_c)
+
+    def kl_backward(self, dkl, cache):
+        l_c, kl_c = cache
+        dmu, dL = F.kl_full_standard_normal_backward(dkl, kl_c)
+        return dmu, F.cholesky_from_vector_backward(dL, l_c)
+
+    def log_q_forward(self, v, eps):
+        L, l_c = self._L(v, eps.shape[-1])
+        log_q, q_c = F.log_q_full_forward(L, eps)
+        return log_q, (l_c, q_c)
+
+    def log_q_backward(self, dlog_q, cache):
+        l_c, q_c = cache
+        return F.cholesky_from_vector_backward(F.log_q_full_backward(dlog_q, q_c), l_c)
+
+    def cholesky(self, v, Z):
+        """``L (N, Z, Z)`` from the head's output."""
+        return self._L(v, Z)[0]
+
+    def marginal_logvar(self, v, Z):
+        """``log Σ_jj = log Σ_k L_jk²``, the log-variances of the marginals ``(N, Z)``."""
+        L = self.cholesky(v, Z)
+        return np.log(np.einsum("nij,nij->ni", L, L))
+
+
+#: the registry: ``VAE(posterior=name)``
+POSTERIORS = {"diagonal": DiagonalGaussian, "full": FullCovarianceGaussian}
+
+
+def make_posterior(name) -> Posterior:
+    if not isinstance(name, str) or name not in POSTERIORS:
+        raise ValueError(f"unknown posterior {name!r}; choose one of {tuple(POSTERIORS)}")
+    return POSTERIORS[name]()

@@ -1,0 +1,319 @@
+"""What every npvae model shares: the scikit-learn estimator plumbing.
+
+A model subclass describes its networks and parameters (``_build``,
+``_param_shapes``, ``_init_params``), the shape of its noise
+(``_noise_shape``), its ELBO with the hand-written gradient
+(``_elbo_objective``), its importance log-weights ``log w = log p(x, z) −
+log q(z|x)`` with their gradient (``_log_weights_forward`` /
+``_log_weights_backward``) and its posterior means per level
+(``_posterior_means``).  Every internal method takes an optional
+``condition`` ``c (N, C)`` (the conditional VAE's one-hot label; None
+otherwise), passed explicitly through the objective.  Everything public —
+``initialize``, ``loss_and_grads``, ``fit``, ``score_samples``,
+``log_likelihood``, ``active_units`` … — is built here from those, with
+input validation, and the objectives of :mod:`npvae.objectives`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from .. import checkpoint, objectives, training
+from .._validation import check_data, check_dtype, check_noise, check_positive_int
+from ..distributions.likelihoods import make_likelihood
+from ..params import ParamLayout
+
+#: rows per chunk when scoring or encoding large arrays (bounds memory)
+CHUNK = 2048
+
+
+class BaseVAE(BaseEstimator):
+    """Shared behaviour of :class:`~npvae.VAE`, :class:`~npvae.HierarchicalVAE` and
+    :class:`~npvae.ConditionalVAE`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        checkpoint.register_model(cls)        # checkpoints find models by class name
+
+    # ------------------------------------------------------------ construction
+    def _check_settings(self):
+        """Validate the constructor's settings and build the networks from them."""
+        self._dtype = check_dtype(self.dtype)
+        check_positive_int(self.n_samples, "n_samples")
+        if not (np.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        if self.objective not in ("elbo", "iwae"):
+            raise ValueError(f"objective must be 'elbo' or 'iwae', got {self.objective!r}")
+        check_positive_int(self.k, "k")
+        if self.objective == "iwae" and self.beta != 1:
+            raise ValueError("beta weights the KL of the ELBO objective; the IWAE bound "
+                             "(objective='iwae') needs beta=1")
+        self._lik = make_likelihood(self.likelihood, self.likelihood_params)
+        self._build()
+
+    def initialize(self, n_features):
+        """Create ``params_`` for data of ``n_features`` dimensions; returns ``self``.
+
+        Parameters are drawn from ``random_state`` (docs/01-dense-layers.md).  The
+        model's noise generator ``rng_`` is created here too.
+        """
+        n_features = check_positive_int(n_features, "n_features")
+        self._check_settings()
+        self.rng_ = np.random.default_rng(self.random_state)
+        self.layout_ = ParamLayout(self._param_shapes(n_features))
+        self.flat_params_ = self.layout_.allocate(self._dtype)
+        self.params_ = self.layout_.views(self.flat_params_)
+        self._init_params(self.params_, self.rng_)
+        self._lik.init_params(self.params_)
+        self.n_features_in_ = n_features
+        self.optimizer_state_ = None
+        self.history_ = []
+        self.n_iter_ = 0
+        return self
+
+    def _grad_buffer(self):
+        """The flat gradient workspace ``(P,)`` and its named views, reused across steps.
+
+        Every entry is overwritten by each backward pass; the public
+        :meth:`loss_and_grads` hands out a copy.
+        """
+        buf = getattr(self, "_grad_ws", None)
+        if buf is None or buf.shape != (self.layout_.size,) or buf.dtype != self._dtype:
+            buf = self._grad_ws = self.layout_.allocate(self._dtype)
+            self._grad_views_ws = self.layout_.views(buf)
+        return buf, self._grad_views_ws
+
+    def _check_fitted(self):
+        if not hasattr(self, "params_"):
+            raise ValueError(f"this {type(self).__name__} has no parameters yet: call "
+                             "initialize(n_features) or fit(X) first")
+        # settings may have changed through set_params; the networks follow them
+        self._check_settings()
+
+    def _check_X(self, X, check_values=True):
+        """Validated data converted to the model's dtype (or integers for categorical)."""
+        X = check_data(X, self.n_features_in_)
+        if check_values:
+            self._lik.check_data(X)
+        return self._lik.convert(X, self._dtype)
+
+    def _condition(self, y, n):
+        """The condition ``c (n, C)`` for labels ``y``; None for unconditional models."""
+        return None
+
+    # ------------------------------------------------------------------ noise
+    def draw_noise(self, n_examples, n_samples=None, random_state=None):
+        """Standard normal noise of the shape ``loss_and_grads`` takes.
+
+        Uses ``random_state`` (a seed or Generator) when given, else ``rng_``.
+        """
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        S = self._n_noise() if n_samples is None else n_samples
+        return self._draw(rng, self._noise_shape(S, n_examples))
+
+    def _n_noise(self):
+        """Noise samples per example of the training objective: ``k`` for IWAE, else ``S``."""
+        return self.k if self.objective == "iwae" else self.n_samples
+
+    def _draw(self, rng, shape):
+        if isinstance(shape, list):
+            return [rng.standard_normal(s, dtype=self._dtype) for s in shape]
+        return rng.standard_normal(shape, dtype=self._dtype)
+
+    def _check_eps(self, eps, n_examples):
+        return check_noise(eps, self._noise_shape(1, n_examples)[1:], self._dtype)
+
+    # -------------------------------------------------------------- objective
+    def loss_and_grads(self, X, eps, check_input=True):
+        """The training loss and its gradient: the negative (β-weighted) ELBO
+        (docs/05-elbo.md), or with ``objective="iwae"`` the negative IWAE bound
+        ``−L_K`` (docs/06-importance-weighting.md), averaged over examples.
+
+        Parameters
+        ----------
+        X : (N, D) data.
+        eps : (S, N, Z) standard normal noise — ``S = k`` samples for IWAE; with it
+            fixed the loss is a deterministic function of ``params_``.
+        check_input : validate the values of ``X`` (support, finiteness); shapes
+            are always checked.
+
+        Returns
+        -------
+        loss : float
+        grads : dict with the keys and shapes of ``params_``.
+        """
+        return self._loss_and_grads(X, eps, None, check_input)
+
+    def _loss_and_grads(self, X, eps, condition, check_input):
+        self._check_fitted()
+        X = self._check_X(X, check_values=check_input)
+        eps = self._check_eps(eps, X.shape[0])
+        loss, flat_grad, _ = self._objective(X, eps, self.beta, True, condition)
+        return loss, self.layout_.views(flat_grad.copy())   # the workspace is reused
+
+    def elbo_terms(self, X, eps):
+        """Per-example terms ``{"reconstruction": (N,), "kl": (N,), "elbo": (N,)}``
+        (docs/05-elbo.md): ``reconstruction = (1/S) Σ_s log p(x|z_s)``,
+        ``elbo = reconstruction − kl``; the loss is ``−mean(reconstruction − β kl)``."""
+        return self._elbo_terms(X, eps, None)
+
+    def _elbo_terms(self, X, eps, condition):
+        self._check_fitted()
+        X = self._check_X(X)
+        eps = self._check_eps(eps, X.shape[0])
+        return self._objective(X, eps, self.beta, False, condition)[2]
+
+    def _objective(self, X, eps, beta, need_grads=True, condition=None):
+        """The training objective selected by ``objective``; returns ``(loss, flat_grad, terms)``."""
+        if self.objective == "iwae":
+            return self._iwae_objective(X, eps, need_grads, condition)
+        return self._elbo_objective(X, eps, beta, need_grads, condition)
+
+    def _iwae_objective(self, X, eps, need_grads=True, condition=None):
+        """``−(1/N) Σ_n L_K(x_n)`` and its gradient ``Σ_k w̃_k ∇ log w_k``
+        (docs/06-importance-weighting.md; Burda et al. 2016).
+
+        ``terms`` holds ``iwae`` (``L_K`` per example) and the Monte Carlo ELBO parts.
+        """
+        log_w, parts, cache = self._log_weights_forward(X, eps, condition)      # (K, N)
+        bound, b_c = objectives.iwae_bound_forward(log_w)                       # (N,)
+        terms = {"iwae": bound, "reconstruction": parts["log_px"].mean(axis=0),
+                 "kl": (parts["log_q"] - parts["log_pz"]).mean(axis=0),
+                 "elbo": log_w.mean(axis=0)}
+        loss = float(-bound.mean())
+        if not need_grads:
+            return loss, None, terms
+        flat = self._log_weights_backward(objectives.iwae_bound_backward(b_c, self._dtype),
+                                          cache)
+        return loss, flat, terms
+
+    def log_weights(self, X, eps):
+        """Importance log-weights ``log w_k = log p(x, z_k) − log q(z_k|x)`` ``(K, N)``
+        at ``z_k`` from the noise ``eps`` (docs/06-importance-weighting.md)."""
+        return self._log_weights(X, eps, None)
+
+    def _log_weights(self, X, eps, condition):
+        self._check_fitted()
+        X = self._check_X(X)
+        eps = self._check_eps(eps, X.shape[0])
+        return self._log_weights_forward(X, eps, condition)[0]
+
+    def log_likelihood(self, X, n_importance=5000, random_state=None, max_rows=8192):
+        """Importance-sampled ``log p̂(x) = logsumexp_k log w_k − log K`` per example
+        ``(N,)`` in nats (docs/06-importance-weighting.md; Burda et al. 2016, §5).
+
+        Evaluated in chunks of at most ``max_rows`` (examples × samples) decoder
+        rows at a time, so memory stays bounded for any ``K``.  Noise from
+        ``random_state`` or ``rng_``.
+        """
+        return self._log_likelihood(X, None, n_importance, random_state, max_rows)
+
+    def _log_likelihood(self, X, condition, n_importance, random_state, max_rows):
+        self._check_fitted()
+        X = self._check_X(X)
+        K = check_positive_int(n_importance, "n_importance")
+        max_rows = check_positive_int(max_rows, "max_rows")
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+
+        def log_weights(rows, eps):
+            c = None if condition is None else condition[rows]
+            return self._log_weights_forward(X[rows], eps, c)[0]
+
+        def draw(k, n):
+            return self._draw(rng, self._noise_shape(k, n))
+
+        return objectives.log_likelihood_estimate(log_weights, draw, X.shape[0], K, max_rows)
+
+    def active_units(self, X, threshold=0.01):
+        """Active latent units per stochastic level (docs/06-importance-weighting.md;
+        Burda et al. 2016): unit ``u`` is active when ``Cov_x(E_q[u]) > threshold``.
+        Returns a list of counts, one per level (one entry for the VAE)."""
+        self._check_fitted()
+        return objectives.active_units(self._posterior_means(self._check_X(X), None), threshold)
+
+    # -------------------------------------------------------------- training
+    def fit(self, X, y=None, *, epochs=None, batch_size=None, learning_rate=None, **kwargs):
+        """Train from fresh parameters with :func:`npvae.training.train`; returns ``self``.
+
+        ``epochs``, ``batch_size`` and ``learning_rate`` default to the
+        constructor's values; further keyword arguments go to
+        :func:`npvae.training.train` (``X_val``, ``batch_transform``, ``run_dir``,
+        ``progress=True`` for a progress bar, …).  With ``batch_transform``
+        (e.g. dynamic binarisation of uint8 pixels) ``X`` may be raw data: the
+        checks and the decoder's output bias use transformed examples.
+        """
+        return self._fit(X, None, epochs, batch_size, learning_rate, kwargs)
+
+    def _fit(self, X, y, epochs, batch_size, learning_rate, kwargs):
+        X = check_data(X)
+        self.initialize(X.shape[1])
+        self._start_output_bias(X, kwargs.get("batch_transform"))
+        training.train(self, X, y, epochs=self.epochs if epochs is None else epochs,
+                       batch_size=self.batch_size if batch_size is None else batch_size,
+                       learning_rate=self.learning_rate if learning_rate is None
+                       else learning_rate, **kwargs)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One pass of minibatch updates over ``X`` (initialising on first call); returns ``self``."""
+        return self._partial_fit(X, None)
+
+    def _partial_fit(self, X, y):
+        X = check_data(X, getattr(self, "n_features_in_", None))
+        if not hasattr(self, "params_"):
+            self.initialize(X.shape[1])
+            self._start_output_bias(X, None)
+        training.train(self, X, y, epochs=1, batch_size=self.batch_size,
+                       learning_rate=self.learning_rate)
+        return self
+
+    def _start_output_bias(self, X, transform):
+        """Decoder output bias from the data (docs/01-dense-layers.md; Burda et al. 2016);
+        with a ``batch_transform`` (e.g. binarisation) from transformed examples."""
+        if transform is None:
+            self._lik.check_data(X)
+            sample = X
+        else:
+            sample = transform(X[:10000], np.random.default_rng(0))
+            self._lik.check_data(sample, name="the transformed X")
+        self._set_output_bias(sample)
+
+    def _set_output_bias(self, X):
+        """The decoder's output bias from data ``X`` as the likelihood proposes it (no checks:
+        e.g. grey levels whose mean is the probability of a 1 under dynamic binarisation)."""
+        bias = self._lik.output_bias(X)
+        if bias is not None and "dec_out_b" in self.params_:
+            self.params_["dec_out_b"][...] = bias
+
+    # ----------------------------------------------------------------- scores
+    def score_samples(self, X, random_state=None):
+        """The ELBO per example ``(N,)`` with ``β = 1`` and fresh noise (docs/05-elbo.md).
+
+        A lower bound on ``log p(x)`` in nats; noise from ``random_state`` or ``rng_``.
+        """
+        return self._score_samples(X, None, random_state)
+
+    def _score_samples(self, X, condition, random_state):
+        self._check_fitted()
+        X = self._check_X(X)
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        out = np.empty(X.shape[0], dtype=np.float64)
+        for start in range(0, X.shape[0], CHUNK):
+            xb = X[start:start + CHUNK]
+            c = None if condition is None else condition[start:start + CHUNK]
+            eps = self._draw(rng, self._noise_shape(self.n_samples, xb.shape[0]))
+            out[start:start + CHUNK] = self._elbo_objective(xb, eps, 1.0, False, c)[2]["elbo"]
+        return out
+
+    def score(self, X, y=None, random_state=None):
+        """Mean ELBO over ``X`` in nats per example (docs/05-elbo.md)."""
+        return float(np.mean(self.score_samples(X, random_state=random_state)))
+
+    # ------------------------------------------------------------- decoding
+    def _decode_means(self, Z, condition=None):
+        """Likelihood means ``(M, D)`` for decoder inputs ``Z (M, Z)``."""
+        return self._lik.mean(self._decode(Z, condition), self.params_)
+
+    def _decode(self, Z, condition=None):
+        u = Z if condition is None else np.concatenate([Z, condition.astype(Z.dtype)], axis=1)
+        return self._decoder.output(self.params_, u, self.n_features_in_)

@@ -1,0 +1,399 @@
+"""The hierarchical VAE with ``L`` stochastic levels (docs/07-hierarchical-vae.md).
+
+Generative model (top-down): ``p(z_L) = N(0, I)``, ``p(z_l | z_{l+1}) =
+N(μ^p_l(z_{l+1}), diag e^{λ^p_l(z_{l+1})})`` by one network per level, and
+``p(x | z_1)`` by the decoder and the likelihood.  Inference, two variants:
+
+* ``"independent"``: a deterministic bottom-up path ``h_1 = f_1(x)``,
+  ``h_l = f_l(h_{l−1})``; ``q(z_l|x) = N(μ_l(h_l), diag e^{λ_l(h_l)})``.  Every KL
+  term is then closed form given a sample of ``z_{l+1}``.
+* ``"markov"`` (Burda et al. 2016, their Table 1): ``q(z_1|x) q(z_2|z_1) …
+  q(z_L|z_{L−1})``, each encoder reading the sample below; the KL terms are Monte
+  Carlo estimates ``log q(z_l|·) − log p(z_l|z_{l+1})`` on the same samples.
+
+Every encoder and prior network is a :class:`~npvae.models.networks.GaussianNetwork`,
+the decoder the shared :class:`~npvae.models.networks.Decoder`, every Gaussian
+the :class:`~npvae.distributions.posteriors.DiagonalGaussian` posterior.
+
+Shapes: ``N`` batch, ``D`` data, ``H`` hidden width, ``Z_l`` latent dimension of
+level ``l``, ``S`` Monte Carlo and ``K`` importance samples, ``L`` levels.  In
+the code ``l`` is the 0-based index of level ``l + 1``; names count from 1:
+``enc{l}_…`` (encoders), ``prior{l}_…`` (``p(z_l | z_{l+1})``, ``l < L``),
+``dec_…`` and ``obs_logvar`` (the decoder, named as in :class:`~npvae.VAE`).
+With ``L = 1`` the names are the VAE's with ``enc1_`` for ``enc_``, the same
+``random_state`` draws the same parameters, and objective and gradients are the
+VAE's (for ``"markov"`` ELBO up to its Monte Carlo KL).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import (check_data, check_latent_sizes, check_level_widths,
+                           check_noise_levels, check_positive_int)
+from ..distributions.gaussian import (kl_diagonal_backward, kl_diagonal_forward,
+                                      log_normal_backward, log_normal_forward)
+from ..distributions.posteriors import DiagonalGaussian
+from ..layers.activations import check_activation
+from ..layers.dense import init_weight
+from ..objectives import elbo_loss
+from .base import CHUNK, BaseVAE
+from .networks import Decoder, GaussianNetwork
+
+INFERENCE = ("independent", "markov")
+
+
+class HierarchicalVAE(BaseVAE):
+    """VAE with ``L`` stochastic levels and hand-written gradients (docs/07-hierarchical-vae.md;
+    Burda et al. 2016; Sønderby et al. 2016).
+
+    Parameters
+    ----------
+    latent_sizes : tuple of int
+        ``(Z_1, …, Z_L)``, bottom (next to the data) first.
+    hidden_sizes : tuple of int, or tuple of ``L`` tuples of int
+        Deterministic widths of each level's encoder: one tuple used at every
+        level, or one tuple per level (Burda et al. 2016, two levels:
+        ``latent_sizes=(100, 50), hidden_sizes=((200, 200), (100, 100))``).
+        The generative networks mirror them: ``p(x|z_1)`` uses the level-1
+        widths reversed, ``p(z_l|z_{l+1})`` the level-``l+1`` widths reversed.
+    inference : ``"independent"`` (closed-form KL terms) or ``"markov"``
+        (``q(z_l|z_{l−1})``, Monte Carlo KL terms; Burda et al. 2016).
+    activation, likelihood, likelihood_params, n_samples, beta, objective, k,
+    optimizer, learning_rate, batch_size, epochs, dtype, random_state :
+        As for :class:`~npvae.VAE`.
+
+    Attributes
+    ----------
+    params_ : dict name -> ndarray, live views of ``flat_params_`` (names in
+        the module docstring).
+    n_features_in_, rng_, history_ : as for :class:`~npvae.VAE`.
+    """
+
+    def __init__(self, latent_sizes=(100, 50), hidden_sizes=((200, 200), (100, 100)),
+                 inference="independent", activation="tanh", likelihood="bernoulli",
+                 likelihood_params=None, n_samples=1, beta=1.0, objective="elbo", k=1,
+                 optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
+                 dtype="float64", random_state=None):
+        self.latent_sizes = latent_sizes
+        self.hidden_sizes = hidden_sizes
+        self.inference = inference
+        self.activation = activation
+        self.likelihood = likelihood
+        self.likelihood_params = likelihood_params
+        self.n_samples = n_samples
+        self.beta = beta
+        self.objective = objective
+        self.k = k
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.dtype = dtype
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ architecture
+    def _build(self):
+        check_activation(self.activation)
+        if self.inference not in INFERENCE:
+            raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
+        self._sizes = check_latent_sizes(self.latent_sizes)                # [Z_1, …, Z_L]
+        self._hidden = check_level_widths(self.hidden_sizes, len(self._sizes))  # per level
+        act, L = self.activation, len(self._sizes)
+        self._post = DiagonalGaussian()
+        # q(z_l | h_l) or q(z_l | z_{l-1}); p(z_l | z_{l+1}) mirrors level l+1's widths;
+        # p(x | z_1) mirrors level 1's
+        self._encoders = [GaussianNetwork(f"enc{l + 1}", self._hidden[l], act, self._post)
+                          for l in range(L)]
+        self._priors = [GaussianNetwork(f"prior{l + 1}", self._hidden[l + 1][::-1], act,
+                                        self._post) for l in range(L - 1)]
+        self._decoder = Decoder(self._hidden[0][::-1], act, self._lik)
+
+    def _n_levels(self):
+        return len(self._sizes)
+
+    def _param_shapes(self, n_features):
+        sizes, shapes = self._sizes, {}
+        width = n_features                          # width of h_{l−1} (h_0 = x)
+        for l, (enc, Z) in enumerate(zip(self._encoders, sizes)):
+            markov_input = l > 0 and self.inference == "markov"
+            shapes.update(enc.param_shapes(sizes[l - 1] if markov_input else width, Z))
+            width = enc.hidden[-1] if enc.hidden else (sizes[l - 1] if markov_input else width)
+        for l, prior in enumerate(self._priors):
+            shapes.update(prior.param_shapes(sizes[l + 1], sizes[l]))
+        shapes.update(self._decoder.param_shapes(sizes[0], n_features))
+        return shapes
+
+    def _init_params(self, P, rng):
+        """Hidden layers by the activation's initialiser, heads Glorot (docs/01-dense-layers.md);
+        biases zero.  With ``L = 1`` this draws exactly what the VAE draws.
+
+        The log-variance heads of the networks that read a latent sample — the
+        prior networks, and for ``"markov"`` the encoders above level 1 — start
+        at zero weights, so that those Gaussians start with unit variances.  A
+        Glorot head reading ``z`` can start them at ``e^{±5}``: KL terms of
+        thousands of nats, and with a markov chain of unbounded activations
+        samples that grow level by level until they overflow.
+        """
+        act = self.activation
+        for name, W in P.items():
+            if "_W" in name:
+                hidden = name.split("_")[1].startswith("W")     # enc2_W0, prior1_W1, dec_W0
+                W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
+                if name.endswith("_logvar_W") and self._reads_a_sample(name.split("_")[0]):
+                    W[...] = 0
+
+    def _reads_a_sample(self, prefix):
+        """Whether the network ``prefix`` (``enc2``, ``prior1``, …) reads a latent sample."""
+        if prefix.startswith("prior"):
+            return True
+        return self.inference == "markov" and prefix != "enc1"
+
+    # ------------------------------------------------------------------ noise
+    def _noise_shape(self, n_samples, n_examples):
+        """One noise array per level: ``[(S, N, Z_1), …, (S, N, Z_L)]`` ."""
+        return [(n_samples, n_examples, Z) for Z in self._sizes]
+
+    def _check_eps(self, eps, n_examples):
+        """``eps``: a list of ``L`` finite arrays ``(S, N, Z_l)`` with one ``S``."""
+        return check_noise_levels(eps, n_examples, self._sizes, self._dtype)
+
+    # --------------------------------------------------------------- inference
+    def _inference_forward(self, X, eps):
+        """Posterior parameters and reparameterised samples of every level.
+
+        Returns ``(mus, logvars, zs, cache)``, lists over levels; ``zs[l]`` is
+        ``(S, N, Z_l)``; ``mus[l]``, ``logvars[l]`` are ``(N, Z_l)``, except for
+        markov levels above the first, ``(S, N, Z_l)`` (one per sample below).
+        """
+        P, post = self.params_, self._post
+        S, N = eps[0].shape[:2]
+        markov = self.inference == "markov"
+        mus, logvars, zs, net_c, z_c = [], [], [], [], []
+        h = X                                                       # (N, D): h_0 = x
+        for l, enc in enumerate(self._encoders):
+            inp = zs[l - 1].reshape(S * N, -1) if markov and l > 0 else h   # (S·N, Z_{l−1})
+            h, mu, logvar, c = enc.forward(P, inp)                  # h_l, (R, Z_l) each
+            if markov and l > 0:
+                mu, logvar = mu.reshape(S, N, -1), logvar.reshape(S, N, -1)
+            z, zc = post.sample_forward(mu, logvar, eps[l])         # (S, N, Z_l)
+            for lst, v in ((mus, mu), (logvars, logvar), (zs, z), (net_c, c), (z_c, zc)):
+                lst.append(v)
+        return mus, logvars, zs, (net_c, z_c)
+
+    def _inference_backward(self, G, dzs, dmus, dlogvars, cache):
+        """Backward of :meth:`_inference_forward`, writing into ``G``.
+
+        ``dzs[l] (S, N, Z_l)``: gradients on the samples from the generative side;
+        ``dmus[l]``, ``dlogvars[l]`` (or None): direct gradients on the posterior
+        parameters (closed-form KLs, ``log q``).
+        """
+        net_c, z_c = cache
+        markov = self.inference == "markov"
+        dh = None                                   # gradient on h_l from level l+1's encoder
+        for l in range(self._n_levels() - 1, -1, -1):
+            dmu, dlogvar = self._post.sample_backward(dzs[l], z_c[l])
+            if dmus[l] is not None:
+                dmu = dmu + dmus[l]
+            if dlogvars[l] is not None:
+                dlogvar = dlogvar + dlogvars[l]
+            if dmu.ndim == 3:                       # per-sample parameters: S·N rows
+                dmu, dlogvar = dmu.reshape(-1, dmu.shape[-1]), dlogvar.reshape(-1, dmu.shape[-1])
+            d_in = self._encoders[l].backward(G, dmu, dlogvar, net_c[l], dh=dh, need_dx=l > 0)
+            if markov and l > 0:                    # through z_{l−1} into the encoders below
+                dzs[l - 1] = dzs[l - 1] + d_in.reshape(dzs[l - 1].shape)
+            else:                                   # down the deterministic path h_{l−1}
+                dh = d_in
+
+    # -------------------------------------------------------------- generative
+    def _prior_forward(self, l, z_above):
+        """``μ^p, λ^p`` ``(S, N, Z_l)`` of ``p(z_l | z_{l+1})`` from ``z_above (S, N, Z_{l+1})``."""
+        S, N, Z_above = z_above.shape
+        _, mu, logvar, c = self._priors[l].forward(self.params_, z_above.reshape(S * N, Z_above))
+        return mu.reshape(S, N, -1), logvar.reshape(S, N, -1), (c, z_above.shape)
+
+    def _prior_backward(self, l, G, dmu_p, dlogvar_p, cache):
+        """Backward of :meth:`_prior_forward`; returns ``dz_above (S, N, Z_{l+1})``."""
+        c, shape = cache
+        Z = dmu_p.shape[-1]
+        dz = self._priors[l].backward(G, dmu_p.reshape(-1, Z), dlogvar_p.reshape(-1, Z), c,
+                                      need_dx=True)
+        return dz.reshape(shape)
+
+    def _elbo_objective(self, X, eps, beta, need_grads=True, condition=None):
+        """Negative β-ELBO and its hand-written gradient (docs/07-hierarchical-vae.md).
+
+        ``ELBO = (1/S) Σ_s log p(x|z_1^s) − KL(q(z_L|·) ‖ N(0, I))
+        − Σ_{l<L} E_{q(z_{l+1})} KL(q(z_l|·) ‖ p(z_l|z_{l+1}))``.  ``"independent"``:
+        closed-form KLs given the samples of ``z_{l+1}``; ``"markov"``: Monte
+        Carlo ``log q − log p`` on the same samples.  ``terms`` holds
+        ``reconstruction``, ``kl_1`` … ``kl_L`` (β not applied), ``kl`` and ``elbo``.
+        """
+        if self.inference == "markov":
+            return self._elbo_monte_carlo(X, eps, beta, need_grads)
+        P, L = self.params_, self._n_levels()
+        mus, logvars, zs, inf_c = self._inference_forward(X, eps)
+        log_px, dec_c = self._decoder.forward(P, zs[0], X)                 # (S, N)
+        kls, kl_c = [], []
+        for l in range(L - 1):                                              # KL(q_l ‖ p(·|z_{l+1}))
+            mu_p, logvar_p, p_c = self._prior_forward(l, zs[l + 1])        # (S, N, Z_l)
+            kl, c = kl_diagonal_forward(mus[l], logvars[l], mu_p, logvar_p)  # (S, N)
+            kls.append(kl.mean(axis=0))                                     # (N,)
+            kl_c.append((c, p_c))
+        kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])  # (N,)
+        kls.append(kl_top)
+        loss, terms, dlog_px, dkl = elbo_loss(log_px, kls, beta, self._dtype)
+        if not need_grads:
+            return loss, None, terms
+        flat, G = self._grad_buffer()
+        dzs = [None] * L
+        dmus, dlogvars = [None] * L, [None] * L
+        dzs[0] = self._decoder.backward(G, dlog_px, dec_c)
+        for l in range(L - 1):
+            c, p_c = kl_c[l]
+            S = zs[l + 1].shape[0]
+            dmu_q, dlv_q, dmu_p, dlv_p = kl_diagonal_backward(
+                np.broadcast_to(dkl / S, (S, dkl.shape[0])), c)             # (S, N, Z_l)
+            dmus[l], dlogvars[l] = dmu_q.sum(axis=0), dlv_q.sum(axis=0)
+            dzs[l + 1] = self._prior_backward(l, G, dmu_p, dlv_p, p_c)
+        dmus[L - 1], dlogvars[L - 1] = self._post.kl_backward(dkl, top_c)
+        dzs = [np.zeros_like(z) if d is None else d for d, z in zip(dzs, zs)]
+        self._inference_backward(G, dzs, dmus, dlogvars, inf_c)
+        return loss, flat, terms
+
+    # ---------------------------------------------- log-densities on samples
+    def _log_densities_forward(self, X, eps):
+        """Every log-density at the samples ``z^s`` from ``eps``: ``(log_px (S, N),
+        log_q, log_p, cache)`` with ``log_q[l] = log q(z_l|·)`` (change of variables)
+        and ``log_p[l] = log p(z_l|z_{l+1})``, ``log_p[L−1] = log N(z_L; 0, I)``."""
+        P, L = self.params_, self._n_levels()
+        mus, logvars, zs, inf_c = self._inference_forward(X, eps)
+        log_px, dec_c = self._decoder.forward(P, zs[0], X)                 # (S, N)
+        log_q, q_c = zip(*[self._post.log_q_forward(lv, e) for lv, e in zip(logvars, eps)])
+        log_p, p_c = [], []
+        for l in range(L - 1):
+            mu_p, logvar_p, pr_c = self._prior_forward(l, zs[l + 1])       # (S, N, Z_l)
+            lp, lp_c = log_normal_forward(zs[l], mu_p, logvar_p)           # (S, N)
+            log_p.append(lp)
+            p_c.append((lp_c, pr_c))
+        lp_top, top_c = log_normal_forward(zs[L - 1], 0.0, 0.0)            # (S, N)
+        log_p.append(lp_top)
+        p_c.append(top_c)
+        return log_px, list(log_q), log_p, (inf_c, zs, dec_c, q_c, p_c)
+
+    def _log_densities_backward(self, dlog_px, dlog_q, dlog_p, cache):
+        """Gradient of ``Σ dlog_px ⊙ log_px + Σ_l (dlog_q[l] ⊙ log_q[l] + dlog_p[l] ⊙
+        log_p[l])`` with respect to the flat parameters."""
+        inf_c, zs, dec_c, q_c, p_c = cache
+        L = self._n_levels()
+        flat, G = self._grad_buffer()
+        dzs = [np.zeros_like(z) for z in zs]
+        dzs[0] += self._decoder.backward(G, dlog_px, dec_c)                # via log p(x|z_1)
+        for l in range(L - 1):                                              # via log p(z_l|z_{l+1})
+            lp_c, pr_c = p_c[l]
+            dz, dmu_p, dlogvar_p = log_normal_backward(dlog_p[l], lp_c)
+            dzs[l] += dz
+            dzs[l + 1] += self._prior_backward(l, G, dmu_p, dlogvar_p, pr_c)
+        dzs[L - 1] += log_normal_backward(dlog_p[L - 1], p_c[L - 1])[0]    # via log p(z_L)
+        dlogvars = [self._post.log_q_backward(dlog_q[l], q_c[l]) for l in range(L)]
+        self._inference_backward(G, dzs, [None] * L, dlogvars, inf_c)
+        return flat
+
+    def _elbo_monte_carlo(self, X, eps, beta, need_grads=True):
+        """The markov ELBO: ``KL_l ≈ (1/S) Σ_s [log q(z_l^s|·) − log p(z_l^s|z_{l+1}^s)]``,
+        and ``log q(z_L|z_{L−1}) − log N(z_L; 0, I)`` at the top (Burda et al. 2016)."""
+        S, N = eps[0].shape[:2]
+        log_px, log_q, log_p, cache = self._log_densities_forward(X, eps)
+        kls = [(lq - lp).mean(axis=0) for lq, lp in zip(log_q, log_p)]      # (N,) each
+        loss, terms, dlog_px, dkl = elbo_loss(log_px, kls, beta, self._dtype)
+        if not need_grads:
+            return loss, None, terms
+        # ∂loss/∂log q_l = β/(S N) = dkl/S, ∂loss/∂log p_l = −β/(S N)
+        d = np.broadcast_to(dkl / S, (S, N))
+        L = self._n_levels()
+        flat = self._log_densities_backward(dlog_px, [d] * L, [-d] * L, cache)
+        return loss, flat, terms
+
+    # --------------------------------------------------- importance weights
+    def _log_weights_forward(self, X, eps, condition=None):
+        """``log w_k = log p(x|z_1^k) + log N(z_L^k; 0, I) + Σ_{l<L} log p(z_l^k|z_{l+1}^k)
+        − Σ_l log q(z_l^k|·)`` ``(K, N)`` (docs/07-hierarchical-vae.md)."""
+        log_px, log_q, log_p, cache = self._log_densities_forward(X, eps)
+        log_pz = np.sum(log_p, axis=0)                                      # (K, N)
+        log_qz = np.sum(log_q, axis=0)                                      # (K, N)
+        parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_qz}
+        return log_px + log_pz - log_qz, parts, cache
+
+    def _log_weights_backward(self, dlog_w, cache):
+        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters."""
+        L = self._n_levels()
+        return self._log_densities_backward(dlog_w, [-dlog_w] * L, [dlog_w] * L, cache)
+
+    # ------------------------------------------------------------- public API
+    def _means_forward(self, X):
+        """``(mus, logvars)`` per level ``(N, Z_l)``; for markov the level below's
+        mean stands in for its sample, ``z_{l−1} := μ_{l−1}``."""
+        mus, logvars = [], []
+        h = X
+        for l, enc in enumerate(self._encoders):
+            inp = mus[-1] if self.inference == "markov" and l > 0 else h
+            h, mu, logvar, _ = enc.forward(self.params_, inp)
+            mus.append(mu)
+            logvars.append(logvar)
+        return mus, logvars
+
+    def _encode_checked(self, X):
+        L = self._n_levels()
+        parts = [self._means_forward(X[i:i + CHUNK]) for i in range(0, X.shape[0], CHUNK)]
+        return ([np.concatenate([p[0][l] for p in parts]) for l in range(L)],
+                [np.concatenate([p[1][l] for p in parts]) for l in range(L)])
+
+    def _posterior_means(self, X, condition=None):
+        return self._encode_checked(X)[0]
+
+    def encode(self, X):
+        """Posterior parameters per level: ``(mus, logvars)``, lists of ``L`` arrays
+        ``(N, Z_l)``.  For ``inference="markov"`` level ``l`` is evaluated at the mean
+        of the level below."""
+        self._check_fitted()
+        return self._encode_checked(self._check_X(X))
+
+    def transform(self, X):
+        """The per-level posterior means concatenated, ``(N, Z_1 + … + Z_L)``."""
+        return np.concatenate(self.encode(X)[0], axis=1)
+
+    def decode(self, Z):
+        """The likelihood's parameters for ``z_1``: logits ``(M, D)`` (Bernoulli), means
+        ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical).
+
+        ``Z`` is ``(M, Z_1)``, or ``(M, Z_1 + … + Z_L)`` as returned by
+        :meth:`transform`, of which the first ``Z_1`` columns (``z_1``) are used.
+        """
+        self._check_fitted()
+        Z = check_data(Z, name="Z")
+        Z1, total = self._sizes[0], sum(self._sizes)
+        if Z.shape[1] not in (Z1, total):
+            raise ValueError(f"Z has {Z.shape[1]} features; decode takes z_1 (M, {Z1}) or the "
+                             f"concatenated per-level latents (M, {total})")
+        return self._decode(Z.astype(self._dtype, copy=False))
+
+    def _decode(self, Z, condition=None):
+        """The decoder reads ``z_1``: the first ``Z_1`` columns of ``Z``."""
+        return super()._decode(Z[:, :self._sizes[0]], condition)
+
+    def sample(self, n, random_state=None):
+        """``n`` ancestral draws: ``z_L ~ N(0, I)``, ``z_l ~ p(z_l | z_{l+1})``, decoded
+        to the likelihood's means ``(n, D)``."""
+        self._check_fitted()
+        n = check_positive_int(n, "n")
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        L = self._n_levels()
+        z = rng.standard_normal((1, n, self._sizes[L - 1])).astype(self._dtype)   # (1, n, Z_L)
+        for l in range(L - 2, -1, -1):
+            mu_p, logvar_p, _ = self._prior_forward(l, z)                          # (1, n, Z_l)
+            eps = rng.standard_normal(mu_p.shape).astype(self._dtype)
+            z = mu_p + np.exp(0.5 * logvar_p) * eps
+        return self._decode_means(z[0])
+
+    def reconstruct(self, X):
+        """Likelihood means ``(N, D)`` decoded from the level-1 posterior mean."""
+        return self._decode_means(self.encode(X)[0][0])

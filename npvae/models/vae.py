@@ -1,0 +1,258 @@
+"""The variational autoencoder of Kingma & Welling (2014) (docs/05-elbo.md).
+
+Encoder ``q(z|x) = N(μ(x), diag e^{λ(x)})`` (or ``N(μ(x), L(x) L(x)ᵀ)``) from a
+:class:`~npvae.models.networks.GaussianNetwork`; decoder ``p(x|z)`` from a
+:class:`~npvae.models.networks.Decoder` whose output parameterises the
+likelihood; prior ``p(z) = N(0, I)``.  Every gradient is written by hand.
+
+The whole backward pass of the ELBO is :meth:`VAE._elbo_objective`; it reads
+top to bottom as the chain rule does, from the seeds of
+:func:`npvae.objectives.elbo_loss` down to the encoder's first layer.
+
+Shape legend: ``N`` batch, ``D`` data dimension, ``H`` hidden width, ``Z``
+latent dimension, ``S`` samples of ``z`` per example, ``K`` importance samples,
+``C`` classes (the conditional VAE's condition ``c (N, C)``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_data, check_positive_int
+from ..distributions.gaussian import log_normal_backward, log_normal_forward
+from ..distributions.posteriors import make_posterior
+from ..layers.activations import check_activation
+from ..layers.dense import init_weight
+from ..objectives import elbo_loss, monte_carlo_kl_backward, monte_carlo_kl_forward
+from .base import CHUNK, BaseVAE
+from .networks import Decoder, GaussianNetwork
+
+
+class VAE(BaseVAE):
+    """Variational autoencoder with hand-written gradients (docs/05-elbo.md).
+
+    Parameters
+    ----------
+    n_latent : int
+        Latent dimension ``Z``.
+    hidden_sizes : tuple of int
+        Widths of the encoder's hidden layers (any number, including none).
+    decoder_hidden_sizes : tuple of int or None
+        Widths of the decoder's hidden layers; ``None`` mirrors the encoder.
+    activation : str
+        ``relu``, ``leaky_relu``, ``tanh``, ``softplus``, ``sigmoid`` or ``identity``.
+    likelihood : str
+        A name in :data:`npvae.distributions.likelihoods.LIKELIHOODS`:
+        ``bernoulli`` (binary data), ``gaussian`` (real data), ``categorical``
+        (integers ``0..n_levels-1``), ``beta`` (grey levels in ``(0, 1)``)
+        (docs/04-likelihoods.md).
+    likelihood_params : dict or None
+        The likelihood's options: Gaussian ``{"variance": "fixed" | "scalar" |
+        "per_output", "logvar": 0.0}``; categorical ``{"n_levels": 256}``;
+        Bernoulli ``{"allow_nonbinary": False}``.
+    posterior : ``"diagonal"`` (``N(μ, diag e^λ)``) or ``"full"`` (``N(μ, L Lᵀ)``
+        with a lower-triangular ``L``; the encoder's second head then outputs
+        ``Z(Z+1)/2`` entries of ``L``, ``enc_chol_W/_b``) (docs/03-kl-divergences.md).
+    n_samples : int
+        ``S``, samples of ``z`` per example in the ELBO estimator.
+    beta : float
+        Weight of the KL term (Higgins et al. 2017); 1 gives the ELBO.
+    objective : ``"elbo"`` or ``"iwae"``, the importance-weighted bound ``L_K``
+        with ``k`` samples (docs/06-importance-weighting.md; Burda et al. 2016).
+    k : int
+        ``K``, importance samples per example for ``objective="iwae"``.
+    optimizer, learning_rate, batch_size, epochs : training defaults for ``fit``.
+    dtype : ``"float32"`` or ``"float64"``.
+    random_state : int, Generator or None
+        Seeds the initial parameters and the model's noise generator ``rng_``.
+
+    Attributes
+    ----------
+    params_ : dict name -> ndarray, live views of ``flat_params_``.
+    n_features_in_ : int
+    rng_ : numpy Generator for noise, shuffling and binarisation.
+    history_ : list of per-epoch dicts written by the trainer.
+    """
+
+    def __init__(self, n_latent=20, hidden_sizes=(400,), decoder_hidden_sizes=None,
+                 activation="relu", likelihood="bernoulli", likelihood_params=None,
+                 posterior="diagonal", n_samples=1, beta=1.0, objective="elbo", k=1,
+                 optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
+                 dtype="float64", random_state=None):
+        self.n_latent = n_latent
+        self.hidden_sizes = hidden_sizes
+        self.decoder_hidden_sizes = decoder_hidden_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.likelihood_params = likelihood_params
+        self.posterior = posterior
+        self.n_samples = n_samples
+        self.beta = beta
+        self.objective = objective
+        self.k = k
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.dtype = dtype
+        self.random_state = random_state
+
+    # ------------------------------------------------------------ architecture
+    def _build(self):
+        check_positive_int(self.n_latent, "n_latent")
+        check_activation(self.activation)
+        for w in self._enc_sizes() + self._dec_sizes():
+            check_positive_int(w, "hidden layer width")
+        self._post = make_posterior(self.posterior)
+        self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
+        self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
+
+    def _enc_sizes(self):
+        return list(self.hidden_sizes)
+
+    def _dec_sizes(self):
+        if self.decoder_hidden_sizes is None:
+            return list(self.hidden_sizes)[::-1]
+        return list(self.decoder_hidden_sizes)
+
+    def _n_condition(self):
+        """Columns ``C`` of the condition joined to the encoder's and decoder's inputs."""
+        return 0
+
+    def _param_shapes(self, n_features):
+        C, Z = self._n_condition(), self.n_latent
+        shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
+        shapes.update(self._decoder.param_shapes(Z + C, n_features))  # reads z (⊕ c)
+        return shapes
+
+    def _init_params(self, P, rng):
+        """Hidden layers by the activation's initialiser, heads Glorot; biases zero
+        (docs/01-dense-layers.md)."""
+        act = self.activation
+        for name, W in P.items():
+            if "_W" in name:
+                hidden = name.startswith(("enc_W", "dec_W"))
+                W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
+
+    def _noise_shape(self, n_samples, n_examples):
+        return (n_samples, n_examples, self.n_latent)
+
+    # --------------------------------------------------------------- objective
+    def _encode_forward(self, X, condition):
+        """``μ (N, Z)``, the second head and the encoder's cache, from ``x`` (⊕ ``c``)."""
+        x_in = X if condition is None else np.concatenate([X, condition.astype(X.dtype)], axis=1)
+        _, mu, head, enc_c = self._encoder.forward(self.params_, x_in)
+        return mu, head, enc_c
+
+    def _elbo_objective(self, X, eps, beta, need_grads=True, condition=None):
+        """Negative β-ELBO and its gradient by the chain rule (docs/05-elbo.md):
+        through the decoder MLP and the likelihood, the reparameterisation, the
+        KL (closed form, or Monte Carlo for a posterior without one) and the
+        encoder MLP.  Returns ``(loss, flat_grad or None, terms)``.
+        """
+        P, post = self.params_, self._post
+        mu, head, enc_c = self._encode_forward(X, condition)                # (N, Z), (N, ·)
+        z, z_c = post.sample_forward(mu, head, eps)                         # (S, N, Z)
+        log_px, dec_c = self._decoder.forward(P, z, X, condition)           # (S, N)
+        if post.closed_form_kl:
+            kl, kl_c = post.kl_forward(mu, head)                            # (N,)
+        else:
+            kl, kl_c = monte_carlo_kl_forward(post, head, z, eps)
+        loss, terms, dlog_px, dkl = elbo_loss(log_px, [kl], beta, self._dtype)
+        if not need_grads:
+            return loss, None, terms
+        # backward from the seeds ∂loss/∂log p(x|z_s) = −1/(SN), ∂loss/∂KL = β/N
+        flat, G = self._grad_buffer()
+        dz = self._decoder.backward(G, dlog_px, dec_c)                      # (S, N, Z)
+        if post.closed_form_kl:
+            dmu_kl, dhead_kl = post.kl_backward(dkl, kl_c)                  # (N, Z), (N, ·)
+        else:
+            dz_kl, dhead_kl = monte_carlo_kl_backward(post, dkl, kl_c)
+            dz += dz_kl
+            dmu_kl = 0
+        dmu, dhead = post.sample_backward(dz, z_c)                          # (N, Z), (N, ·)
+        self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
+        return loss, flat, terms
+
+    def _log_weights_forward(self, X, eps, condition=None):
+        """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
+        (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
+        mu, head, enc_c = self._encode_forward(X, condition)
+        z, z_c = self._post.sample_forward(mu, head, eps)                   # (K, N, Z)
+        log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
+        log_pz, pz_c = log_normal_forward(z, 0.0, 0.0)                      # (K, N)
+        log_q, q_c = self._post.log_q_forward(head, eps)                    # (K, N)
+        log_w = log_px + log_pz - log_q
+        parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
+        return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
+
+    def _log_weights_backward(self, dlog_w, cache):
+        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters."""
+        enc_c, z_c, dec_c, pz_c, q_c = cache
+        flat, G = self._grad_buffer()
+        dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
+        dz += log_normal_backward(dlog_w, pz_c)[0]                          # via log p(z)
+        dmu, dhead = self._post.sample_backward(dz, z_c)
+        dhead += self._post.log_q_backward(-dlog_w, q_c)                    # via −log q
+        self._encoder.backward(G, dmu, dhead, enc_c)
+        return flat
+
+    # ------------------------------------------------------------- public API
+    def _encoder_heads(self, X, condition=None):
+        """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``."""
+        parts = [self._encode_forward(X[i:i + CHUNK],
+                                      None if condition is None else condition[i:i + CHUNK])[:2]
+                 for i in range(0, X.shape[0], CHUNK)]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+    def _posterior_means(self, X, condition=None):
+        return [self._encoder_heads(X, condition)[0]]
+
+    def _encode(self, X, condition):
+        mu, head = self._encoder_heads(X, condition)
+        return mu, self._post.marginal_logvar(head, self.n_latent)
+
+    def _encode_cholesky(self, X, condition):
+        mu, head = self._encoder_heads(X, condition)
+        if self.posterior == "full":
+            return mu, self._post.cholesky(head, self.n_latent)
+        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * head), np.eye(self.n_latent))
+
+    def encode(self, X):
+        """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)``.
+
+        For ``posterior="full"`` ``logvar`` holds the log-variances of the
+        marginals, ``log Σ_jj``; :meth:`encode_cholesky` gives the factor ``L``.
+        """
+        self._check_fitted()
+        return self._encode(self._check_X(X), None)
+
+    def encode_cholesky(self, X):
+        """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ``; for a diagonal posterior
+        ``L = diag(σ)``."""
+        self._check_fitted()
+        return self._encode_cholesky(self._check_X(X), None)
+
+    def decode(self, Z):
+        """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
+        (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
+        self._check_fitted()
+        Z = check_data(Z, self.n_latent, name="Z").astype(self._dtype, copy=False)
+        return self._decode(Z)
+
+    def transform(self, X):
+        """Posterior means ``μ(x)`` ``(N, Z)``."""
+        return self.encode(X)[0]
+
+    def _sample(self, n, condition, random_state):
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        z = rng.standard_normal((n, self.n_latent)).astype(self._dtype)
+        return self._decode_means(z, condition)
+
+    def sample(self, n, random_state=None):
+        """``n`` draws ``z ~ N(0, I)`` decoded to the likelihood's means ``(n, D)``."""
+        self._check_fitted()
+        return self._sample(check_positive_int(n, "n"), None, random_state)
+
+    def reconstruct(self, X):
+        """Likelihood means decoded from the posterior means ``(N, D)``."""
+        return self._decode_means(self.transform(X))
