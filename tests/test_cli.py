@@ -85,7 +85,7 @@ def test_auto_falls_back_to_digits_offline(tmp_path, monkeypatch, capsys):
     def offline(*a, **k):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_open_url", offline)
+    monkeypatch.setattr(data.files, "_open_url", offline)
     out = str(tmp_path / "auto")
     assert main(["train", "--epochs", "1", "--hidden", "8", "--latent", "2", "--out", out,
                  "--no-figures"]) == 0

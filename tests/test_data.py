@@ -1,8 +1,11 @@
 """Tests of npvae.data: checksums, file resolution, downloads, parsers,
-binarisation (MATH §12) and the offline data sets.
+binarisation (the data conventions, docs/12-data.md) and the offline data sets.
 
 Tests marked ``data`` read the real files and run only when NPVAE_DATA points
-at a folder laid out like ../shared/data.
+at a folder laid out as ``<NPVAE_DATA>/<dataset folder>/<file>``.
+
+Downloads and checksums are patched on :mod:`npvae.data.files`, the module
+that owns them (patching the ``npvae.data`` package would have no effect).
 """
 
 import gzip
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from npvae import data
+from npvae.data import files as data_files
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -46,7 +50,7 @@ def env(monkeypatch, tmp_path):
     """No NPVAE_DATA, a private cache folder, an empty checksum cache."""
     monkeypatch.delenv("NPVAE_DATA", raising=False)
     monkeypatch.setenv("NPVAE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "_HASH_CACHE", {})
+    monkeypatch.setattr(data_files, "_HASH_CACHE", {})
     return tmp_path
 
 
@@ -84,7 +88,7 @@ class FakeResponse:
 
 
 def serve(monkeypatch, responses):
-    """Make data._open_url return the next of ``responses`` (or raise it)."""
+    """Make data_files._open_url return the next of ``responses`` (or raise it)."""
     calls = []
 
     def opener(url, timeout):
@@ -93,7 +97,7 @@ def serve(monkeypatch, responses):
         if isinstance(item, BaseException):
             raise item
         return item
-    monkeypatch.setattr(data, "_open_url", opener)
+    monkeypatch.setattr(data_files, "_open_url", opener)
     return calls
 
 
@@ -101,7 +105,7 @@ def serve(monkeypatch, responses):
 def real_data():
     root = os.environ.get("NPVAE_DATA")
     if not root:
-        pytest.skip("set NPVAE_DATA to a folder laid out like ../shared/data")
+        pytest.skip("set NPVAE_DATA to a folder laid out as <folder>/<file> (mnist/, ...)")
     return Path(root)
 
 
@@ -157,8 +161,8 @@ def test_verification_is_cached_until_the_file_changes(env, monkeypatch, fake_fi
     path.parent.mkdir(parents=True)
     path.write_bytes(payload)
     hashed = []
-    real_hash = data._hash_file
-    monkeypatch.setattr(data, "_hash_file", lambda p: hashed.append(p) or real_hash(p))
+    real_hash = data_files._hash_file
+    monkeypatch.setattr(data_files, "_hash_file", lambda p: hashed.append(p) or real_hash(p))
     for _ in range(3):
         assert data.resolve_file("mnist", "fake.bin") == path
     assert len(hashed) == 1
@@ -219,7 +223,7 @@ def test_not_found_without_download_lists_places(env, monkeypatch):
 
 
 def test_frey_has_no_mirror_and_says_where_to_put_it(env, monkeypatch):
-    monkeypatch.setattr(data, "_open_url", pytest.fail)  # must not even try
+    monkeypatch.setattr(data_files, "_open_url", pytest.fail)  # must not even try
     with pytest.raises(data.DataNotFoundError, match="no public download mirror") as info:
         data.load_dataset("frey")
     assert str(env / "cache" / "frey" / "frey_faces.npz") in str(info.value)
@@ -230,7 +234,7 @@ def test_real_urllib_failure_is_quick_and_clear(env, fake_file, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     fake_file(urls=(f"http://127.0.0.1:{port}/fake.bin",))
-    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 5.0)
+    monkeypatch.setattr(data_files, "DOWNLOAD_TIMEOUT", 5.0)
     with pytest.raises(data.DataNotFoundError) as info:
         data.resolve_file("mnist", "fake.bin")
     message = str(info.value)
@@ -259,7 +263,7 @@ def test_successful_download_lands_after_verification(env, monkeypatch, fake_fil
     assert path == env / "cache" / "mnist" / "fake.bin"
     assert path.read_bytes() == payload
     assert [url for url, _ in calls] == ["http://a.invalid/fake.bin", "http://b.invalid/fake.bin"]
-    assert all(timeout == data.DOWNLOAD_TIMEOUT for _, timeout in calls)
+    assert all(timeout == data_files.DOWNLOAD_TIMEOUT for _, timeout in calls)
     assert sorted(p.name for p in path.parent.iterdir()) == ["fake.bin"]
     serve(monkeypatch, [])  # now found in the cache: no second download
     assert data.resolve_file("mnist", "fake.bin") == path
@@ -458,7 +462,7 @@ def test_binarized_mnist_from_amat_files(env, monkeypatch):
 
 
 # ---------------------------------------------------------------------------
-# Binarisation and batches (MATH §12)
+# Binarisation and batches (docs/12-data.md)
 # ---------------------------------------------------------------------------
 
 PIXELS = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=1, max_dims=3, max_side=8))
