@@ -214,8 +214,8 @@ def save_figure(fig, args, filename):
 
 
 def show_images(ax, images, image_shape, n_cols, title=None, fontsize="medium"):
-    """Tile ``images (N, D)`` in [0, 1] on ``ax`` with :func:`npvae.figures.image_grid`."""
-    from npvae.figures import image_grid
+    """Tile ``images (N, D)`` in [0, 1] on ``ax`` with :func:`npvae.plots.image_grid`."""
+    from npvae.plots import image_grid
 
     grid = image_grid(np.clip(images, 0, 1), image_shape, n_cols)
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")

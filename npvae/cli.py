@@ -414,7 +414,7 @@ def _display(model, means):
 
 
 def cmd_sample(args):
-    from . import checkpoint, figures
+    from . import checkpoint, plots as figures
 
     _setup_compute(args)
     path = _checkpoint_path(args)
@@ -452,7 +452,7 @@ def cmd_plot(args):
 
 def write_figures(model, ds, out, seed=0):
     """Every figure of a run into ``<out>/figures``; returns the paths."""
-    from . import figures
+    from . import plots as figures
 
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
@@ -495,7 +495,7 @@ def write_figures(model, ds, out, seed=0):
 def _write_conditional_figures(model, x, labels, shape, fig_dir, seed):
     """Figures of a conditional VAE: reconstructions, one row of samples per class,
     curves, latent scatter, interpolation at a fixed label."""
-    from . import figures
+    from . import plots as figures
 
     paths = [figures.plot_reconstructions(
         x[:20], _display(model, model.reconstruct(x[:20], labels[:20])), shape,

@@ -1,6 +1,6 @@
-"""Tests of npvae.figures: files written, PNG validity, layout, inputs checked.
+"""Tests of npvae.plots: files written, PNG validity, layout, inputs checked.
 
-Shape legend (MATH.md): N batch, D data dimension, Z latent dimension;
+Shape legend (docs/README.md): N batch, D data dimension, Z latent dimension;
 P pairs of interpolation end points, T interpolation steps.
 """
 
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from scipy.special import ndtri
 
-from npvae import figures as F
+from npvae import plots as F
+from npvae.plots import latent
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 50  # small files keep the tests fast
@@ -100,16 +101,23 @@ def rng():
 # ----------------------------------------------------------------------------
 
 
-def test_module_uses_no_pyplot_and_no_model_code():
-    tree = ast.parse(Path(F.__file__).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(("." * node.level) + (node.module or ""))
-    assert not any("pyplot" in m or "pylab" in m for m in imported), imported
-    assert not any(m.startswith(".") or m.startswith("npvae") for m in imported), imported
+def test_package_uses_no_pyplot_and_no_model_code():
+    """Modules of npvae.plots import each other (level-1 relative imports) and
+    nothing else of npvae."""
+    modules = sorted(Path(F.__file__).parent.glob("*.py"))
+    assert {m.name for m in modules} >= {"__init__.py", "_canvas.py", "images.py"}
+    for module in modules:
+        tree = ast.parse(module.read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(("." * node.level) + (node.module or ""))
+        assert not any("pyplot" in m or "pylab" in m for m in imported), (module.name, imported)
+        outside = [m for m in imported
+                   if m.startswith("..") or m.startswith("npvae")]
+        assert not outside, (module.name, outside)
 
 
 # ----------------------------------------------------------------------------
@@ -307,14 +315,14 @@ def test_latent_projection_uses_pca_above_two_dims(rng):
 
 def test_plot_latent_scatter_takes_pca_path_only_above_two_dims(tmp_path, rng, monkeypatch):
     seen = []
-    original = F.latent_projection
+    original = latent.latent_projection
 
     def spy(z):
         out = original(z)
         seen.append((np.shape(z), out[1], out[2]))
         return out
 
-    monkeypatch.setattr(F, "latent_projection", spy)
+    monkeypatch.setattr(latent, "latent_projection", spy)  # looked up in its own module
     z5, labels = clustered_latents(rng, n_lat=5)
     p5 = tmp_path / "z5.png"
     check_png(p5, F.plot_latent_scatter(z5, labels, p5, dpi=DPI), aspect=(1.0, 1.6))

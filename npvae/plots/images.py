@@ -1,0 +1,239 @@
+"""Image figures: a grid of tiled images, inputs above their reconstructions,
+samples from the prior.
+
+Images are greyscale with pixel values in ``[0, 1]`` (Bernoulli means or
+intensities; docs/04-likelihoods.md and docs/12-data.md); values outside that
+range are clipped by the colour map, not rejected.
+
+Shape legend (docs/README.md): ``N`` batch, ``D`` data dimension, ``Z`` latent
+dimension, ``H, W`` image height and width (``D = H * W``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ._canvas import (
+    DEFAULT_DPI,
+    SEPARATOR_VALUE,
+    PathLike,
+    _as_images,
+    _check_dpi,
+    _check_image_shape,
+    _check_positive_int,
+    _figure,
+    _image_colorbar,
+    _image_scale,
+    _png_path,
+    _save,
+    _show_image,
+)
+
+__all__ = ["image_grid", "plot_reconstructions", "plot_samples"]
+
+
+def image_grid(
+    images: np.ndarray,
+    image_shape: Sequence[int],
+    n_cols: int,
+    pad_value: float = SEPARATOR_VALUE,
+) -> np.ndarray:
+    """Tile a batch of flattened images into one 2-D array.
+
+    Images are placed row by row, ``n_cols`` per row, with 1-pixel separators
+    (filled with ``pad_value``) between neighbouring tiles and no border
+    around the grid. Cells of an incomplete last row are filled with
+    ``pad_value``.
+
+    Parameters
+    ----------
+    images : array_like, shape (N, D) or (N, H, W)
+        The images; ``D`` must equal ``prod(image_shape)``.
+    image_shape : (int, int)
+        ``(H, W)``, the shape of one image (row-major flattening).
+    n_cols : int
+        Number of tiles per row (>= 1). The grid always has ``n_cols`` columns.
+    pad_value : float, default 1.0
+        Value of the separators and of empty cells.
+
+    Returns
+    -------
+    numpy.ndarray, shape (R*H + R - 1, n_cols*W + n_cols - 1)
+        The tiled image, ``R = ceil(N / n_cols)`` rows of tiles, float64.
+
+    Raises
+    ------
+    ValueError
+        If ``image_shape`` is not a pair of positive ints, ``D`` differs from
+        ``prod(image_shape)``, ``N == 0``, ``n_cols < 1`` or values are not
+        finite.
+    """
+    shape = _check_image_shape(image_shape)
+    imgs = _as_images(images, "images", shape)  # (N, D)
+    n_cols = _check_positive_int(n_cols, "n_cols")
+    h, w = shape
+    n = imgs.shape[0]
+    n_rows = math.ceil(n / n_cols)
+    grid = np.full(
+        (n_rows * h + n_rows - 1, n_cols * w + n_cols - 1), float(pad_value), dtype=np.float64
+    )
+    tiles = imgs.reshape(n, h, w)  # (N, H, W)
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tiles[i]
+    return grid
+
+
+def plot_reconstructions(
+    x: np.ndarray,
+    x_rec: np.ndarray,
+    image_shape: Sequence[int],
+    path: PathLike,
+    n: int = 10,
+    title: str = "Inputs and their reconstructions",
+    *,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Plot inputs above their reconstructions.
+
+    The first ``n`` examples are shown, at most 10 per row: a row of inputs
+    with the row of their reconstructions directly beneath. When ``n > 10``
+    the figure stacks several such pairs of rows.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, D) or (N, H, W)
+        Inputs, values in [0, 1].
+    x_rec : array_like, same shape as ``x``
+        Reconstructions, typically the decoder means ``E[x | z]`` at a sample
+        or the mean of ``q(z | x)`` (``sigmoid(η)`` for a Bernoulli
+        decoder, docs/04-likelihoods.md), values in [0, 1].
+    image_shape : (int, int)
+        ``(H, W)`` with ``H * W = D``.
+    path : str or os.PathLike
+        Output PNG file (``.png`` is appended when there is no suffix).
+    n : int, default 10
+        Number of examples shown, ``1 <= n <= N``.
+    title : str
+        Figure title.
+    dpi : float, keyword-only
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        On mismatched or wrong shapes, ``n`` out of range, or non-finite values.
+    """
+    shape = _check_image_shape(image_shape)
+    xs = _as_images(x, "x", shape)  # (N, D)
+    xr = _as_images(x_rec, "x_rec", shape)  # (N, D)
+    if xs.shape != xr.shape:
+        raise ValueError(f"x and x_rec must have the same shape, got {xs.shape} and {xr.shape}")
+    n = _check_positive_int(n, "n")
+    if n > xs.shape[0]:
+        raise ValueError(f"n = {n} exceeds the number of examples N = {xs.shape[0]}")
+    dpi = _check_dpi(dpi)
+    out = _png_path(path)
+
+    per_row = min(n, 10)
+    n_pairs = math.ceil(n / per_row)
+    h, w = shape
+    # One image: [inputs; 1-px separator; reconstructions], pairs of strips
+    # separated by a wider gap of background so that the pairs read as units.
+    gap_px = max(2, h // 3)
+    strips, centres, names = [], [], []
+    top = 0
+    for p in range(n_pairs):
+        idx = np.arange(p * per_row, min((p + 1) * per_row, n))
+        if p > 0:
+            strips.append(np.full((gap_px, per_row * w + per_row - 1), SEPARATOR_VALUE))
+            top += gap_px
+        pair = image_grid(np.concatenate([xs[idx], xr[idx]]), shape, len(idx))
+        if len(idx) < per_row:  # last, incomplete pair: pad on the right
+            full = np.full((pair.shape[0], per_row * w + per_row - 1), SEPARATOR_VALUE)
+            full[:, : pair.shape[1]] = pair
+            pair = full
+        strips.append(pair)
+        centres += [top + (h - 1) / 2, top + h + 1 + (h - 1) / 2]
+        names += ["input", "reconstruction"]
+        top += pair.shape[0]
+    grid = np.vstack(strips)  # (rows, per_row*W + per_row - 1)
+    gh, gw = grid.shape
+    s = _image_scale(gh, gw, max_w=8.0, max_h=min(0.85 * 2 * n_pairs, 30.0))  # inches/pixel
+    figsize = (gw * s + 2.8, gh * s + 0.7)
+
+    with _figure(figsize) as fig:
+        ax = fig.add_subplot()
+        im = _show_image(ax, grid)
+        # row names as tick labels with zero-length (invisible) tick marks
+        ax.set_yticks(centres, names)
+        ax.tick_params(axis="y", length=0, pad=6)
+        _image_colorbar(fig, im, ax, shrink=1.0)
+        fig.suptitle(title)
+        return _save(fig, out, dpi)
+
+
+def plot_samples(
+    samples: np.ndarray,
+    image_shape: Sequence[int],
+    path: PathLike,
+    title: str = "Samples from the model, z ~ p(z)",
+    *,
+    n_cols: int | None = None,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Plot a grid of samples generated from the prior.
+
+    Parameters
+    ----------
+    samples : array_like, shape (N, D) or (N, H, W)
+        Decoded samples (for example decoder means at ``z ~ N(0, I)``,
+        docs/04-likelihoods.md), values in [0, 1].
+    image_shape : (int, int)
+        ``(H, W)`` with ``H * W = D``.
+    path : str or os.PathLike
+        Output PNG file.
+    title : str
+        Figure title.
+    n_cols : int, optional, keyword-only
+        Tiles per row; default ``ceil(sqrt(N))`` (a square grid).
+    dpi : float, keyword-only
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        On a wrong shape, ``D != prod(image_shape)`` or non-finite values.
+    """
+    shape = _check_image_shape(image_shape)
+    xs = _as_images(samples, "samples", shape)  # (N, D)
+    n = xs.shape[0]
+    n_cols = math.ceil(math.sqrt(n)) if n_cols is None else _check_positive_int(n_cols, "n_cols")
+    dpi = _check_dpi(dpi)
+    out = _png_path(path)
+
+    grid = image_grid(xs, shape, n_cols)
+    gh, gw = grid.shape
+    s = _image_scale(gh, gw, max_w=6.5, max_h=6.5)
+    figsize = (gw * s + 1.3, gh * s + 0.7)
+    with _figure(figsize) as fig:
+        ax = fig.add_subplot()
+        im = _show_image(ax, grid)
+        ax.set_xlabel(f"{n} samples")
+        _image_colorbar(fig, im, ax)
+        fig.suptitle(title)
+        return _save(fig, out, dpi)

@@ -1,0 +1,216 @@
+"""The latent space: codes projected to 2-D, and their scatter plot coloured by
+class label.
+
+Shape legend (docs/README.md): ``N`` batch, ``D`` data dimension, ``Z`` latent
+dimension, ``H, W`` image height and width (``D = H * W``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.lines import Line2D
+
+from ._canvas import DEFAULT_DPI, PathLike, _check_dpi, _figure, _png_path, _save
+
+__all__ = ["latent_projection", "plot_latent_scatter"]
+
+
+def latent_projection(z: np.ndarray) -> tuple[np.ndarray, str, str]:
+    """Project latent codes to 2-D for a scatter plot.
+
+    With ``Z == 2`` the codes are returned unchanged; with ``Z > 2`` they are
+    projected on their first two principal components (scikit-learn PCA),
+    and the axis labels say so and give each component's explained variance
+    ratio.
+
+    Parameters
+    ----------
+    z : array_like, shape (N, Z), Z >= 2
+        Latent codes, typically posterior means ``μ``.
+
+    Returns
+    -------
+    coords : numpy.ndarray, shape (N, 2)
+    xlabel, ylabel : str
+        Axis labels describing ``coords``.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not 2-D with ``Z >= 2``, is empty, has non-finite values,
+        or if ``Z > 2`` and ``N < 2`` (PCA needs two points).
+    """
+    zz = np.asarray(z, dtype=np.float64)
+    if zz.ndim != 2 or zz.shape[1] < 2:
+        raise ValueError(f"z must have shape (N, Z) with Z >= 2, got {np.shape(z)}")
+    if zz.shape[0] == 0:
+        raise ValueError("z holds no points (N = 0)")
+    if not np.all(np.isfinite(zz)):
+        raise ValueError("z contains NaN or infinite values")
+    n_lat = zz.shape[1]
+    if n_lat == 2:
+        return zz.copy(), "latent dim 0 (posterior mean)", "latent dim 1 (posterior mean)"
+    if zz.shape[0] < 2:
+        raise ValueError("a PCA projection of z needs at least N = 2 points")
+    from sklearn.decomposition import PCA  # imported lazily: it is slow to import
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pca = PCA(n_components=2, svd_solver="full")
+        coords = pca.fit_transform(zz)  # (N, 2)
+        ratio = pca.explained_variance_ratio_
+    labels = []
+    for k in range(2):
+        r = ratio[k]
+        pct = f"{r:.1%}" if np.isfinite(r) else "n/a"
+        labels.append(f"PCA component {k + 1} of the {n_lat}-D latent ({pct} of variance)")
+    return coords, labels[0], labels[1]
+
+
+def _label_colours(labels: np.ndarray):
+    """Map labels to class indices, classes and a colour map / norm."""
+    classes, index = np.unique(labels, return_inverse=True)
+    k = classes.size
+    if k <= 10:
+        colours = matplotlib.colormaps["tab10"].colors[:k]
+    elif k <= 20:
+        colours = matplotlib.colormaps["tab20"].colors[:k]
+    else:
+        colours = matplotlib.colormaps["viridis"](np.linspace(0, 1, k))
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(k + 1) - 0.5, k)
+    return classes, index.reshape(-1), cmap, norm
+
+
+def _class_legend_or_colorbar(fig, ax, classes, cmap, norm, sc) -> None:
+    k = classes.size
+    if k <= 10:
+        handles = [
+            Line2D([], [], linestyle="", marker="o", markersize=6, color=cmap(i), label=str(c))
+            for i, c in enumerate(classes)
+        ]
+        ax.legend(handles=handles, title="label", loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
+    else:
+        cb = fig.colorbar(sc, ax=ax, pad=0.02)
+        cb.set_label("label")
+        cb.minorticks_off()
+        step = max(1, math.ceil(k / 25))
+        ticks = np.arange(0, k, step)
+        cb.set_ticks(ticks)
+        cb.set_ticklabels([str(classes[t]) for t in ticks])
+
+
+def plot_latent_scatter(
+    z: np.ndarray,
+    labels: np.ndarray | None,
+    path: PathLike,
+    title: str = "Latent space (posterior means)",
+    *,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Scatter plot of latent codes, coloured by class label.
+
+    * ``Z == 2``: the codes themselves.
+    * ``Z > 2``: their projection on the first two principal components (see
+      :func:`latent_projection`); the axis labels say so and give the
+      explained variance ratios.
+    * ``Z == 1``: with labels, a strip plot (the code against the class, with
+      vertical jitter); without labels, a histogram.
+
+    Up to 10 classes are coloured with ``tab10`` and named in a legend; more
+    classes get a discrete colour bar. ``labels=None`` draws one colour.
+
+    Parameters
+    ----------
+    z : array_like, shape (N, Z)
+        Latent codes, typically the posterior means ``μ``.
+    labels : array_like, shape (N,), or None
+        Class label of each point (ints or strings).
+    path : str or os.PathLike
+        Output PNG file.
+    title : str
+        Figure title.
+    dpi : float, keyword-only
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not ``(N, Z)`` with ``N, Z >= 1``, holds non-finite values,
+        or ``labels`` is not ``(N,)``.
+    """
+    zz = np.asarray(z, dtype=np.float64)
+    if zz.ndim == 1:
+        raise ValueError(
+            f"z must have shape (N, Z); for a 1-D latent pass z[:, None], got shape {zz.shape}"
+        )
+    if zz.ndim != 2 or zz.shape[0] == 0 or zz.shape[1] == 0:
+        raise ValueError(f"z must have shape (N, Z) with N, Z >= 1, got {zz.shape}")
+    if not np.all(np.isfinite(zz)):
+        raise ValueError("z contains NaN or infinite values")
+    n, n_lat = zz.shape
+    lab = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.ndim == 2 and lab.shape[0] == n:
+            raise ValueError(
+                "labels must have shape (N,); for one-hot labels (N, C) pass labels.argmax(1)"
+            )
+        if lab.shape != (n,):
+            raise ValueError(f"labels must have shape (N,) = ({n},), got {lab.shape}")
+    dpi = _check_dpi(dpi)
+    out = _png_path(path)
+
+    size = float(np.clip(8000.0 / n, 4.0, 36.0))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(n)  # draw classes interleaved, not the last on top
+
+    with _figure((7.6, 6.0)) as fig:
+        ax = fig.add_subplot()
+        if n_lat == 1:
+            z1 = zz[:, 0]
+            if lab is None:
+                bins = int(np.clip(math.sqrt(n), 10, 60))
+                ax.hist(z1, bins=bins, color="C0", edgecolor="white", linewidth=0.5)
+                ax.set_ylabel("count")
+            else:
+                classes, idx, cmap, norm = _label_colours(lab)
+                y = idx + rng.uniform(-0.3, 0.3, size=n)
+                sc = ax.scatter(z1[order], y[order], c=idx[order], cmap=cmap, norm=norm,
+                                s=size, alpha=0.7, linewidths=0)
+                step = max(1, math.ceil(classes.size / 25))
+                ax.set_yticks(np.arange(0, classes.size, step))
+                ax.set_yticklabels([str(c) for c in classes[::step]])
+                ax.set_ylabel("label (with vertical jitter)")
+                if classes.size > 10:
+                    _class_legend_or_colorbar(fig, ax, classes, cmap, norm, sc)
+            ax.set_xlabel("latent dim 0 (posterior mean)")
+            ax.set_title(f"1-D latent, N = {n}", fontsize="medium")
+        else:
+            coords, xlabel, ylabel = latent_projection(zz)
+            if lab is None:
+                ax.scatter(coords[order, 0], coords[order, 1], s=size, alpha=0.7,
+                           color="C0", linewidths=0)
+            else:
+                classes, idx, cmap, norm = _label_colours(lab)
+                sc = ax.scatter(coords[order, 0], coords[order, 1], c=idx[order], cmap=cmap,
+                                norm=norm, s=size, alpha=0.7, linewidths=0)
+                _class_legend_or_colorbar(fig, ax, classes, cmap, norm, sc)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            how = "2-D latent" if n_lat == 2 else f"PCA projection of the {n_lat}-D latent"
+            ax.set_title(f"{how}, N = {n}", fontsize="medium")
+            ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(True, alpha=0.3)
+        fig.suptitle(title)
+        return _save(fig, out, dpi)

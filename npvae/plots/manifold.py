@@ -1,0 +1,290 @@
+"""Decoded latent codes: the latent manifold (Kingma & Welling 2014, fig. 4)
+and interpolations between two codes.
+
+Both take a ``decode`` callable, latent codes ``(M, Z)`` -> decoder means
+``(M, D)`` in ``[0, 1]`` (docs/04-likelihoods.md), and call it once per figure.
+
+Shape legend (docs/README.md): ``N`` batch, ``D`` data dimension, ``Z`` latent
+dimension, ``H, W`` image height and width (``D = H * W``).
+Also used here: ``P`` pairs of interpolation end points, ``T`` interpolation
+steps and ``M`` points passed to ``decode`` in one call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.special import ndtri
+
+from ._canvas import (
+    DEFAULT_DPI,
+    PathLike,
+    _as_images,
+    _check_dpi,
+    _check_image_shape,
+    _check_positive_int,
+    _figure,
+    _image_colorbar,
+    _image_scale,
+    _png_path,
+    _save,
+    _show_image,
+)
+from .images import image_grid
+
+__all__ = ["plot_manifold", "plot_interpolation"]
+
+DecodeFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _call_decode(decode: DecodeFn, z: np.ndarray, d: int, name: str = "decode") -> np.ndarray:
+    """Call ``decode(z)`` with z (M, Z) and check it returns finite (M, D)."""
+    if not callable(decode):
+        raise ValueError(f"{name} must be callable, got {type(decode).__name__}")
+    out = np.asarray(decode(z))
+    m = z.shape[0]
+    if out.ndim == 3 and out.shape[0] == m:
+        out = out.reshape(m, -1)
+    if out.shape != (m, d):
+        raise ValueError(
+            f"{name}(z) with z of shape {z.shape} must return means of shape "
+            f"(M, D) = ({m}, {d}), got {out.shape}"
+        )
+    out = out.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}(z) returned NaN or infinite values")
+    return out
+
+
+def plot_manifold(
+    decode: DecodeFn,
+    image_shape: Sequence[int],
+    path: PathLike,
+    n: int = 20,
+    latent_dims: tuple[int, int] = (0, 1),
+    n_latent: int = 2,
+    title: str = "Learned data manifold",
+    *,
+    quantiles: tuple[float, float] = (0.05, 0.95),
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Plot the decoded latent manifold (Kingma & Welling 2014, fig. 4).
+
+    An ``n x n`` grid of equally spaced points of the unit square,
+    ``u = linspace(quantiles[0], quantiles[1], n)`` per axis (excluding 0 and
+    1), is mapped through the inverse Gaussian CDF, ``z = Φ⁻¹(u)``
+    (:func:`scipy.special.ndtri`), so that the grid covers the prior
+    ``p(z) = N(0, I)`` with equal probability mass between
+    neighbours. The two plotted latent dimensions are ``latent_dims``; all
+    other latent dimensions are fixed to 0, the prior mean. ``decode`` is
+    called once with all ``n * n`` points.
+
+    In the figure, ``latent_dims[0]`` increases from left to right and
+    ``latent_dims[1]`` from bottom to top. The rows of the array passed to
+    ``decode`` follow the tiles in reading order (top-left first).
+
+    Parameters
+    ----------
+    decode : callable
+        ``decode(z)`` with ``z`` of shape ``(M, n_latent)``, ``M = n * n``,
+        returns decoder means of shape ``(M, D)`` in [0, 1] (docs/04-likelihoods.md).
+    image_shape : (int, int)
+        ``(H, W)`` with ``H * W = D``.
+    path : str or os.PathLike
+        Output PNG file.
+    n : int, default 20
+        Points per axis (>= 2).
+    latent_dims : (int, int), default (0, 1)
+        The two distinct latent dimensions varied (0-based).
+    n_latent : int, default 2
+        Latent dimension ``Z`` of the model (>= 2).
+    title : str
+        Figure title.
+    quantiles : (float, float), keyword-only, default (0.05, 0.95)
+        First and last grid point in the unit square, ``0 < lo < hi < 1``.
+    dpi : float, keyword-only
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        On invalid ``n``, ``n_latent``, ``latent_dims`` or ``quantiles``, or
+        when ``decode`` returns an array of the wrong shape or non-finite
+        values.
+    """
+    shape = _check_image_shape(image_shape)
+    n = _check_positive_int(n, "n", minimum=2)
+    n_latent = _check_positive_int(n_latent, "n_latent")
+    if n_latent < 2:
+        raise ValueError(
+            "plot_manifold needs n_latent >= 2; for a 1-D latent use plot_interpolation "
+            "between ndtri(0.05) and ndtri(0.95)"
+        )
+    try:
+        d0, d1 = (int(d) for d in latent_dims)
+    except (TypeError, ValueError):
+        raise ValueError(f"latent_dims must be a pair of ints, got {latent_dims!r}") from None
+    if d0 == d1 or not (0 <= d0 < n_latent and 0 <= d1 < n_latent):
+        raise ValueError(
+            f"latent_dims must be two distinct dimensions in [0, {n_latent}), got {latent_dims!r}"
+        )
+    lo, hi = (float(q) for q in quantiles)
+    if not (0.0 < lo < hi < 1.0):
+        raise ValueError(f"quantiles must satisfy 0 < lo < hi < 1, got {quantiles!r}")
+    dpi = _check_dpi(dpi)
+    out = _png_path(path)
+    h, w = shape
+
+    u = np.linspace(lo, hi, n)  # (n,) points of the unit interval
+    values = ndtri(u)  # (n,) z = Φ⁻¹(u), increasing
+    # tile (r, c): latent_dims[1] decreases down the rows, latent_dims[0] grows along columns
+    z_rows, z_cols = np.meshgrid(values[::-1], values, indexing="ij")  # (n, n) each
+    z = np.zeros((n * n, n_latent), dtype=np.float64)  # (M, Z), M = n*n
+    z[:, d0] = z_cols.ravel()
+    z[:, d1] = z_rows.ravel()
+    means = _call_decode(decode, z, h * w)  # (M, D)
+
+    grid = image_grid(means, shape, n)
+    gh, gw = grid.shape
+    s = _image_scale(gh, gw, max_w=7.0, max_h=7.0)
+    figsize = (gw * s + 1.8, gh * s + 1.3)
+    with _figure(figsize) as fig:
+        ax = fig.add_subplot()
+        im = _show_image(ax, grid)
+        phi = r"$z = \Phi^{-1}(u)$"
+        ax.set_xlabel(f"latent dim {d0}:  {phi},  {values[0]:.2f} → {values[-1]:.2f}")
+        ax.set_ylabel(f"latent dim {d1}:  {phi},  {values[0]:.2f} → {values[-1]:.2f}")
+        _image_colorbar(fig, im, ax, label="decoder mean")
+        sub = f"{n}×{n} grid, u = {lo:g} … {hi:g}"
+        if n_latent > 2:
+            sub += f"; the other {n_latent - 2} latent dims fixed at 0"
+        fig.suptitle(f"{title}\n{sub}", fontsize="medium")
+        return _save(fig, out, dpi)
+
+
+def _as_latent_pairs(z_start, z_end) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(z_start, dtype=np.float64)
+    b = np.asarray(z_end, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"z_start and z_end must have the same shape, got {a.shape} and {b.shape}")
+    if a.ndim == 1:
+        a, b = a[None, :], b[None, :]
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"z_start and z_end must have shape (Z,) or (P, Z), got {np.shape(z_start)}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("z_start and z_end must be finite")
+    return a, b
+
+
+def plot_interpolation(
+    decode: DecodeFn,
+    z_start: np.ndarray,
+    z_end: np.ndarray,
+    image_shape: Sequence[int],
+    path: PathLike,
+    n_steps: int = 10,
+    x_start: np.ndarray | None = None,
+    x_end: np.ndarray | None = None,
+    title: str = "Interpolation in latent space",
+    *,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Decode a linear interpolation between two latent codes.
+
+    For each pair, ``z_t = (1 - t) z_start + t z_end`` at ``n_steps`` equally
+    spaced ``t`` in [0, 1] (both ends included) is decoded; one row per pair.
+    The end points are typically the posterior means ``μ`` of two encoded
+    examples. When ``x_start`` and ``x_end`` are given, the
+    original inputs are shown at the left and right ends of each row.
+    ``decode`` is called once with all ``P * n_steps`` points, pair by pair.
+
+    Parameters
+    ----------
+    decode : callable
+        ``decode(z)`` with ``z`` of shape ``(M, Z)``, ``M = P * n_steps``,
+        returns decoder means of shape ``(M, D)`` in [0, 1] (docs/04-likelihoods.md).
+    z_start, z_end : array_like, shape (Z,) or (P, Z)
+        End points; a 2-D array gives ``P`` pairs, one row of the figure each.
+    image_shape : (int, int)
+        ``(H, W)`` with ``H * W = D``.
+    path : str or os.PathLike
+        Output PNG file.
+    n_steps : int, default 10
+        Number of interpolation points per pair, including the ends (>= 2).
+    x_start, x_end : array_like, shape (D,) or (P, D), optional
+        The original inputs of the end points; give both or neither.
+    title : str
+        Figure title.
+    dpi : float, keyword-only
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes of the end points or inputs, only one of
+        ``x_start``/``x_end`` given, ``n_steps < 2``, or ``decode`` returning
+        an array of the wrong shape or non-finite values.
+    """
+    shape = _check_image_shape(image_shape)
+    za, zb = _as_latent_pairs(z_start, z_end)  # (P, Z) each
+    n_steps = _check_positive_int(n_steps, "n_steps", minimum=2)
+    if (x_start is None) != (x_end is None):
+        raise ValueError("give both x_start and x_end, or neither")
+    p, n_lat = za.shape
+    h, w = shape
+    d = h * w
+    xa = xb = None
+    if x_start is not None:
+        xa = _as_images(x_start, "x_start", shape, allow_single=True)  # (P, D)
+        xb = _as_images(x_end, "x_end", shape, allow_single=True)  # (P, D)
+        if xa.shape[0] != p or xb.shape[0] != p:
+            raise ValueError(
+                f"x_start and x_end must hold one input per pair (P = {p}), "
+                f"got {xa.shape[0]} and {xb.shape[0]}"
+            )
+    dpi = _check_dpi(dpi)
+    out = _png_path(path)
+
+    t = np.linspace(0.0, 1.0, n_steps)  # (T,)
+    z = (1.0 - t)[None, :, None] * za[:, None, :] + t[None, :, None] * zb[:, None, :]  # (P, T, Z)
+    means = _call_decode(decode, z.reshape(p * n_steps, n_lat), d)  # (P*T, D)
+    grid = image_grid(means, shape, n_steps)
+    gh, gw = grid.shape
+
+    n_tiles_w = n_steps + (2 if xa is not None else 0)
+    total_w = n_tiles_w * (w + 1)
+    s = _image_scale(gh, total_w, max_w=9.0, max_h=0.9 * p)
+    figsize = (total_w * s + 1.5 + (0.3 if xa is not None else 0.0),
+               gh * s + (1.05 if xa is not None else 0.85))
+    with _figure(figsize) as fig:
+        if xa is None:
+            ax = fig.add_subplot()
+            im = _show_image(ax, grid)
+            axes = [ax]
+        else:
+            gs = fig.add_gridspec(1, 3, width_ratios=[w, gw, w])
+            ax_a = fig.add_subplot(gs[0, 0])
+            ax = fig.add_subplot(gs[0, 1])
+            ax_b = fig.add_subplot(gs[0, 2])
+            _show_image(ax_a, image_grid(xa, shape, 1))
+            im = _show_image(ax, grid)
+            _show_image(ax_b, image_grid(xb, shape, 1))
+            ax_a.set_title("input A", fontsize="small")
+            ax_b.set_title("input B", fontsize="small")
+            axes = [ax_a, ax, ax_b]
+        ax.set_xlabel(f"decoded $z_t = (1-t)\\,z_A + t\\,z_B$,  t = 0 → 1 in {n_steps} steps")
+        _image_colorbar(fig, im, axes, label="decoder mean", shrink=1.0)
+        fig.suptitle(title)
+        return _save(fig, out, dpi)
