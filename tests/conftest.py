@@ -37,5 +37,5 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="NPVAE_DATA is not set to the shared data folder")
     for item in items:
-        if "data" in item.keywords:
+        if item.get_closest_marker("data") is not None:
             item.add_marker(skip)
