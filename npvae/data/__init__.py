@@ -51,7 +51,8 @@ Shape legend: ``N`` examples (batch), ``D`` data dimension (pixels per image).
 """
 
 from . import binarize, datasets, files, loaders, parsers, registry, splits
-from .binarize import binarize_dynamic, binarize_static, convert_batch, iterate_minibatches
+from .binarize import (binarize_dynamic, binarize_static, convert_batch, dequantize,
+                       iterate_minibatches)
 from .datasets import Dataset, describe, load_dataset
 from .files import DOWNLOAD_TIMEOUT, cache_dir, download_file, resolve_file, sha256_file, verify_file
 from .loaders import make_bars_and_blobs
@@ -93,6 +94,7 @@ __all__ = [
     "binarize_static",
     "cache_dir",
     "convert_batch",
+    "dequantize",
     "describe",
     "download_file",
     "iterate_minibatches",

@@ -126,6 +126,17 @@ def convert_batch(x: np.ndarray, binarization: str = "none", dtype=np.float32,
     return out
 
 
+def dequantize(x: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """Grey levels ``0..255`` as the centres of their bins, ``(pixel + 0.5) / 256``:
+    values strictly inside ``(0, 1)``, the support of the Beta likelihood
+    (docs/04-likelihoods.md)."""
+    x = _check_uint8(x)
+    out = x.astype(dtype)
+    out += np.asarray(0.5, dtype)
+    out /= np.asarray(256, dtype)
+    return out
+
+
 def iterate_minibatches(x: np.ndarray, batch_size: int, random_state,
                         binarization: str = "none", dtype=np.float32, *,
                         y: np.ndarray | None = None, shuffle: bool = True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .base import Likelihood
 from .bernoulli import Bernoulli
+from .beta import Beta
 from .categorical import Categorical
 from .gaussian import Gaussian
 
@@ -17,6 +18,7 @@ LIKELIHOODS = {
     "bernoulli": Bernoulli,
     "gaussian": Gaussian,
     "categorical": Categorical,
+    "beta": Beta,
 }
 
 
@@ -36,4 +38,4 @@ def make_likelihood(name, params=None) -> Likelihood:
 
 
 __all__ = ["LIKELIHOODS", "Likelihood", "make_likelihood", "Bernoulli", "Gaussian",
-           "Categorical"]
+           "Categorical", "Beta"]
