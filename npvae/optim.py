@@ -1,4 +1,4 @@
-"""Optimisers over a model's flat parameter vector (MATH §11).
+"""Optimisers over a model's flat parameter vector (docs/11-optimisation.md).
 
 An optimiser object holds only hyperparameters; its state (moments, step
 count) is a dict of arrays returned by :meth:`init_state`, kept by the caller
@@ -16,7 +16,7 @@ from . import backend
 
 def _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
     """``m ← β1 m + (1−β1) g``, ``v ← β2 v + (1−β2) g²``,
-    ``θ ← θ − α_t m / (√v + ε̂)`` (MATH §11; Kingma & Ba 2015, §2 last paragraph:
+    ``θ ← θ − α_t m / (√v + ε̂)`` (docs/11-optimisation.md; Kingma & Ba 2015, §2 last paragraph:
     the bias corrections folded into ``α_t = α √(1−β2ᵗ)/(1−β1ᵗ)`` and
     ``ε̂ = ε √(1−β2ᵗ)``, equal to ``α m̂ / (√v̂ + ε)``)."""
     m *= beta1
@@ -48,7 +48,7 @@ _kernels = {}
 
 
 def adam_update(theta, g, m, v, t, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
-    """One Adam step at step number ``t >= 1`` on flat vectors ``(P,)``, in place (MATH §11)."""
+    """One Adam step at step number ``t >= 1`` on flat vectors ``(P,)``, in place (docs/11-optimisation.md)."""
     c1 = 1 - beta1 ** t
     c2 = 1 - beta2 ** t
     lr_t = learning_rate * math.sqrt(c2) / c1
@@ -64,7 +64,7 @@ def adam_update(theta, g, m, v, t, learning_rate, beta1=0.9, beta2=0.999, eps=1e
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015), MATH §11."""
+    """Adam (Kingma & Ba 2015), docs/11-optimisation.md."""
 
     name = "adam"
 
@@ -84,7 +84,7 @@ class Adam:
 
 
 class SGD:
-    """SGD with (heavy-ball) momentum: ``u ← μ u − α g``, ``θ ← θ + u`` (MATH §11)."""
+    """SGD with (heavy-ball) momentum: ``u ← μ u − α g``, ``θ ← θ + u`` (docs/11-optimisation.md)."""
 
     name = "sgd"
 
@@ -114,7 +114,7 @@ def make_optimizer(name, learning_rate):
 
 
 def clip_grad_norm(g, max_norm):
-    """Scale ``g`` so that ``‖g‖₂ ≤ max_norm`` (MATH §11).
+    """Scale ``g`` so that ``‖g‖₂ ≤ max_norm`` (docs/11-optimisation.md).
 
     Returns ``(g_clipped, norm)``; ``g`` itself is returned unchanged when it is
     within the bound, else a scaled copy.

@@ -1,7 +1,7 @@
 """Parameters live in one flat buffer; ``params_`` holds named views into it.
 
 One buffer per model means the optimiser updates every parameter in a single
-pass (MATH §11), a checkpoint is one array, and changing an array of
+pass (docs/11-optimisation.md), a checkpoint is one array, and changing an array of
 ``params_`` in place changes the model.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Full-covariance Gaussian posterior kernels (MATH §3, full-covariance part).
+"""Full-covariance Gaussian posterior kernels (docs/03-kl-divergences.md#the-full-covariance-posterior).
 
 ``q = N(μ, Σ)``, ``Σ = L Lᵀ``, ``L`` lower triangular with a positive diagonal
 ``L_jj = exp(s_j)`` for unconstrained ``s``.  The encoder outputs ``μ (N, Z)``
@@ -21,7 +21,7 @@ def n_cholesky_entries(Z):
 
 
 def cholesky_from_vector_forward(v, Z):
-    """Unpack ``v (N, Z(Z+1)/2)`` into ``L (N, Z, Z)`` with ``L_jj = exp(s_j)`` (MATH §3).
+    """Unpack ``v (N, Z(Z+1)/2)`` into ``L (N, Z, Z)`` with ``L_jj = exp(s_j)`` (docs/03-kl-divergences.md#parameterisation-by-a-cholesky-factor).
 
     Returns ``(L, cache)``.
     """
@@ -44,7 +44,7 @@ def cholesky_from_vector_backward(dL, cache):
 
 
 def reparameterize_full_forward(mu, L, eps):
-    """``z = μ + L ε`` (MATH §3).  ``mu (N, Z)``, ``L (N, Z, Z)``, ``eps (S, N, Z)``;
+    """``z = μ + L ε`` (docs/03-kl-divergences.md#the-full-covariance-sample).  ``mu (N, Z)``, ``L (N, Z, Z)``, ``eps (S, N, Z)``;
     returns ``(z (S, N, Z), cache)``."""
     z = mu + np.einsum("nij,snj->sni", L, eps)
     return z, (L, eps)
@@ -59,7 +59,7 @@ def reparameterize_full_backward(dz, cache):
 
 def kl_full_standard_normal_forward(mu, L):
     """``KL(N(μ, L Lᵀ) ‖ N(0, I)) = ½ (tr Σ + μᵀμ − Z − log det Σ)``,
-    ``tr Σ = ‖L‖²_F``, ``log det Σ = 2 Σ_j log L_jj`` (MATH §3).  Returns ``(kl (N,), cache)``."""
+    ``tr Σ = ‖L‖²_F``, ``log det Σ = 2 Σ_j log L_jj`` (docs/03-kl-divergences.md#the-full-covariance-kl-to-the-standard-normal).  Returns ``(kl (N,), cache)``."""
     Z = mu.shape[-1]
     diag = np.diagonal(L, axis1=-2, axis2=-1)                          # (N, Z)
     trace = np.einsum("nij,nij->n", L, L)
@@ -69,7 +69,7 @@ def kl_full_standard_normal_forward(mu, L):
 
 
 def kl_full_standard_normal_backward(dkl, cache):
-    """``∂KL/∂μ = μ``, ``∂KL/∂L = L − diag(1/L_jj)`` on the lower triangle (MATH §3).
+    """``∂KL/∂μ = μ``, ``∂KL/∂L = L − diag(1/L_jj)`` on the lower triangle (docs/03-kl-divergences.md#gradient-of-the-full-covariance-kl).
 
     Returns ``(dmu (N, Z), dL (N, Z, Z))``.
     """
@@ -82,7 +82,7 @@ def kl_full_standard_normal_backward(dkl, cache):
 
 def log_q_full_forward(L, eps):
     """``log q(z|x) = log N(ε; 0, I) − log |det L| = −½ Σ_j (log 2π + ε_j²) − Σ_j log L_jj``
-    at ``z = μ + L ε`` (MATH §2 change of variables, §3).  Returns ``(log_q (S, N), cache)``."""
+    at ``z = μ + L ε`` (docs/03-kl-divergences.md#the-full-covariance-log-density).  Returns ``(log_q (S, N), cache)``."""
     diag = np.diagonal(L, axis1=-2, axis2=-1)                          # (N, Z)
     log_q = -0.5 * (LOG_2PI * eps.shape[-1] + (eps * eps).sum(axis=-1)) - np.log(diag).sum(-1)
     return log_q, diag

@@ -1,4 +1,4 @@
-"""Diagonal Gaussian kernels: reparameterisation, log-densities, KL (MATH §2, §3).
+"""Diagonal Gaussian kernels: reparameterisation, log-densities, KL (docs/02-reparameterisation.md, docs/03-kl-divergences.md).
 
 Shapes: ``mu, logvar (N, Z)``; noise ``eps (S, N, Z)``; samples ``z (S, N, Z)``.
 ``logvar`` is ``λ = log σ²``, ``σ = exp(λ/2)``.
@@ -13,10 +13,10 @@ LOG_2PI = float(np.log(2 * np.pi))
 _COMPILED = "npvae.distributions.gaussian_numba"
 
 
-# ---------------------------------------------------------------- MATH §2
+# ----------------------------------------------------- sampling and log-densities
 @compiled_in(_COMPILED)
 def reparameterize_forward(mu, logvar, eps):
-    """``z = μ + σ ⊙ ε`` (MATH §2; Kingma & Welling 2014, §2.4).
+    """``z = μ + σ ⊙ ε`` (docs/02-reparameterisation.md#the-reparameterised-sample; Kingma & Welling 2014, §2.4).
 
     Returns ``(z (S, N, Z), cache)``.
     """
@@ -27,7 +27,7 @@ def reparameterize_forward(mu, logvar, eps):
 
 @compiled_in(_COMPILED)
 def reparameterize_backward(dz, cache):
-    """``dμ = Σ_s dz``, ``dλ = Σ_s dz ⊙ ε ⊙ σ / 2`` (MATH §2).
+    """``dμ = Σ_s dz``, ``dλ = Σ_s dz ⊙ ε ⊙ σ / 2`` (docs/02-reparameterisation.md#backward-of-the-sample).
 
     Returns ``(dmu (N, Z), dlogvar (N, Z))``.
     """
@@ -38,7 +38,7 @@ def reparameterize_backward(dz, cache):
 
 
 def log_q_forward(logvar, eps):
-    """``log q(z|x) = −½ Σ_j (log 2π + λ_j + ε_j²)`` at ``z = μ + σ ε`` (MATH §2).
+    """``log q(z|x) = −½ Σ_j (log 2π + λ_j + ε_j²)`` at ``z = μ + σ ε`` (docs/02-reparameterisation.md#log-density-by-change-of-variables).
 
     The change of variables makes it independent of ``μ``.
     Returns ``(log_q (S, N), cache)``.
@@ -48,13 +48,13 @@ def log_q_forward(logvar, eps):
 
 
 def log_q_backward(dlog_q, cache):
-    """``∂ log q / ∂λ_j = −½`` for every sample; returns ``dlogvar (N, Z)`` (MATH §2)."""
+    """``∂ log q / ∂λ_j = −½`` for every sample; returns ``dlogvar (N, Z)`` (docs/02-reparameterisation.md#log-density-by-change-of-variables)."""
     shape = cache
     return np.broadcast_to(-0.5 * dlog_q.sum(axis=0)[:, None], shape).copy()
 
 
 def log_normal_forward(z, mu, logvar):
-    """``log N(z; μ, diag e^λ) = −½ Σ_j (log 2π + λ_j + (z_j − μ_j)² e^{−λ_j})`` (MATH §2, §6).
+    """``log N(z; μ, diag e^λ) = −½ Σ_j (log 2π + λ_j + (z_j − μ_j)² e^{−λ_j})`` (docs/02-reparameterisation.md#log-density-of-a-diagonal-gaussian).
 
     ``z (..., Z)`` broadcasts against ``mu, logvar``; returns ``(log_p (...), cache)``.
     ``mu = logvar = 0`` gives the standard normal ``log p(z)``.
@@ -88,10 +88,10 @@ def log_normal_backward(dlog_p, cache):
     return -dmu_full, sum_to_shape(dmu_full, mu_shape), sum_to_shape(dlogvar_full, logvar_shape)
 
 
-# ---------------------------------------------------------------- MATH §3
+# ------------------------------------------------------------------ KL terms
 @compiled_in(_COMPILED)
 def kl_standard_normal_forward(mu, logvar):
-    """``KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − λ_j)`` (MATH §3;
+    """``KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − λ_j)`` (docs/03-kl-divergences.md#kl-to-the-standard-normal;
     Kingma & Welling 2014, appendix B).  Returns ``(kl (N,), cache)``."""
     var = np.exp(logvar)                                   # (N, Z)
     kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)   # (N,)
@@ -100,7 +100,7 @@ def kl_standard_normal_forward(mu, logvar):
 
 @compiled_in(_COMPILED)
 def kl_standard_normal_backward(dkl, cache):
-    """``∂KL/∂μ = μ``, ``∂KL/∂λ = ½ (σ² − 1)`` (MATH §3).  Returns ``(dmu, dlogvar)``."""
+    """``∂KL/∂μ = μ``, ``∂KL/∂λ = ½ (σ² − 1)`` (docs/03-kl-divergences.md#gradients-of-the-kl-to-the-standard-normal).  Returns ``(dmu, dlogvar)``."""
     mu, var = cache
     d = dkl[:, None]
     return d * mu, d * 0.5 * (var - 1)
@@ -108,7 +108,7 @@ def kl_standard_normal_backward(dkl, cache):
 
 @compiled_in(_COMPILED)
 def kl_diagonal_forward(mu_q, logvar_q, mu_p, logvar_p):
-    """``KL(q‖p) = ½ Σ_j (λp − λq + (σq² + (μq − μp)²)/σp² − 1)`` (MATH §3).
+    """``KL(q‖p) = ½ Σ_j (λp − λq + (σq² + (μq − μp)²)/σp² − 1)`` (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians).
 
     All inputs ``(..., N, Z)`` (broadcastable); returns ``(kl (..., N), cache)``.
     """
@@ -122,7 +122,7 @@ def kl_diagonal_forward(mu_q, logvar_q, mu_p, logvar_p):
 
 @compiled_in(_COMPILED)
 def kl_diagonal_backward(dkl, cache):
-    """Gradients of :func:`kl_diagonal_forward` (MATH §3):
+    """Gradients of :func:`kl_diagonal_forward` (docs/03-kl-divergences.md#gradients-of-the-kl-between-diagonals):
     ``∂/∂μq = (μq − μp)/σp²``, ``∂/∂μp = −(μq − μp)/σp²``,
     ``∂/∂λq = ½ (σq²/σp² − 1)``, ``∂/∂λp = ½ (1 − (σq² + (μq − μp)²)/σp²)``.
     Returns ``(dmu_q, dlogvar_q, dmu_p, dlogvar_p)``.

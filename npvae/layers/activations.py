@@ -1,4 +1,4 @@
-"""Activations and the fused bias + activation kernel (MATH §1).
+"""Activations and the fused bias + activation kernel (docs/01-dense-layers.md).
 
 Forward ``h = f(a + b)``; backward, given ``dh``: ``da = dh ⊙ f'(a + b)`` and
 ``db = Σ_n da``.  Every derivative is written from the output ``h`` alone
@@ -26,7 +26,7 @@ def check_activation(name: str) -> str:
 
 
 def activation_value(a: np.ndarray, name: str) -> np.ndarray:
-    """``f(a)`` for the named activation (NumPy reference, MATH §1)."""
+    """``f(a)`` for the named activation (NumPy reference, docs/01-dense-layers.md#forward-pass)."""
     if name == "identity":
         return a.copy()
     if name == "relu":
@@ -62,19 +62,19 @@ def activation_derivative(h: np.ndarray, name: str) -> np.ndarray:
 
 
 def activation_forward(a, name):
-    """``h = f(a)``; returns ``(h, cache)`` (MATH §1)."""
+    """``h = f(a)``; returns ``(h, cache)`` (docs/01-dense-layers.md#forward-pass)."""
     return bias_activation_forward(a, None, name)
 
 
 def activation_backward(dh, cache):
-    """``da = dh ⊙ f'(a)`` (MATH §1)."""
+    """``da = dh ⊙ f'(a)`` (docs/01-dense-layers.md#backward-through-the-activation)."""
     da, _ = bias_activation_backward(dh, cache)
     return da
 
 
 @compiled_in("npvae.layers.activations_numba")
 def bias_activation_forward(a, b, name, out=None):
-    """Fused ``h = f(a + b)`` (MATH §1).  ``b=None`` means no bias.
+    """Fused ``h = f(a + b)`` (docs/01-dense-layers.md#why-the-cache-keeps-only-h).  ``b=None`` means no bias.
 
     Parameters
     ----------

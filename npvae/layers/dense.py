@@ -1,4 +1,4 @@
-"""Dense layers and the MLP that composes them (MATH §1).
+"""Dense layers and the MLP that composes them (docs/01-dense-layers.md).
 
 ``a = x W + b``, ``h = f(a)``; backward ``da = dh ⊙ f'(a)``, ``dW = xᵀ da``,
 ``db = Σ_n da``, ``dx = da Wᵀ``.  Matrix products go through BLAS
@@ -13,7 +13,7 @@ from .activations import bias_activation_backward, bias_activation_forward
 
 
 def dense_forward(x, W, b, activation="identity"):
-    """``h = f(x W + b)`` (MATH §1).
+    """``h = f(x W + b)`` (docs/01-dense-layers.md#forward-pass).
 
     Parameters
     ----------
@@ -30,7 +30,7 @@ def dense_forward(x, W, b, activation="identity"):
 
 
 def dense_backward(dh, cache, need_dx=True, dW_out=None, db_out=None):
-    """Returns ``(dx (N, In) or None, dW (In, Out), db (Out,))`` (MATH §1).
+    """Returns ``(dx (N, In) or None, dW (In, Out), db (Out,))`` (docs/01-dense-layers.md#backward-of-the-affine-map).
 
     ``need_dx=False`` skips the product ``da Wᵀ`` for a first layer, whose
     input is data.  ``dW_out``/``db_out`` optionally receive the gradients
@@ -52,7 +52,7 @@ def dense_backward(dh, cache, need_dx=True, dW_out=None, db_out=None):
 
 
 def mlp_forward(x, weights, activations):
-    """A stack of dense layers: ``h_{i+1} = f_i(h_i W_i + b_i)`` (MATH §1).
+    """A stack of dense layers: ``h_{i+1} = f_i(h_i W_i + b_i)`` (docs/01-dense-layers.md#the-mlp-as-a-composition).
 
     Parameters
     ----------
@@ -89,18 +89,18 @@ def mlp_backward(dh, caches, need_dx=True, outs=None):
 
 
 def glorot_uniform(n_in, n_out, rng, dtype=np.float64):
-    """Glorot & Bengio (2010) uniform: ``U(-r, r)``, ``r = sqrt(6 / (In + Out))`` (MATH §1)."""
+    """Glorot & Bengio (2010) uniform: ``U(-r, r)``, ``r = sqrt(6 / (In + Out))`` (docs/01-dense-layers.md#glorot-uniform)."""
     r = np.sqrt(6.0 / (n_in + n_out))
     return rng.uniform(-r, r, size=(n_in, n_out)).astype(dtype)
 
 
 def he_normal(n_in, n_out, rng, dtype=np.float64):
-    """He et al. (2015) normal: ``N(0, 2 / In)`` (MATH §1), for ReLU layers."""
+    """He et al. (2015) normal: ``N(0, 2 / In)`` (docs/01-dense-layers.md#he-normal), for ReLU layers."""
     return (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(dtype)
 
 
 def init_weight(n_in, n_out, activation, rng, dtype=np.float64):
-    """He for (leaky) ReLU layers, Glorot uniform for the others (MATH §1)."""
+    """He for (leaky) ReLU layers, Glorot uniform for the others (docs/01-dense-layers.md#initialisation)."""
     if activation in ("relu", "leaky_relu"):
         return he_normal(n_in, n_out, rng, dtype)
     return glorot_uniform(n_in, n_out, rng, dtype)
