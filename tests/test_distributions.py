@@ -1,4 +1,5 @@
-"""Reparameterisable samplers beyond the Gaussian (MATH §9), against the mathematics.
+"""Reparameterisable samplers beyond the Gaussian, against the mathematics
+(docs/09-reparameterisable-distributions.md).
 
 * samples: Kolmogorov–Smirnov tests (20k samples, fixed seed, p > 1e-3) against
   CDFs from scipy.stats or in closed form, and KS tests that reject a wrong

@@ -12,7 +12,9 @@
   Kumaraswamy, Concrete, Gamma and Dirichlet samplers
   (docs/09-reparameterisable-distributions.md), re-exported here.
 """
+from .implicit import *  # noqa: F401,F403
+from .implicit import __all__ as _implicit_all
 from .samplers import *  # noqa: F401,F403
 from .samplers import __all__ as _samplers_all
 
-__all__ = list(_samplers_all)
+__all__ = list(_samplers_all) + list(_implicit_all)
