@@ -11,13 +11,15 @@ import math
 
 import numpy as np
 
-from . import backend
+from .backend import compiled_in
 
 
-def _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
+@compiled_in("npvae.optim_numba")
+def adam_folded_step(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
     """``m ← β1 m + (1−β1) g``, ``v ← β2 v + (1−β2) g²``,
-    ``θ ← θ − α_t m / (√v + ε̂)`` (docs/11-optimisation.md; Kingma & Ba 2015, §2 last paragraph:
-    the bias corrections folded into ``α_t = α √(1−β2ᵗ)/(1−β1ᵗ)`` and
+    ``θ ← θ − α_t m / (√v + ε̂)``, in place on flat vectors ``(P,)``
+    (docs/11-optimisation.md#the-folded-form; Kingma & Ba 2015, §2 last
+    paragraph: the bias corrections folded into ``α_t = α √(1−β2ᵗ)/(1−β1ᵗ)`` and
     ``ε̂ = ε √(1−β2ᵗ)``, equal to ``α m̂ / (√v̂ + ε)``)."""
     m *= beta1
     m += (1 - beta1) * g
@@ -26,41 +28,14 @@ def _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
     theta -= lr_t * m / (np.sqrt(v) + eps_hat)
 
 
-def _adam_numba():
-    from numba import njit, prange
-
-    @njit(cache=True, parallel=True)
-    def adam_kernel(theta, g, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                    eps_hat):
-        # every constant arrives in theta's dtype: float32 stays float32
-        for i in prange(theta.shape[0]):
-            gi = g[i]
-            mi = beta1 * m[i] + one_minus_beta1 * gi
-            vi = beta2 * v[i] + one_minus_beta2 * gi * gi
-            m[i] = mi
-            v[i] = vi
-            theta[i] -= lr_t * mi / (math.sqrt(vi) + eps_hat)
-
-    return adam_kernel
-
-
-_kernels = {}
-
-
 def adam_update(theta, g, m, v, t, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
-    """One Adam step at step number ``t >= 1`` on flat vectors ``(P,)``, in place (docs/11-optimisation.md)."""
+    """One Adam step at step number ``t >= 1`` on flat vectors ``(P,)``, in place
+    (docs/11-optimisation.md)."""
     c1 = 1 - beta1 ** t
     c2 = 1 - beta2 ** t
     lr_t = learning_rate * math.sqrt(c2) / c1
     eps_hat = eps * math.sqrt(c2)
-    if backend.use_numba():
-        if "adam" not in _kernels:
-            _kernels["adam"] = _adam_numba()
-        dt = theta.dtype.type
-        _kernels["adam"](theta, g, m, v, dt(lr_t), dt(beta1), dt(1 - beta1), dt(beta2),
-                         dt(1 - beta2), dt(eps_hat))
-    else:
-        _adam_reference(theta, g, m, v, lr_t, beta1, beta2, eps_hat)
+    adam_folded_step(theta, g, m, v, lr_t, beta1, beta2, eps_hat)
 
 
 class Adam:
