@@ -1,13 +1,15 @@
 """Rows of Burda, Grosse & Salakhutdinov (2016), Table 1, on dynamically binarised MNIST.
 
-    NPVAE_DATA=../shared/data python -m benchmarks.burda_table1 --epochs 20
+    NPVAE_DATA=/path/to/data python -m benchmarks.burda_table1 --epochs 20
+
+(``/path/to/data``: a folder holding the data sets' subfolders, here ``mnist/``.)
 
 Architectures (their §5): one stochastic level x-200-200-50 (two deterministic
 tanh layers of 200, 50 latent units); two levels x-200-200-100-100-100-50 (the
 markov inference of their two-level models, latent sizes 100 and 50, 200 and
 100 deterministic units).  Trained with Adam on the full 60,000 training
 images, freshly binarised every epoch; evaluated by the importance-sampled
-test NLL with K = 5000 (MATH §6).
+test NLL with K = 5000 (docs/06-importance-weighting.md#log-likelihood-estimator).
 
 Their schedule is 3^i passes at learning rate 0.001·10^{-i/7}, i = 0..7 (3,280
 passes, batch 20, Adam ε = 1e-4).  Ours is stated in the output: ``--epochs``

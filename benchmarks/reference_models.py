@@ -9,12 +9,13 @@ Models (float32 or float64, ReLU hidden layers, Bernoulli likelihood on
 logits, one sample ``S = 1``, loss = negative ELBO averaged over the batch
 and summed over pixels, every KL in closed form):
 
-``vae`` (MATH §1–5)
+``vae`` (docs/01-dense-layers.md to docs/05-elbo.md)
     encoder ``784-400-(20 μ, 20 log σ²)``, ``z = μ + σ ε``, decoder
     ``20-400-784``.  The same network as ``npvae.VAE(n_latent=20,
     hidden_sizes=(400,), activation="relu", likelihood="bernoulli")``.
 
-``hvae`` (MATH §7, "independent" inference)
+``hvae`` (docs/07-hierarchical-vae.md#independent-levels-on-a-deterministic-path,
+"independent" inference)
     bottom-up deterministic path ``h1 = relu(x W + b)`` (784→400),
     ``h2 = relu(h1 W + b)`` (400→200); heads ``q(z1|x)`` from ``h1`` (20) and
     ``q(z2|x)`` from ``h2`` (10); ``p(z2) = N(0, I)``; ``p(z1|z2)`` by an MLP
@@ -23,9 +24,9 @@ and summed over pixels, every KL in closed form):
 
 Initialisation is done once in NumPy (:func:`init_params`): He normal
 ``N(0, 2/In)`` for the ReLU layers, Glorot uniform for the Gaussian heads and
-the output layer, zero biases (MATH §1).  Weights are stored ``(In, Out)``
-(``h = x W + b``); the PyTorch model copies them transposed into
-``nn.Linear``.  The noise ``ε`` is an argument of every loss, one ``(N, Z_l)``
+the output layer, zero biases (docs/01-dense-layers.md#initialisation).  Weights
+are stored ``(In, Out)`` (``h = x W + b``); the PyTorch model copies them
+transposed into ``nn.Linear``.  The noise ``ε`` is an argument of every loss, one ``(N, Z_l)``
 array per stochastic level, so the three implementations compute the same
 number from the same inputs (:func:`params_from_npvae` maps an npvae model's
 parameters for that check).
@@ -36,7 +37,7 @@ import dataclasses
 
 import numpy as np
 
-#: Adam hyperparameters shared by every implementation (MATH §11)
+#: Adam hyperparameters shared by every implementation (docs/11-optimisation.md#adam)
 ADAM = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
 
@@ -83,7 +84,8 @@ def vae_spec(n_features=784, n_latent=20, hidden=400):
 
 
 def hvae_spec(n_features=784, latent_sizes=(20, 10), hidden=(400, 200)):
-    """The two-level hierarchical VAE with independent inference (MATH §7)."""
+    """The two-level hierarchical VAE with independent inference
+    (docs/07-hierarchical-vae.md#independent-levels-on-a-deterministic-path)."""
     D, (Z1, Z2), (H1, H2) = n_features, latent_sizes, hidden
     return ModelSpec("hvae", D, (
         Layer("enc0", D, H1, relu=True, reads_data=True),   # h1 = f1(x)
@@ -113,7 +115,8 @@ def get_spec(name):
 # ------------------------------------------------------- NumPy-side helpers
 def init_params(spec, seed=0, dtype="float32"):
     """``{layer: (W (In, Out), b (Out,))}``: He normal for ReLU layers, Glorot
-    uniform for the heads and the output layer, zero biases (MATH §1)."""
+    uniform for the heads and the output layer, zero biases
+    (docs/01-dense-layers.md#initialisation)."""
     rng = np.random.default_rng(seed)
     params = {}
     for layer in spec.layers:
@@ -265,7 +268,7 @@ def jax_loss_fn(spec):
         return jnp.maximum(a, 0)
 
     def bce_sum(logits, x):
-        # −log p(x|z) summed, stable form of MATH §4
+        # −log p(x|z) summed, stable form of docs/04-likelihoods.md#stable-softplus
         return jnp.sum(jnp.maximum(logits, 0) - x * logits + jnp.log1p(jnp.exp(-jnp.abs(logits))))
 
     def vae_loss(P, x, noise):
@@ -298,7 +301,7 @@ def jax_loss_fn(spec):
 
 def build_jax(spec, params, dtype="float32", learning_rate=ADAM["learning_rate"]):
     """The whole training step under one ``jax.jit``: loss, ``value_and_grad``
-    and a hand-written Adam update (MATH §11) in ``jax.numpy``.
+    and a hand-written Adam update (docs/11-optimisation.md#adam) in ``jax.numpy``.
 
     Returns ``(state, step)``: ``state = (params, (m, v, t))`` on the device and
     ``step(state, x, noise) -> (state, loss)``.  The state's buffers are
@@ -332,9 +335,10 @@ def step_gemms(layers, batch):
     """The matrix products of one training step, ``[(label, (M, K, N)), ...]``.
 
     ``layers`` are ``(name, In, Out, reads_data)`` tuples.  Per layer
-    (MATH §1): forward ``x W`` ``(batch, In) @ (In, Out)``, ``dW = xᵀ da``
-    ``(In, batch) @ (batch, Out)`` and, unless the layer reads the data,
-    ``dx = da Wᵀ`` ``(batch, Out) @ (Out, In)``.
+    (docs/01-dense-layers.md#forward-pass,
+    docs/01-dense-layers.md#backward-of-the-affine-map): forward ``x W``
+    ``(batch, In) @ (In, Out)``, ``dW = xᵀ da`` ``(In, batch) @ (batch, Out)``
+    and, unless the layer reads the data, ``dx = da Wᵀ`` ``(batch, Out) @ (Out, In)``.
     """
     out = []
     for name, n_in, n_out, reads_data in layers:

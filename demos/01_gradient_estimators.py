@@ -1,7 +1,9 @@
-"""Demo 1: score-function against pathwise (reparameterisation) gradients (MATH §9).
+"""Demo 1: score-function against pathwise (reparameterisation) gradients
+(docs/02-reparameterisation.md#two-gradient-estimators).
 
-Part 1, the worked example of MATH §9: ``min_φ E_{N(φ,1)}[x²]``, true gradient
-``2φ``.  Score function (REINFORCE): ``x² (x − φ)``; pathwise: ``2(φ + ε)``.
+Part 1, the worked example of docs/02-reparameterisation.md#the-example-of-e-x-squared:
+``min_φ E_{N(φ,1)}[x²]``, true gradient ``2φ``.  Score function (REINFORCE):
+``x² (x − φ)``; pathwise: ``2(φ + ε)``.
 With ``x = φ + ε`` their per-sample variances are, in closed form,
 ``Var_score = φ⁴ + 14 φ² + 15`` and ``Var_path = 4``; an ``S``-sample average
 divides both by ``S``.  The figure shows the empirical variance over repeated
@@ -16,7 +18,8 @@ respect to ``μ(x)``):
 * pathwise: ``−∂loss/∂b_μ`` from the model's own ``loss_and_grads`` with the
   KL switched off (``beta=0``), one noise draw per call, many calls;
 * score function: ``log p(x|z) ∇_μ log q(z|x)`` with
-  ``∇_μ log q = (z − μ)/σ² = ε/σ`` (MATH §9), ``log p(x|z)`` from
+  ``∇_μ log q = (z − μ)/σ² = ε/σ``
+  (docs/02-reparameterisation.md#score-function-estimator), ``log p(x|z)`` from
   ``elbo_terms`` on the same kind of draws;
 * and, for comparison, the score function with a constant baseline
   ``b = E_q[log p(x|z)]`` (estimated on separate draws): same expectation,
@@ -109,7 +112,7 @@ def toy_part(args, rng):
     ax2.legend(fontsize="small")
     ax2.grid(True, which="both", alpha=0.3)
     fig.suptitle("Minimise E[x²] over φ, x ~ N(φ, 1): score function against pathwise gradient "
-                 "(MATH §9)")
+                 "(docs/02-reparameterisation.md)")
     C.save_figure(fig, args, "toy_variance.png")
 
     res = {}
@@ -209,7 +212,7 @@ def vae_part(args, data, rng):
     ax2.legend(fontsize="small")
     ax2.grid(True, axis="y", which="both", alpha=0.3)
     fig.suptitle(f"Gradient of the reconstruction term w.r.t. the encoder's mean bias, "
-                 f"one {data.label} test image (MATH §9)")
+                 f"one {data.label} test image (docs/02-reparameterisation.md)")
     C.save_figure(fig, args, "vae_encoder_gradient.png")
 
     ratio = sds["score function"] ** 2 / sds["pathwise"] ** 2

@@ -1,4 +1,4 @@
-"""Demo 2: the direction of the KL divergence (MATH §10).
+"""Demo 2: the direction of the KL divergence (docs/10-divergences-and-laplace.md).
 
 Part 1: a Gaussian ``q = N(μ, e^r)`` fitted to a bimodal mixture ``p``.
 
@@ -6,7 +6,8 @@ Part 1: a Gaussian ``q = N(μ, e^r)`` fitted to a bimodal mixture ``p``.
   mean and variance of samples of ``p`` (and, exactly, the mixture's mean and
   variance).  ``q`` covers both modes and puts its mass between them.
 * Reverse ``KL(q ‖ p) = E_q[log q − log p]`` is minimised by stochastic
-  gradients (MATH §10), with the score function
+  gradients (docs/10-divergences-and-laplace.md#gradients-of-the-reverse-kl),
+  with the score function
   ``E_q[∇_θ log q · (log q − log p + 1)]``, ``∇_μ log q = (x − μ) e^{−r}``,
   ``∇_r log q = ½ (x − μ)² e^{−r} − ½``, and pathwise, ``x = μ + e^{r/2} ε``:
   ``∇_μ = −∂_x log p(x)``, ``∇_r = −∂_x log p(x) · ε e^{r/2} / 2 − ½``.
@@ -15,11 +16,13 @@ Part 1: a Gaussian ``q = N(μ, e^r)`` fitted to a bimodal mixture ``p``.
   onto one mode; which one depends on the start.
 
 Part 2: a factorised ``q(z_1) q(z_2)`` fitted to a correlated Gaussian
-``N(m, Λ⁻¹)``, both ways, in closed form (MATH §10): reverse KL gives means
-``m`` and variances ``1/Λ_jj`` (too narrow), forward KL the marginal
-variances ``(Λ⁻¹)_jj`` (too wide).  Both closed forms are checked against a
-numerical minimisation of the Gaussian KL of MATH §3 over the factorised
-family.
+``N(m, Λ⁻¹)``, both ways, in closed form
+(docs/10-divergences-and-laplace.md#a-factorised-gaussian-fitted-to-a-correlated-gaussian):
+reverse KL gives means ``m`` and variances ``1/Λ_jj`` (too narrow), forward KL
+the marginal variances ``(Λ⁻¹)_jj`` (too wide).  Both closed forms are checked
+against a numerical minimisation of the Gaussian KL
+(docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians, with full
+covariances) over the factorised family.
 
 Run: ``python demos/02_divergence_direction.py [--fast] [--out DIR]``.
 """
@@ -175,7 +178,7 @@ def mixture_part(args, rng):
     ax2.set_title(f"Reverse-KL optimisation paths: SGD, learning rate {lr}, {steps} steps",
                   fontsize="medium")
     fig.suptitle("Divergence direction: forward KL covers both modes, reverse KL locks onto "
-                 "one (MATH §10)")
+                 "one (docs/10-divergences-and-laplace.md)")
     C.save_figure(fig, args, "mixture_fit.png")
 
     n_fwd = 20_000 if fast else 200_000
@@ -203,7 +206,8 @@ def mixture_part(args, rng):
 
 # ---------------------------------------------------------------- part 2
 def kl_gauss(m0, S0, m1, S1):
-    """``KL(N(m0, S0) ‖ N(m1, S1))`` for full covariances (MATH §3 generalised)."""
+    """``KL(N(m0, S0) ‖ N(m1, S1))`` for full covariances
+    (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians, generalised)."""
     d = len(m0)
     S1inv = np.linalg.inv(S1)
     diff = m1 - m0
@@ -249,7 +253,7 @@ def factorised_part(args):
         ax.legend(fontsize="x-small", loc="upper left")
     axes[0].set_ylabel("z₂")
     fig.suptitle(f"Factorised Gaussian fitted to a correlated Gaussian (ρ = {Sigma[0, 1]}), "
-                 "closed forms of MATH §10")
+                 "closed forms of docs/10-divergences-and-laplace.md")
     C.save_figure(fig, args, "factorised_fit.png")
 
     res = {

@@ -1,4 +1,5 @@
-"""Demo 3: the Laplace approximation against the variational Gaussian (MATH §10).
+"""Demo 3: the Laplace approximation against the variational Gaussian
+(docs/10-divergences-and-laplace.md#the-laplace-approximation).
 
 The target is Bishop's fig. 10.1, ``p(z) ∝ exp(−z²/2) sigmoid(20 z + 4)``, a
 skewed density.  With ``a = 20 z + 4``:
@@ -6,11 +7,13 @@ skewed density.  With ``a = 20 z + 4``:
 * ``log p̃(z) = −z²/2 + log sigmoid(a)``,
   ``∂/∂z = −z + 20 sigmoid(−a)``, ``∂²/∂z² = −1 − 400 sigmoid(a) sigmoid(−a)``.
 * Laplace: the mode ``z*`` by Newton's method, then the Gaussian with variance
-  ``(−∂² log p/∂z²)^{−1}`` at ``z*`` (MATH §10).
+  ``(−∂² log p/∂z²)^{−1}`` at ``z*``
+  (docs/10-divergences-and-laplace.md#second-order-expansion-at-the-mode).
 * Variational: ``q = N(μ, e^r)`` minimising the reverse ``KL(q ‖ p)``, by
   pathwise gradient descent with a *fixed* set of noise draws ``ε`` (common
   random numbers make the Monte Carlo objective a deterministic function of
-  ``(μ, r)``, MATH §2), ``z = μ + e^{r/2} ε``:
+  ``(μ, r)``, docs/02-reparameterisation.md#the-reparameterised-sample),
+  ``z = μ + e^{r/2} ε``:
   ``∇_μ = −E[∂_z log p̃(z)]``, ``∇_r = −E[∂_z log p̃(z) ε e^{r/2}] / 2 − ½``;
   checked against a minimisation of the same KL by Gauss–Hermite quadrature.
 
@@ -156,7 +159,7 @@ def main(argv=None):
                       fontsize="medium")
         for ax in (ax1, ax2):
             ax.grid(True, alpha=0.3)
-        fig.suptitle("Laplace approximation against the variational Gaussian (MATH §10; "
+        fig.suptitle("Laplace approximation against the variational Gaussian (docs/10-divergences-and-laplace.md; "
                      "Bishop 2006, fig. 10.1)")
         C.save_figure(fig, args, "laplace_vs_variational.png")
 

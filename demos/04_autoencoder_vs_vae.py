@@ -1,4 +1,5 @@
-"""Demo 4: a plain autoencoder against a VAE, both with a 2-D latent space (MATH §2, §3, §5).
+"""Demo 4: a plain autoencoder against a VAE, both with a 2-D latent space
+(docs/02-reparameterisation.md, docs/03-kl-divergences.md, docs/05-elbo.md).
 
 Same architecture, same data, same optimiser; the only differences are the
 KL term and the noise.
@@ -6,9 +7,10 @@ KL term and the noise.
 * The plain autoencoder is the library's ``VAE`` with the KL term off
   (``beta=0``) *and* its noise set to zero: every training step is
   ``npvae.training.train_step(model, x, eps=0)``.  With ``ε = 0`` the
-  reparameterised sample is ``z = μ + σ ⊙ 0 = μ(x)`` (MATH §2), so the
-  encoder is deterministic and the loss is the reconstruction error
-  ``−log p(x | μ(x))`` alone; the log-variance head gets no gradient and is
+  reparameterised sample is ``z = μ + σ ⊙ 0 = μ(x)``
+  (docs/02-reparameterisation.md#the-reparameterised-sample), so the encoder is
+  deterministic and the loss is the reconstruction error ``−log p(x | μ(x))``
+  alone; the log-variance head gets no gradient and is
   unused.  (``beta=0`` with the usual noise would instead train a "noisy"
   autoencoder whose variances shrink towards zero but never reach it; zeroing
   the noise is the exact plain autoencoder.)  It is decoded at its code

@@ -1,4 +1,5 @@
-"""Demo 5: the VAE's 2-D manifold, interpolations, and the weight β of the KL (MATH §3, §5, §6).
+"""Demo 5: the VAE's 2-D manifold, interpolations, and the weight β of the KL
+(docs/03-kl-divergences.md, docs/05-elbo.md, docs/06-importance-weighting.md).
 
 Figure 1, ``manifold_and_interpolation.png``:
 
@@ -12,10 +13,12 @@ Figure 1, ``manifold_and_interpolation.png``:
 
 Figure 2, ``beta_comparison.png``: the same VAE (``Z`` latent units)
 trained with ``β = 0.5, 1, 4`` on the loss ``−(E_q log p(x|z) − β KL)``
-(MATH §5; Higgins et al. 2017): reconstructions (decoder means at the
-posterior mean), samples from the prior, and the KL per latent unit,
-``½ E_x(μ_j² + σ_j² − 1 − λ_j)`` (MATH §3), with the active units
-(``Cov_x E_q[u] > 0.01``, MATH §6; Burda et al. 2016).  A larger β buys a
+(docs/05-elbo.md#weighting-the-kl; Higgins et al. 2017): reconstructions
+(decoder means at the posterior mean), samples from the prior, and the KL per
+latent unit, ``½ E_x(μ_j² + σ_j² − 1 − λ_j)``
+(docs/03-kl-divergences.md#kl-to-the-standard-normal), with the active units
+(``Cov_x E_q[u] > 0.01``, docs/06-importance-weighting.md#active-units; Burda
+et al. 2016).  A larger β buys a
 smaller KL with worse reconstructions and fewer active units; the reported
 test ELBO is always the true bound (``β = 1``).
 
@@ -37,7 +40,8 @@ BETAS = (0.5, 1.0, 4.0)
 
 
 def kl_per_unit(model, x):
-    """Mean over ``x`` of ``KL(q(z_j|x) ‖ N(0, 1))`` per latent unit ``(Z,)`` (MATH §3)."""
+    """Mean over ``x`` of ``KL(q(z_j|x) ‖ N(0, 1))`` per latent unit ``(Z,)``
+    (docs/03-kl-divergences.md#kl-to-the-standard-normal)."""
     mu, logvar = model.encode(x)
     mu, logvar = mu.astype(np.float64), logvar.astype(np.float64)
     return np.mean(0.5 * (mu ** 2 + np.exp(logvar) - 1 - logvar), axis=0)

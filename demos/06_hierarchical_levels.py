@@ -1,10 +1,12 @@
-"""Demo 6: what each level of a hierarchical VAE encodes, and its KL per level (MATH §7).
+"""Demo 6: what each level of a hierarchical VAE encodes, and its KL per level
+(docs/07-hierarchical-vae.md).
 
-A two-level ``HierarchicalVAE`` with the independent inference of MATH §7
-(``q(z_1|x) q(z_2|x)`` from one bottom-up path) and the top-down generative
+A two-level ``HierarchicalVAE`` with independent inference
+(docs/07-hierarchical-vae.md#independent-levels-on-a-deterministic-path:
+``q(z_1|x) q(z_2|x)`` from one bottom-up path) and the top-down generative
 model ``p(z_2) = N(0, I)``, ``p(z_1|z_2) = N(μ^p_1(z_2), e^{λ^p_1(z_2)})``,
 ``p(x|z_1)``.  It is trained with KL warm-up (β from 0 to 1 over the first
-epochs, MATH §11; Sønderby et al. 2016).
+epochs, docs/11-optimisation.md#kl-warm-up; Sønderby et al. 2016).
 
 Figure 1, ``levels.png``: for a few test images, each row holds the image, its
 reconstruction from the posterior means, and eight images generated with one
@@ -23,8 +25,9 @@ the lower level, resampled under a fixed top, varies around it.
 
 Figure 2, ``kl_per_level.png``: the KL of each level on the test set,
 ``KL(q(z_2|x) ‖ N(0, I))`` and ``E_{q(z_2|x)} KL(q(z_1|x) ‖ p(z_1|z_2))``
-(MATH §7, from ``elbo_terms``), per latent unit and over training, and
-ancestral samples (MATH §7).
+(docs/07-hierarchical-vae.md#independent-inference-gives-closed-form-kl-terms,
+from ``elbo_terms``), per latent unit and over training, and ancestral samples
+(docs/07-hierarchical-vae.md#ancestral-sampling).
 
 The demo uses the model's internal per-level method ``_prior_forward``
 (read only) to evaluate ``p(z_1 | z_2)``.
@@ -72,7 +75,9 @@ def resample_level_2(model, mus, n, rng):
 
 def kl_units(model, x, n_samples, rng):
     """Per-unit KLs averaged over ``x``: level 2 to ``N(0, I)`` (closed form) and level 1
-    to ``p(z_1|z_2)`` averaged over ``z_2 ~ q(z_2|x)`` (MATH §3, §7)."""
+    to ``p(z_1|z_2)`` averaged over ``z_2 ~ q(z_2|x)``
+    (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians,
+    docs/07-hierarchical-vae.md#independent-inference-gives-closed-form-kl-terms)."""
     (mu1, mu2), (lv1, lv2) = model.encode(x)
     mu1, mu2, lv1, lv2 = (a.astype(np.float64) for a in (mu1, mu2, lv1, lv2))
     kl2 = 0.5 * (mu2 ** 2 + np.exp(lv2) - 1 - lv2)                      # (N, Z_2)
@@ -168,7 +173,7 @@ def main(argv=None):
         ax = fig.add_subplot(gs[0, 2])
         C.show_images(ax, model.sample(36, random_state=args.seed), data.image_shape, 6,
                       "ancestral samples z₂ → z₁ → x")
-        fig.suptitle("Per-level KL of the two-level VAE (test set) (MATH §7)")
+        fig.suptitle("Per-level KL of the two-level VAE (test set) (docs/07-hierarchical-vae.md)")
         C.save_figure(fig, args, "kl_per_level.png")
 
         results = C.report(args, {

@@ -1,11 +1,13 @@
-"""Demo 7: a conditional VAE generating every digit on demand (MATH §8), and the
-correlations of a full-covariance posterior (MATH §3).
+"""Demo 7: a conditional VAE generating every digit on demand
+(docs/08-conditional-vae.md), and the correlations of a full-covariance
+posterior (docs/03-kl-divergences.md#the-full-covariance-posterior).
 
 Part 1 (needs ``npvae.ConditionalVAE``; skipped with a message otherwise):
 a conditional VAE, ``q(z|x, c)``, ``p(x|z, c)``, ``p(z|c) = N(0, I)``, the
 one-hot label ``c`` concatenated to the encoder's and the decoder's inputs
-(MATH §8).  ``conditional_samples.png`` has one row per digit and one column
-per latent draw: every row decodes the *same* ten ``z ~ N(0, I)`` with its own
+(docs/08-conditional-vae.md#the-label-as-an-extra-input-block).
+``conditional_samples.png`` has one row per digit and one column per latent
+draw: every row decodes the *same* ten ``z ~ N(0, I)`` with its own
 label, so a column shows one "style" (slant, thickness) written as every digit;
 the label carries the class, ``z`` the rest.  The latent is kept small
 (``Z = 4``) so that the class has to come from the label: with ``Z = 8`` and
@@ -16,7 +18,8 @@ ELBO (a lower bound on ``log p(x|c)``).
 
 Part 2: a VAE with a full-covariance Gaussian posterior
 ``q(z|x) = N(μ(x), L Lᵀ)`` and a 2-D latent (``VAE(posterior="full")``,
-MATH §3).  ``full_covariance.png`` draws the posterior means of test images
+docs/03-kl-divergences.md#parameterisation-by-a-cholesky-factor).
+``full_covariance.png`` draws the posterior means of test images
 coloured by digit and, for a few of them, the 1- and 2-σ ellipses of
 ``Σ = L Lᵀ`` from ``encode_cholesky``: a diagonal posterior could only draw
 axis-aligned ellipses; here each is tilted by the correlation
@@ -175,7 +178,7 @@ def full_covariance_part(args, data):
     ax3.set_ylabel("test images")
     ax3.set_title(f"ρ over the test set: mean |ρ| = {np.abs(rho).mean():.2f}", fontsize="medium")
     fig.suptitle(f"Full-covariance posterior q(z|x) = N(μ, L Lᵀ), 2-D latent, {data.label} "
-                 "(MATH §3)")
+                 "(docs/03-kl-divergences.md)")
     C.save_figure(fig, args, "full_covariance.png")
 
     elbo = model.score(x, random_state=args.seed)

@@ -102,7 +102,8 @@ class DemoData:
     name: str                 # "mnist" or "digits"
     x_train: np.ndarray       # (N, D) uint8, grey levels: batches are binarised dynamically
     y_train: np.ndarray       # (N,)
-    x_test: np.ndarray        # (M, D) uint8 0/255, binarised once with a fixed seed (MATH §12)
+    x_test: np.ndarray        # (M, D) uint8 0/255, binarised once with a fixed seed
+                              # (docs/12-data.md#fixed-seeds-for-evaluation)
     y_test: np.ndarray        # (M,)
     image_shape: tuple
     note: str
@@ -131,8 +132,9 @@ def load_data(args, n_train=None, n_test=None):
     the offline digits; ``--fast`` always uses the digits.  Prints which.
 
     ``n_train``/``n_test`` keep only the first examples (the digits are small:
-    1500 train, 297 test).  Both use dynamic binarisation (MATH §12): training
-    batches are drawn afresh each epoch, the test set is binarised once.
+    1500 train, 297 test).  Both use dynamic binarisation
+    (docs/12-data.md#dynamic-binarisation): training batches are drawn afresh
+    each epoch, the test set is binarised once.
     """
     want = "digits" if args.fast else args.dataset
     ds, why = None, ""
@@ -165,12 +167,14 @@ def pick(args, data, fast, mnist, digits):
 
 
 def binarize_dynamic(xb, rng):
-    """The trainer's ``batch_transform``: ``x ~ Bernoulli(pixel / 255)`` afresh (MATH §12)."""
+    """The trainer's ``batch_transform``: ``x ~ Bernoulli(pixel / 255)`` afresh
+    (docs/12-data.md#dynamic-binarisation)."""
     return convert_batch(xb, "dynamic", np.float32, rng)
 
 
 def set_output_bias(model, data):
-    """Decoder output bias at the logit of the training pixel means (MATH §1; Burda et al. 2016)."""
+    """Decoder output bias at the logit of the training pixel means
+    (docs/01-dense-layers.md#output-bias-at-the-logit-of-the-data-mean; Burda et al. 2016)."""
     p = np.clip(data.x_train.mean(axis=0) / 255.0, 1e-3, 1 - 1e-3)
     model.params_["dec_out_b"][...] = np.log(p / (1 - p))
 
