@@ -13,21 +13,51 @@ def check_dtype(dtype):
     return np.dtype(name)
 
 
-def check_data(X, n_features=None, name="X"):
-    """A finite, non-empty, numeric 2-D array ``(N, D)``; returns it as an ndarray."""
+def check_data(X, n_features=None, name="X", dtype=None):
+    """A finite, non-empty, real numeric 2-D array ``(N, D)``; returns it as an ndarray
+    (converted to ``dtype`` when given, and finite *after* the conversion)."""
+    if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+        raise ValueError(f"{name} is a sparse matrix; npvae takes dense arrays "
+                         f"({name}.toarray())")
     X = np.asarray(X)
+    if X.dtype == object:          # numbers held as objects; anything else raises TypeError
+        X = X.astype(np.float64)
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {name} is complex, npvae models "
+                         "real data")
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+        raise ValueError(f"{name} must be a numeric array, got dtype {X.dtype}")
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape (N, D), got shape {X.shape}")
+        raise ValueError(f"{name} must be 2-D with shape (N, D), got shape {X.shape}"
+                         + ("; Reshape your data: X.reshape(1, -1) for one example"
+                            if X.ndim == 1 else ""))
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
-    if np.issubdtype(X.dtype, np.floating) and not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or inf")
+        what = "sample" if X.shape[0] == 0 else "feature"
+        raise ValueError(f"{name} is empty: 0 {what}(s) (shape={X.shape}) while a minimum of "
+                         "1 is required.")
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features, but the model expects "
                          f"{n_features} (n_features_in_)")
+    if dtype is not None:
+        return check_finite_after_cast(X, dtype, name)
+    if np.issubdtype(X.dtype, np.floating) and not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or inf")
     return X
+
+
+def check_finite_after_cast(X, dtype, name="X"):
+    """``X`` as ``dtype`` when it is a float dtype, finite there (1e39 is finite in
+    float64 and inf in float32); integer data is returned as it is."""
+    if not np.issubdtype(X.dtype, np.floating) and X.dtype != bool:
+        return X
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(X, dtype=dtype)
+    if not np.all(np.isfinite(out)):
+        finite_before = np.issubdtype(X.dtype, np.floating) and np.all(np.isfinite(X))
+        raise ValueError(f"{name} contains NaN or inf"
+                         + (f" once converted to {np.dtype(dtype).name} (values beyond "
+                            f"±{np.finfo(dtype).max:.3g})" if finite_before else ""))
+    return out
 
 
 def check_noise(eps, shape_tail, dtype, name="eps"):

@@ -73,6 +73,7 @@ def save(model, path, metadata=None):
     """
     if not hasattr(model, "params_"):
         raise ValueError("cannot save a model without parameters; call initialize or fit first")
+    model._check_fitted()          # settings still describe the parameters (set_params)
     arrays = {
         "format_version": np.array(FORMAT_VERSION),
         "model_class": np.array(type(model).__name__),

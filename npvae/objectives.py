@@ -71,10 +71,10 @@ def iwae_bound_forward(log_w):
     """``L_K(x_n) = log (1/K) Σ_k w_k = logsumexp_k log w_k − log K`` ``(N,)``
     from log-weights ``(K, N)`` (docs/06-importance-weighting.md).
 
-    Returns ``(bound (N,) float64, cache)``.
+    Returns ``(bound (N,), cache)`` in the log-weights' dtype.
     """
     K = log_w.shape[0]
-    bound = logsumexp(log_w.astype(np.float64), axis=0) - math.log(K)        # (N,)
+    bound = logsumexp(log_w, axis=0) - log_w.dtype.type(math.log(K))         # (N,)
     return bound, log_w
 
 
@@ -86,8 +86,9 @@ def iwae_bound_backward(cache, dtype):
     return (-softmax(log_w, axis=0) / N).astype(dtype)                       # (K, N)
 
 
-def log_likelihood_estimate(log_weights, draw_noise, n_examples, n_importance, max_rows):
-    """``log p̂(x) = logsumexp_k log w_k − log K`` per example ``(N,)``, float64
+def log_likelihood_estimate(log_weights, draw_noise, n_examples, n_importance, max_rows,
+                            dtype=np.float64):
+    """``log p̂(x) = logsumexp_k log w_k − log K`` per example ``(N,)`` in ``dtype``
     (docs/06-importance-weighting.md).
 
     ``log_weights(rows, eps) -> (K', n)`` evaluates the model's log-weights for the
@@ -98,14 +99,15 @@ def log_likelihood_estimate(log_weights, draw_noise, n_examples, n_importance, m
     K = n_importance
     k_chunk = min(K, max_rows)
     n_chunk = max(1, max_rows // k_chunk)
-    out = np.empty(n_examples, dtype=np.float64)
+    dtype = np.dtype(dtype)
+    out = np.empty(n_examples, dtype=dtype)
     for start in range(0, n_examples, n_chunk):
         rows = slice(start, min(start + n_chunk, n_examples))
         n = rows.stop - rows.start
-        total = np.full(n, -np.inf)
+        total = np.full(n, -np.inf, dtype=dtype)
         for k0 in range(0, K, k_chunk):
             log_w = log_weights(rows, draw_noise(min(k_chunk, K - k0), n))
-            total = np.logaddexp(total, logsumexp(log_w.astype(np.float64), axis=0))
+            total = np.logaddexp(total, logsumexp(log_w, axis=0))
         out[rows] = total - math.log(K)
     return out
 

@@ -18,7 +18,7 @@ from .backend import compiled_in
 def adam_folded_step(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
     """``m ← β1 m + (1−β1) g``, ``v ← β2 v + (1−β2) g²``,
     ``θ ← θ − α_t m / (√v + ε̂)``, in place on flat vectors ``(P,)``
-    (docs/11-optimisation.md#the-folded-form; Kingma & Ba 2015, §2 last
+    (docs/11-optimisation.md#the-folded-update; Kingma & Ba 2015, §2 last
     paragraph: the bias corrections folded into ``α_t = α √(1−β2ᵗ)/(1−β1ᵗ)`` and
     ``ε̂ = ε √(1−β2ᵗ)``, equal to ``α m̂ / (√v̂ + ε)``)."""
     m *= beta1

@@ -7,6 +7,7 @@ pass (docs/11-optimisation.md), a checkpoint is one array, and changing an array
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -46,3 +47,38 @@ class ParamLayout:
             if mine != theirs:
                 lines.append(f"{name}: model {mine}, file {theirs}")
         return "; ".join(lines)
+
+
+class ParamViews(Mapping):
+    """``params_``: the named views into one flat vector, read-only as a mapping.
+
+    ``params_[name][...] = value`` writes into the flat vector (and so changes the
+    model); ``params_[name] = value`` would rebind the name to an array the model
+    never reads, so it is refused.
+    """
+
+    def __init__(self, layout, flat):
+        self.flat = flat
+        self._views = layout.views(flat)
+
+    def __getitem__(self, name):
+        return self._views[name]
+
+    def __iter__(self):
+        return iter(self._views)
+
+    def __len__(self):
+        return len(self._views)
+
+    def __setitem__(self, name, value):
+        if name in self._views and value is self._views[name]:
+            return                       # ``params_[k] += 1`` updated the view in place
+        raise TypeError(f"params_[{name!r}] = ... would detach the name from flat_params_ "
+                        f"(the model would not see it); write in place: "
+                        f"params_[{name!r}][...] = value")
+
+    def __delitem__(self, name):
+        raise TypeError("params_ has a fixed set of names")
+
+    def __repr__(self):
+        return "ParamViews({" + ", ".join(f"{k!r}: {v.shape}" for k, v in self.items()) + "})"

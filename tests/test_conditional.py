@@ -353,7 +353,7 @@ class TestLabels:
                                       self.m.encode(self.X, 5)[0])
 
     def test_bad_X_and_unfitted(self):
-        with pytest.raises(ValueError, match="7 features.*expects 6"):
+        with pytest.raises(ValueError, match="7 features.*expecting 6"):
             self.m.encode(np.zeros((5, 7)), 2)
         with pytest.raises(ValueError, match="not binary"):
             self.m.score_samples(np.full((5, 6), 0.5), 2)

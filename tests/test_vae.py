@@ -206,7 +206,7 @@ class TestBadInput:
         self.eps = self.m.draw_noise(5)
 
     @pytest.mark.parametrize("bad, match", [
-        (np.zeros((5, 7)), "7 features.*expects 6"),
+        (np.zeros((5, 7)), "7 features.*expecting 6"),
         (np.zeros((0, 6)), "empty"),
         (np.zeros(6), "2-D"),
         (np.full((5, 6), np.nan), "NaN or inf"),

@@ -16,18 +16,21 @@ input validation, and the objectives of :mod:`npvae.objectives`.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
 
 from .. import checkpoint, objectives, training
 from .._validation import check_data, check_dtype, check_noise, check_positive_int
 from ..distributions.likelihoods import make_likelihood
-from ..params import ParamLayout
+from ..params import ParamLayout, ParamViews
 
 #: rows per chunk when scoring or encoding large arrays (bounds memory)
 CHUNK = 2048
+#: seed of the evaluation noise that ``score_samples``/``score`` use by default
+EVALUATION_SEED = 0
 
 
-class BaseVAE(BaseEstimator):
+class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared behaviour of :class:`~npvae.VAE`, :class:`~npvae.HierarchicalVAE` and
     :class:`~npvae.ConditionalVAE`."""
 
@@ -50,6 +53,7 @@ class BaseVAE(BaseEstimator):
                              "(objective='iwae') needs beta=1")
         self._lik = make_likelihood(self.likelihood, self.likelihood_params)
         self._build()
+        self._built_for = repr(sorted(self.get_params(deep=False).items()))
 
     def initialize(self, n_features):
         """Create ``params_`` for data of ``n_features`` dimensions; returns ``self``.
@@ -62,7 +66,7 @@ class BaseVAE(BaseEstimator):
         self.rng_ = np.random.default_rng(self.random_state)
         self.layout_ = ParamLayout(self._param_shapes(n_features))
         self.flat_params_ = self.layout_.allocate(self._dtype)
-        self.params_ = self.layout_.views(self.flat_params_)
+        self.params_ = ParamViews(self.layout_, self.flat_params_)
         self._init_params(self.params_, self.rng_)
         self._lik.init_params(self.params_)
         self.n_features_in_ = n_features
@@ -84,18 +88,64 @@ class BaseVAE(BaseEstimator):
         return buf, self._grad_views_ws
 
     def _check_fitted(self):
-        if not hasattr(self, "params_"):
-            raise ValueError(f"this {type(self).__name__} has no parameters yet: call "
-                             "initialize(n_features) or fit(X) first")
-        # settings may have changed through set_params; the networks follow them
-        self._check_settings()
+        """The boundary check of every public method: parameters exist, the settings are
+        valid, and they still describe the parameters' architecture and dtype.
 
-    def _check_X(self, X, check_values=True):
-        """Validated data converted to the model's dtype (or integers for categorical)."""
-        X = check_data(X, self.n_features_in_)
+        ``set_params`` may change any setting (scikit-learn's convention is to
+        validate at use, not at ``set_params``): the networks are rebuilt from the
+        settings when they changed, and an architecture or dtype that no longer
+        matches ``params_`` is an error, never a kernel reading out of bounds.
+        """
+        if not hasattr(self, "flat_params_"):
+            raise NotFittedError(f"this {type(self).__name__} has no parameters yet: call "
+                                 "initialize(n_features) or fit(X) first")
+        if repr(sorted(self.get_params(deep=False).items())) != getattr(self, "_built_for", None):
+            self._check_settings()
+        flat = self.flat_params_
+        if (not isinstance(flat, np.ndarray) or flat.dtype != self._dtype
+                or flat.shape != (self.layout_.size,)
+                or self._param_shapes(self.n_features_in_) != self.layout_.shapes):
+            raise ValueError(
+                f"the settings of this {type(self).__name__} (architecture or dtype) no longer "
+                "match its parameters: they were changed after the parameters were created "
+                "(set_params, or flat_params_ replaced); fit again, or call "
+                "initialize(n_features)")
+        if self.params_.flat is not flat:        # flat_params_ replaced by an equal-shaped array
+            self.params_ = ParamViews(self.layout_, flat)
+
+    def __getstate__(self):
+        """Pickle and ``copy.deepcopy``: ``params_`` (views) and workspaces are rebuilt on
+        load as views of the copied ``flat_params_``, so a copy trains and saves itself."""
+        state = dict(super().__getstate__())
+        for key in ("params_", "_grad_ws", "_grad_views_ws"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "flat_params_" in state:
+            self.params_ = ParamViews(self.layout_, self.flat_params_)
+
+    def _check_X(self, X, check_values=True, reset=False):
+        """Data ``(N, D)``: 2-D, real, numeric, dense, finite once converted to the
+        model's dtype (one-line messages), then scikit-learn's ``validate_data`` for the
+        number and names of features, and the likelihood's support."""
+        X = _validated(self, X, reset, self._dtype)
         if check_values:
             self._lik.check_data(X)
         return self._lik.convert(X, self._dtype)
+
+    @property
+    def _n_features_out(self):
+        """Columns of :meth:`transform` (for ``get_feature_names_out``)."""
+        return self.n_latent
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [str(self.dtype)] if self.dtype in (
+            "float32", "float64") else ["float64"]
+        tags.non_deterministic = False
+        return tags
 
     def _condition(self, y, n):
         """The condition ``c (n, C)`` for labels ``y``; None for unconditional models."""
@@ -122,6 +172,16 @@ class BaseVAE(BaseEstimator):
 
     def _check_eps(self, eps, n_examples):
         return check_noise(eps, self._noise_shape(1, n_examples)[1:], self._dtype)
+
+    def _evaluation_noise(self, n_samples, n_examples):
+        """``S`` draws from the fixed seed :data:`EVALUATION_SEED`, shared by every example:
+        an example's score is then a function of that example alone (the same for any
+        order, subset or chunking of the data)."""
+        shared = self._draw(np.random.default_rng(EVALUATION_SEED),
+                            self._noise_shape(n_samples, 1))
+        if isinstance(shared, list):
+            return [np.broadcast_to(e, (n_samples, n_examples, e.shape[2])) for e in shared]
+        return np.broadcast_to(shared, (n_samples, n_examples, shared.shape[2]))
 
     # -------------------------------------------------------------- objective
     def loss_and_grads(self, X, eps, check_input=True):
@@ -222,7 +282,8 @@ class BaseVAE(BaseEstimator):
         def draw(k, n):
             return self._draw(rng, self._noise_shape(k, n))
 
-        return objectives.log_likelihood_estimate(log_weights, draw, X.shape[0], K, max_rows)
+        return objectives.log_likelihood_estimate(log_weights, draw, X.shape[0], K, max_rows,
+                                                  self._dtype)
 
     def active_units(self, X, threshold=0.01):
         """Active latent units per stochastic level (docs/06-importance-weighting.md;
@@ -245,7 +306,7 @@ class BaseVAE(BaseEstimator):
         return self._fit(X, None, epochs, batch_size, learning_rate, kwargs)
 
     def _fit(self, X, y, epochs, batch_size, learning_rate, kwargs):
-        X = check_data(X)
+        X = _validated(self, X, True)
         self.initialize(X.shape[1])
         self._start_output_bias(X, kwargs.get("batch_transform"))
         training.train(self, X, y, epochs=self.epochs if epochs is None else epochs,
@@ -259,8 +320,9 @@ class BaseVAE(BaseEstimator):
         return self._partial_fit(X, None)
 
     def _partial_fit(self, X, y):
-        X = check_data(X, getattr(self, "n_features_in_", None))
-        if not hasattr(self, "params_"):
+        first = not hasattr(self, "flat_params_")
+        X = _validated(self, X, first)
+        if first:
             self.initialize(X.shape[1])
             self._start_output_bias(X, None)
         training.train(self, X, y, epochs=1, batch_size=self.batch_size,
@@ -287,26 +349,33 @@ class BaseVAE(BaseEstimator):
 
     # ----------------------------------------------------------------- scores
     def score_samples(self, X, random_state=None):
-        """The ELBO per example ``(N,)`` with ``β = 1`` and fresh noise (docs/05-elbo.md).
+        """The ELBO per example ``(N,)`` with ``β = 1`` (docs/05-elbo.md), a lower bound
+        on ``log p(x)`` in nats.
 
-        A lower bound on ``log p(x)`` in nats; noise from ``random_state`` or ``rng_``.
+        By default the noise is fixed: ``S`` draws from seed 0, the same for every
+        example, so the score is deterministic and each example's score depends on
+        that example alone.  ``random_state`` (a seed or Generator) draws fresh,
+        independent noise per example instead.
         """
         return self._score_samples(X, None, random_state)
 
     def _score_samples(self, X, condition, random_state):
         self._check_fitted()
         X = self._check_X(X)
-        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
-        out = np.empty(X.shape[0], dtype=np.float64)
+        rng = None if random_state is None else np.random.default_rng(random_state)
+        out = np.empty(X.shape[0], dtype=self._dtype)
         for start in range(0, X.shape[0], CHUNK):
             xb = X[start:start + CHUNK]
             c = None if condition is None else condition[start:start + CHUNK]
-            eps = self._draw(rng, self._noise_shape(self.n_samples, xb.shape[0]))
+            shape = self._noise_shape(self.n_samples, xb.shape[0])
+            eps = (self._evaluation_noise(self.n_samples, xb.shape[0]) if rng is None
+                   else self._draw(rng, shape))
             out[start:start + CHUNK] = self._elbo_objective(xb, eps, 1.0, False, c)[2]["elbo"]
         return out
 
     def score(self, X, y=None, random_state=None):
-        """Mean ELBO over ``X`` in nats per example (docs/05-elbo.md)."""
+        """Mean ELBO over ``X`` in nats per example (docs/05-elbo.md); deterministic by
+        default (see :meth:`score_samples`)."""
         return float(np.mean(self.score_samples(X, random_state=random_state)))
 
     # ------------------------------------------------------------- decoding
@@ -317,3 +386,13 @@ class BaseVAE(BaseEstimator):
     def _decode(self, Z, condition=None):
         u = Z if condition is None else np.concatenate([Z, condition.astype(Z.dtype)], axis=1)
         return self._decoder.output(self.params_, u, self.n_features_in_)
+
+
+def _validated(model, X, reset, dtype=None):
+    """``X`` checked by :func:`npvae._validation.check_data` (clear one-line messages),
+    then by scikit-learn's ``validate_data`` (``n_features_in_``, feature names)."""
+    from sklearn.utils.validation import validate_data
+
+    checked = check_data(X, dtype=dtype)
+    validate_data(model, X, reset=reset, skip_check_array=True)    # names and n_features
+    return checked

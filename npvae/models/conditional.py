@@ -261,6 +261,10 @@ class ConditionalVAE(VAE):
         X, c = self._data_and_condition(X, y)
         return self._encode_cholesky(X, c)
 
+    def fit_transform(self, X, y, **fit_params):
+        """``fit(X, y, **fit_params).transform(X, y)``."""
+        return self.fit(X, y, **fit_params).transform(X, y)
+
     def transform(self, X, y):
         """Posterior means ``μ(x, c)`` ``(N, Z)``."""
         return self.encode(X, y)[0]

@@ -1,0 +1,137 @@
+"""scikit-learn's estimator contract, and copies of fitted models that keep working.
+
+``check_estimator`` runs in full for the VAE (Gaussian likelihood) and the
+hierarchical VAE; pickle, deepcopy, clone and set_params round trips leave models
+that train, score and save as the original; the boundary refuses what would
+otherwise reach the compiled kernels with the wrong shapes."""
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import npvae
+
+SMALL = dict(likelihood="gaussian", epochs=2, batch_size=10, random_state=0)
+
+
+@parametrize_with_checks([npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL),
+                          npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=(4,), **SMALL)])
+def test_sklearn_check_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture
+def fitted():
+    X = np.random.default_rng(0).standard_normal((60, 5))
+    return npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL).fit(X), X
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_copy_trains_scores_and_saves_itself(fitted, how, tmp_path):
+    m, X = fitted
+    c = pickle.loads(pickle.dumps(m)) if how == "pickle" else copy.deepcopy(m)
+    np.testing.assert_array_equal(c.transform(X), m.transform(X))
+    for name, view in c.params_.items():
+        assert np.shares_memory(view, c.flat_params_), name
+        assert not np.shares_memory(view, m.flat_params_), name
+    before = m.flat_params_.copy()
+    c.partial_fit(X)
+    assert not np.array_equal(c.flat_params_, before)           # the copy trained
+    np.testing.assert_array_equal(m.flat_params_, before)       # the original did not
+    assert c.score(X) != m.score(X)
+    loaded = npvae.load(npvae.save(c, tmp_path / "c.npz"))
+    np.testing.assert_array_equal(loaded.transform(X), c.transform(X))
+
+
+def test_params_cannot_be_rebound_but_change_in_place(fitted):
+    m, X = fitted
+    with pytest.raises(TypeError, match=r"\[\.\.\.\]"):
+        m.params_["dec_out_b"] = np.zeros(5)
+    before = m.transform(X)
+    m.params_["enc_mu_b"][...] += 1.0
+    np.testing.assert_allclose(m.transform(X), before + 1.0)
+
+
+def test_architecture_changed_by_set_params_is_refused(fitted, tmp_path):
+    m, X = fitted
+    m.set_params(n_latent=5)
+    for call in (lambda: m.score(X), lambda: m.transform(X),
+                 lambda: m.loss_and_grads(X, np.zeros((1, 60, 5))),
+                 lambda: npvae.save(m, tmp_path / "x.npz")):
+        with pytest.raises(ValueError, match="no longer match"):
+            call()
+    m.set_params(n_latent=2)                                   # back: works again
+    assert np.isfinite(m.score(X))
+    m.set_params(dtype="float32")
+    with pytest.raises(ValueError, match="no longer match"):
+        m.transform(X)
+
+
+def test_noise_of_the_wrong_shape_is_refused_even_unchecked(fitted):
+    m, X = fitted
+    with pytest.raises(ValueError, match="eps must have shape"):
+        m.loss_and_grads(X, np.zeros((1, 60, 3)), check_input=False)
+
+
+def test_unfitted_is_not_fitted_error():
+    with pytest.raises(NotFittedError):
+        npvae.VAE().transform(np.zeros((2, 3)))
+
+
+def test_score_is_deterministic_and_per_example(fitted):
+    m, X = fitted
+    s = m.score_samples(X)
+    np.testing.assert_array_equal(s, m.score_samples(X))
+    np.testing.assert_array_equal(m.score_samples(X[::-1]), s[::-1])
+    np.testing.assert_array_equal(m.score_samples(X[:7]), s[:7])
+    assert not np.array_equal(m.score_samples(X, random_state=1), s)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_outputs_keep_the_model_dtype(dtype):
+    X = np.random.default_rng(0).standard_normal((20, 5))
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), **dict(SMALL, epochs=1), dtype=dtype).fit(X)
+    for out in (m.transform(X), m.score_samples(X), m.log_likelihood(X, n_importance=7),
+                m.sample(3), m.reconstruct(X)):
+        assert out.dtype == np.dtype(dtype)
+    assert m.loss_and_grads(X, m.draw_noise(20))[1]["enc_mu_W"].dtype == np.dtype(dtype)
+
+
+def test_clone_keeps_settings_not_parameters(fitted):
+    m, _ = fitted
+    c = clone(m)
+    assert c.get_params() == m.get_params() and not hasattr(c, "params_")
+
+
+def test_set_output_pandas(fitted):
+    pd = pytest.importorskip("pandas")
+    m, X = fitted
+    out = m.set_output(transform="pandas").transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["vae0", "vae1"]
+    m.set_output(transform="default")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.ones((3, 5), dtype=complex), "Complex"),
+    (np.full((3, 5), 1e39), "float32"),
+    (np.array([["a"] * 5] * 3), "numeric"),
+])
+def test_inputs_refused_with_one_line(bad, match):
+    X = np.random.default_rng(0).standard_normal((20, 5))
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), **dict(SMALL, epochs=1), dtype="float32").fit(X)
+    with pytest.raises(ValueError, match=match) as info:
+        m.score(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_sparse_input_says_sparse():
+    sparse = pytest.importorskip("scipy.sparse")
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), **dict(SMALL, epochs=1))
+    with pytest.raises(ValueError, match="sparse"):
+        m.fit(sparse.random(20, 5, density=0.5, format="csr"))
