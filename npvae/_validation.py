@@ -134,3 +134,32 @@ def check_noise_levels(eps, n_examples, sizes, dtype):
         raise ValueError("every level's eps must have the same number of samples S; got "
                          + ", ".join(f"level {l + 1}: {s}" for l, s in enumerate(samples)))
     return out
+
+
+def check_number(value, name, minimum=0.0, inclusive=False, allow_none=False):
+    """A finite real number above ``minimum`` (or at it when ``inclusive``); None passes
+    when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = np.isfinite(value) and (value >= minimum if inclusive else value > minimum)
+    if not ok:
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def check_training(epochs, batch_size, learning_rate, lr_decay, kl_warmup_epochs, clip_norm,
+                   patience):
+    """The trainer's settings: a clear error before any step instead of a division by
+    zero, gradient ascent or a silent no-op."""
+    check_positive_int(epochs, "epochs", minimum=0)
+    check_positive_int(batch_size, "batch_size")
+    check_number(learning_rate, "learning_rate")
+    check_number(lr_decay, "lr_decay")
+    check_number(kl_warmup_epochs, "kl_warmup_epochs", inclusive=True)
+    check_number(clip_norm, "clip_norm", allow_none=True)
+    if patience is not None:
+        check_positive_int(patience, "patience")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -111,13 +113,27 @@ def save(model, path, metadata=None):
 
 
 def _read(path):
+    """Every array of the ``.npz`` at ``path``, read without pickle; a clear
+    :class:`CheckpointError` for anything that is not one."""
     try:
         with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise CheckpointError(f"{path}: not an npvae checkpoint (a single .npy array, "
+                                      "not an .npz archive)")
             return {k: f[k] for k in f.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a readable npvae checkpoint ({exc})") from exc
+    except CheckpointError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):                # np.load's advice on unknown bytes
+            raise CheckpointError(f"{path}: not an npvae checkpoint (not an .npz archive)") \
+                from None
+        raise CheckpointError(f"{path}: not a readable npvae checkpoint ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, MemoryError, TypeError,
+            zlib.error, struct.error) as exc:
+        raise CheckpointError(f"{path}: not a readable npvae checkpoint "
+                              f"({type(exc).__name__}: {exc})") from None
 
 
 def _field(data, key, path):
@@ -126,28 +142,62 @@ def _field(data, key, path):
     return data[key]
 
 
+def _json_field(data, key, path, kind):
+    """A JSON field of type ``kind`` (dict or list)."""
+    raw = _field(data, key, path)
+    if raw.shape != () or raw.dtype.kind != "U":
+        raise CheckpointError(f"{path}: field {key!r} is damaged (not a JSON string)")
+    try:
+        value = json.loads(str(raw))
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: field {key!r} is damaged ({exc})") from None
+    if not isinstance(value, kind):
+        raise CheckpointError(f"{path}: field {key!r} is damaged (not a {kind.__name__})")
+    return value
+
+
+def _int_field(data, key, path, minimum=0):
+    raw = _field(data, key, path)
+    if raw.shape != () or raw.dtype.kind not in "iu" or int(raw) < minimum:
+        raise CheckpointError(f"{path}: field {key!r} is damaged (not an integer >= {minimum})")
+    return int(raw)
+
+
 def read_metadata(path):
     """The run metadata dict stored in a checkpoint."""
     data = _read(path)
-    return json.loads(str(data["metadata"])) if "metadata" in data else {}
+    return _json_field(data, "metadata", path, dict) if "metadata" in data else {}
 
 
-def load(path):
-    """Rebuild the model saved at ``path`` (parameters, optimiser and RNG state, history)."""
-    data = _read(path)
-    version = int(_field(data, "format_version", path))
+def _check_version(data, path):
+    version = _int_field(data, "format_version", path, minimum=1)
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this "
                               f"npvae supports ({FORMAT_VERSION}); upgrade npvae to read it")
-    name = str(_field(data, "model_class", path))
+
+
+def load(path):
+    """Rebuild the model saved at ``path`` (parameters, optimiser and RNG state, history).
+
+    Every field is checked against the model it describes (names, shapes, dtypes,
+    types) before anything is used, so a damaged or crafted file raises
+    :class:`CheckpointError` and never reaches the compiled kernels.
+    """
+    data = _read(path)
+    _check_version(data, path)
+    raw_name = _field(data, "model_class", path)
+    name = str(raw_name) if raw_name.shape == () else None
     if name not in MODELS:
-        raise CheckpointError(f"{path}: unknown model class {name!r}")
-    params = _upgrade_params(json.loads(str(_field(data, "model_params", path))))
+        raise CheckpointError(f"{path}: unknown model class {name!r}; known: {sorted(MODELS)}")
+    params = _upgrade_params(_json_field(data, "model_params", path, dict))
     for key, value in params.items():           # JSON turns tuples into lists
         if isinstance(value, list):
             params[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-    model = MODELS[name](**params)
-    model.initialize(int(_field(data, "n_features_in", path)))
+    try:
+        model = MODELS[name](**params)
+        model.initialize(_int_field(data, "n_features_in", path, minimum=1))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: the stored model settings are invalid ({exc})") from None
     _restore(model, data, path)
     return model
 
@@ -159,31 +209,74 @@ def restore(model, path):
     architectures differ.
     """
     data = _read(path)
-    version = int(_field(data, "format_version", path))
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this "
-                              f"npvae supports ({FORMAT_VERSION})")
+    _check_version(data, path)
     if str(_field(data, "model_class", path)) != type(model).__name__:
         raise CheckpointError(f"{path}: holds a {data['model_class']}, not a "
                               f"{type(model).__name__}")
     if not hasattr(model, "params_"):
-        model.initialize(int(_field(data, "n_features_in", path)))
+        model.initialize(_int_field(data, "n_features_in", path, minimum=1))
+    model._check_fitted()
     _restore(model, data, path)
     return model
 
 
 def _restore(model, data, path):
-    shapes = json.loads(str(_field(data, "layout", path)))
-    if {k: tuple(v) for k, v in shapes.items()} != model.layout_.shapes:
+    """Check every stored field against ``model``, then copy them in (nothing is
+    changed unless every check passes)."""
+    shapes = _json_field(data, "layout", path, dict)
+    try:
+        stored = {k: tuple(int(n) for n in v) for k, v in shapes.items()}
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: field 'layout' is damaged") from None
+    if stored != model.layout_.shapes:
         raise CheckpointError(f"{path}: architecture differs from the model's: "
                               + model.layout_.describe_difference(shapes))
     flat = _field(data, "flat_params", path)
-    if flat.dtype != model.flat_params_.dtype:
-        raise CheckpointError(f"{path}: parameters are {flat.dtype}, the model is "
-                              f"{model.flat_params_.dtype}")
-    model.flat_params_[...] = flat
-    model.rng_.bit_generator.state = json.loads(str(_field(data, "rng_state", path)))
-    model.n_iter_ = int(_field(data, "epoch", path))
-    model.history_ = json.loads(str(_field(data, "history", path)))
-    keys = json.loads(str(_field(data, "optimizer_keys", path)))
-    model.optimizer_state_ = {k: _field(data, f"optimizer_{k}", path).copy() for k in keys} or None
+    expected = model.flat_params_
+    if flat.dtype != expected.dtype or flat.shape != expected.shape:
+        raise CheckpointError(f"{path}: parameters are {flat.dtype} {flat.shape}, the model "
+                              f"needs {expected.dtype} {expected.shape}")
+    if not np.all(np.isfinite(flat)):
+        raise CheckpointError(f"{path}: the stored parameters are not all finite")
+    rng_state = _json_field(data, "rng_state", path, dict)
+    epoch = _int_field(data, "epoch", path)
+    history = _json_field(data, "history", path, list)
+    if not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"{path}: field 'history' is damaged (not a list of records)")
+    optimizer_state = _optimizer_state(model, data, path)
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: field 'rng_state' is damaged ({exc})") from None
+    expected[...] = flat
+    model.rng_.bit_generator.state = rng.bit_generator.state
+    model.n_iter_ = epoch
+    model.history_ = history
+    model.optimizer_state_ = optimizer_state
+
+
+def _optimizer_state(model, data, path):
+    """The stored optimiser state, each array with exactly the names, shapes and dtypes
+    the model's optimiser creates (the update writes into them without checks)."""
+    from .optim import make_optimizer
+
+    keys = _json_field(data, "optimizer_keys", path, list)
+    if not keys:
+        return None
+    template = make_optimizer(model.optimizer, 1.0).init_state(model.layout_.size, model._dtype)
+    if sorted(map(str, keys)) != sorted(template):
+        raise CheckpointError(f"{path}: optimiser state {sorted(map(str, keys))} does not fit "
+                              f"the model's {model.optimizer} ({sorted(template)})")
+    state = {}
+    for key, like in template.items():
+        value = _field(data, f"optimizer_{key}", path)
+        if value.shape != like.shape or value.dtype != like.dtype:
+            raise CheckpointError(f"{path}: optimiser state {key!r} is {value.dtype} "
+                                  f"{value.shape}, the model needs {like.dtype} {like.shape}")
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{path}: optimiser state {key!r} is not all finite")
+        state[key] = value.copy()
+    if int(state["t"]) < 0 or (model.optimizer == "adam" and np.any(state["v"] < 0)):
+        raise CheckpointError(f"{path}: optimiser state is damaged (negative step or moment)")
+    return state

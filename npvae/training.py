@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from . import checkpoint
-from ._validation import check_data
+from ._validation import check_data, check_training
 from .optim import clip_grad_norm, make_optimizer
 
 SCHEDULES = ("constant", "exponential", "cosine")
@@ -99,7 +99,8 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         loss, g, terms = model._objective(x, eps, model.beta if beta is None else beta, True,
                                           condition)
-    if not (np.isfinite(loss) and np.all(np.isfinite(g))):
+    # ‖g‖² by one BLAS dot: NaN or inf if any entry is (or if the norm overflows)
+    if not (math.isfinite(loss) and math.isfinite(float(np.dot(g, g)))):
         raise TrainingDiverged(f"the loss became {loss} (gradient finite: "
                                f"{bool(np.all(np.isfinite(g)))})")
     if clip_norm is not None:
@@ -259,6 +260,9 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     """
     if not hasattr(model, "params_"):
         raise ValueError("initialise the model (initialize or fit) before train()")
+    model._check_fitted()
+    check_training(epochs, batch_size, learning_rate, lr_decay, kl_warmup_epochs, clip_norm,
+                   patience)
     X = check_data(X, model.n_features_in_)
     C = _condition(model, y, X.shape[0], "y")
     if X_val is not None:

@@ -20,7 +20,8 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import NotFittedError
 
 from .. import checkpoint, objectives, training
-from .._validation import check_data, check_dtype, check_noise, check_positive_int
+from .._validation import check_data, check_dtype, check_noise, check_number, check_positive_int
+from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamLayout, ParamViews
 
@@ -48,6 +49,12 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.objective not in ("elbo", "iwae"):
             raise ValueError(f"objective must be 'elbo' or 'iwae', got {self.objective!r}")
         check_positive_int(self.k, "k")
+        check_number(self.learning_rate, "learning_rate")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.epochs, "epochs", minimum=0)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of "
+                             f"{tuple(OPTIMIZERS)}")
         if self.objective == "iwae" and self.beta != 1:
             raise ValueError("beta weights the KL of the ELBO objective; the IWAE bound "
                              "(objective='iwae') needs beta=1")
