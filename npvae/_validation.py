@@ -7,7 +7,10 @@ DTYPES = ("float32", "float64")
 
 
 def check_dtype(dtype):
-    name = np.dtype(dtype).name
+    try:
+        name = np.dtype(dtype).name
+    except (TypeError, ValueError):
+        name = None
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     return np.dtype(name)
@@ -163,3 +166,31 @@ def check_training(epochs, batch_size, learning_rate, lr_decay, kl_warmup_epochs
     check_number(clip_norm, "clip_norm", allow_none=True)
     if patience is not None:
         check_positive_int(patience, "patience")
+
+
+def check_widths(widths, name):
+    """Hidden-layer widths: a tuple or list of positive ints (possibly empty)."""
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, (tuple, list)):
+        raise ValueError(f"{name} must be a tuple of positive ints, got {widths!r}")
+    return [check_positive_int(w, f"{name} (a hidden layer width)") for w in widths]
+
+
+def check_features(model, X, reset, dtype=None):
+    """``X`` checked by :func:`npvae._validation.check_data` (clear one-line messages),
+    then by scikit-learn's ``validate_data`` (``n_features_in_``, feature names)."""
+    from sklearn.utils.validation import validate_data
+
+    checked = check_data(X, dtype=dtype)
+    validate_data(model, X, reset=reset, skip_check_array=True)    # names and n_features
+    return checked
+
+
+def check_defined(values, what):
+    """``values`` unless one is NaN: then a ``ValueError``.  NaN appears only when the
+    floating-point computation broke down (e.g. ``inf − inf`` for inputs around
+    1e39); −inf is kept, it is a log-density that underflowed."""
+    if np.any(np.isnan(values)):
+        raise ValueError(f"{what} is undefined (NaN) for some rows: the computation "
+                         "overflowed for these inputs (are they on the scale of the "
+                         "training data?)")
+    return values

@@ -127,7 +127,8 @@ def _read(path):
         raise
     except ValueError as exc:
         if "pickle" in str(exc):                # np.load's advice on unknown bytes
-            raise CheckpointError(f"{path}: not an npvae checkpoint (not an .npz archive)") \
+            raise CheckpointError(f"{path}: not a readable npvae checkpoint (not an .npz "
+                                  "archive)") \
                 from None
         raise CheckpointError(f"{path}: not a readable npvae checkpoint ({exc})") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, MemoryError, TypeError,

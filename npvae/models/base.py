@@ -20,7 +20,8 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import NotFittedError
 
 from .. import checkpoint, objectives, training
-from .._validation import check_data, check_dtype, check_noise, check_number, check_positive_int
+from .._validation import (check_defined, check_dtype, check_features, check_noise,
+                           check_number, check_positive_int)
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamLayout, ParamViews
@@ -137,7 +138,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """Data ``(N, D)``: 2-D, real, numeric, dense, finite once converted to the
         model's dtype (one-line messages), then scikit-learn's ``validate_data`` for the
         number and names of features, and the likelihood's support."""
-        X = _validated(self, X, reset, self._dtype)
+        X = check_features(self, X, reset, self._dtype)
         if check_values:
             self._lik.check_data(X)
         return self._lik.convert(X, self._dtype)
@@ -216,6 +217,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._check_X(X, check_values=check_input)
         eps = self._check_eps(eps, X.shape[0])
         loss, flat_grad, _ = self._objective(X, eps, self.beta, True, condition)
+        check_defined(np.array([loss]), "the loss")
         return loss, self.layout_.views(flat_grad.copy())   # the workspace is reused
 
     def elbo_terms(self, X, eps):
@@ -228,7 +230,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_fitted()
         X = self._check_X(X)
         eps = self._check_eps(eps, X.shape[0])
-        return self._objective(X, eps, self.beta, False, condition)[2]
+        terms = self._objective(X, eps, self.beta, False, condition)[2]
+        return {k: check_defined(v, k) for k, v in terms.items()}
 
     def _objective(self, X, eps, beta, need_grads=True, condition=None):
         """The training objective selected by ``objective``; returns ``(loss, flat_grad, terms)``."""
@@ -263,7 +266,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._check_fitted()
         X = self._check_X(X)
         eps = self._check_eps(eps, X.shape[0])
-        return self._log_weights_forward(X, eps, condition)[0]
+        return check_defined(self._log_weights_forward(X, eps, condition)[0], "log_weights")
 
     def log_likelihood(self, X, n_importance=5000, random_state=None, max_rows=8192):
         """Importance-sampled ``log p̂(x) = logsumexp_k log w_k − log K`` per example
@@ -289,8 +292,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         def draw(k, n):
             return self._draw(rng, self._noise_shape(k, n))
 
-        return objectives.log_likelihood_estimate(log_weights, draw, X.shape[0], K, max_rows,
-                                                  self._dtype)
+        return check_defined(objectives.log_likelihood_estimate(log_weights, draw, X.shape[0], K,
+                                                           max_rows, self._dtype),
+                        "log_likelihood")
 
     def active_units(self, X, threshold=0.01):
         """Active latent units per stochastic level (docs/06-importance-weighting.md;
@@ -313,7 +317,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self._fit(X, None, epochs, batch_size, learning_rate, kwargs)
 
     def _fit(self, X, y, epochs, batch_size, learning_rate, kwargs):
-        X = _validated(self, X, True)
+        X = check_features(self, X, True)
         self.initialize(X.shape[1])
         self._start_output_bias(X, kwargs.get("batch_transform"))
         training.train(self, X, y, epochs=self.epochs if epochs is None else epochs,
@@ -328,7 +332,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _partial_fit(self, X, y):
         first = not hasattr(self, "flat_params_")
-        X = _validated(self, X, first)
+        X = check_features(self, X, first)
         if first:
             self.initialize(X.shape[1])
             self._start_output_bias(X, None)
@@ -378,7 +382,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             eps = (self._evaluation_noise(self.n_samples, xb.shape[0]) if rng is None
                    else self._draw(rng, shape))
             out[start:start + CHUNK] = self._elbo_objective(xb, eps, 1.0, False, c)[2]["elbo"]
-        return out
+        return check_defined(out, "score_samples")
 
     def score(self, X, y=None, random_state=None):
         """Mean ELBO over ``X`` in nats per example (docs/05-elbo.md); deterministic by
@@ -394,12 +398,3 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         u = Z if condition is None else np.concatenate([Z, condition.astype(Z.dtype)], axis=1)
         return self._decoder.output(self.params_, u, self.n_features_in_)
 
-
-def _validated(model, X, reset, dtype=None):
-    """``X`` checked by :func:`npvae._validation.check_data` (clear one-line messages),
-    then by scikit-learn's ``validate_data`` (``n_features_in_``, feature names)."""
-    from sklearn.utils.validation import validate_data
-
-    checked = check_data(X, dtype=dtype)
-    validate_data(model, X, reset=reset, skip_check_array=True)    # names and n_features
-    return checked

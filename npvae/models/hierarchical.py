@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import (check_data, check_latent_sizes, check_level_widths,
-                           check_noise_levels, check_positive_int)
+from .._validation import (check_data, check_defined, check_latent_sizes,
+                           check_level_widths, check_noise_levels, check_positive_int)
 from ..distributions.gaussian import (kl_diagonal_backward, kl_diagonal_forward,
                                       log_normal_backward, log_normal_forward)
 from ..distributions.posteriors import DiagonalGaussian
@@ -110,7 +110,6 @@ class HierarchicalVAE(BaseVAE):
 
     def _n_levels(self):
         return len(self._sizes)
-
     def _param_shapes(self, n_features):
         sizes, shapes = self._sizes, {}
         width = n_features                          # width of h_{l−1} (h_0 = x)
@@ -355,7 +354,8 @@ class HierarchicalVAE(BaseVAE):
         ``(N, Z_l)``.  For ``inference="markov"`` level ``l`` is evaluated at the mean
         of the level below."""
         self._check_fitted()
-        return self._encode_checked(self._check_X(X))
+        mus, logvars = self._encode_checked(self._check_X(X))
+        return [check_defined(mu, "the posterior mean") for mu in mus], logvars
 
     def transform(self, X):
         """The per-level posterior means concatenated, ``(N, Z_1 + … + Z_L)``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_data, check_positive_int
+from .._validation import check_data, check_defined, check_positive_int, check_widths
 from ..distributions.gaussian import log_normal_backward, log_normal_forward
 from ..distributions.posteriors import make_posterior
 from ..layers.activations import check_activation
@@ -100,19 +100,17 @@ class VAE(BaseVAE):
     def _build(self):
         check_positive_int(self.n_latent, "n_latent")
         check_activation(self.activation)
-        for w in self._enc_sizes() + self._dec_sizes():
-            check_positive_int(w, "hidden layer width")
         self._post = make_posterior(self.posterior)
         self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
 
     def _enc_sizes(self):
-        return list(self.hidden_sizes)
+        return check_widths(self.hidden_sizes, "hidden_sizes")
 
     def _dec_sizes(self):
         if self.decoder_hidden_sizes is None:
-            return list(self.hidden_sizes)[::-1]
-        return list(self.decoder_hidden_sizes)
+            return self._enc_sizes()[::-1]
+        return check_widths(self.decoder_hidden_sizes, "decoder_hidden_sizes")
 
     def _n_condition(self):
         """Columns ``C`` of the condition joined to the encoder's and decoder's inputs."""
@@ -209,6 +207,7 @@ class VAE(BaseVAE):
 
     def _encode(self, X, condition):
         mu, head = self._encoder_heads(X, condition)
+        check_defined(mu, "the posterior mean")
         return mu, self._post.marginal_logvar(head, self.n_latent)
 
     def _encode_cholesky(self, X, condition):

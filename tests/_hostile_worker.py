@@ -1,0 +1,138 @@
+"""Runs hostile cases against npvae's public API, one JSON line in, one JSON line out.
+
+Started as a subprocess by tests/test_hostile.py, so that a native crash (a
+signal) or a hang ends this process, not the test run, and names the case.
+Each answer is ``{"result": "finite" | "infinite" | "nan" | "loaded"}`` or
+``{"error": "TypeName", "message": "..."}``.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+import npvae
+from npvae.training import TrainingDiverged
+
+warnings.simplefilter("ignore")
+CLEAN = (ValueError, TypeError, TrainingDiverged)
+TMP = tempfile.mkdtemp(prefix="npvae-hostile-")
+
+
+def array(spec):
+    """An array from ``{"dtype", "shape", "fill"}``: fill is a list of values cycled,
+    cast unsafely (wrapping integers, NaN to whatever the cast gives)."""
+    dtype = np.dtype(spec["dtype"])
+    n = int(np.prod(spec["shape"]))
+    fill = list(spec["fill"]) or [0]
+    if dtype == object:
+        flat = np.resize(np.array(fill, dtype=object), n) if n else np.array([], dtype=object)
+        return flat.reshape(spec["shape"])
+    base = np.array(fill, dtype=complex if dtype.kind == "c" else np.float64)
+    flat = np.resize(base, n) if n else base[:0]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return flat.astype(dtype, casting="unsafe").reshape(spec["shape"])
+
+
+def small_model(kind, **kw):
+    base = dict(hidden_sizes=(4,), epochs=1, batch_size=8, random_state=0,
+                likelihood="gaussian")
+    base.update(kw)
+    if kind == "hvae":
+        return npvae.HierarchicalVAE(latent_sizes=(3, 2), **base)
+    return npvae.VAE(n_latent=3, **base)
+
+
+def fitted(kind):
+    X = np.random.default_rng(0).standard_normal((24, 5))
+    return small_model(kind).fit(X), X
+
+
+def outcome(value):
+    """``finite``; ``infinite`` (a log-density that overflows to −inf for extreme data is
+    an honest answer); ``nan`` (never acceptable)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    arrays = [np.asarray(v) for v in values if v is not None]
+    arrays = [a for a in arrays if a.dtype.kind in "fc"]
+    if any(np.any(np.isnan(a)) for a in arrays):
+        return "nan"
+    return "finite" if all(np.all(np.isfinite(a)) for a in arrays) else "infinite"
+
+
+def run(case):
+    kind = case.get("model", "vae")
+    op = case["op"]
+    if op == "construct_and_fit":
+        m = small_model(kind, **case["params"])
+        X = array(case["X"])
+        m.fit(X, epochs=case.get("epochs", 1), batch_size=case.get("batch_size", 8),
+              learning_rate=case.get("learning_rate", 1e-3))
+        return outcome(m.score_samples(X))
+    if op == "set_params_then_use":
+        m, X = fitted(kind)
+        m.set_params(**case["params"])
+        return outcome([m.score_samples(X), m.transform(X)])
+    if op == "call":
+        m, _ = fitted(kind)
+        X = array(case["X"])
+        method = case["method"]
+        if method == "loss_and_grads":
+            eps = array(case["eps"])
+            if kind == "hvae":
+                eps = [eps, array(case["eps"])]
+            loss, grads = m.loss_and_grads(X, eps, check_input=case.get("check_input", True))
+            return outcome([loss] + list(grads.values()))
+        if method == "log_likelihood":
+            return outcome(m.log_likelihood(X, n_importance=case.get("k", 3),
+                                            max_rows=case.get("max_rows", 8192)))
+        if method == "partial_fit":
+            m.partial_fit(X)
+            return outcome(m.flat_params_)
+        return outcome(getattr(m, method)(X))
+    if op == "checkpoint":
+        m, X = fitted(kind)
+        path = os.path.join(TMP, "c.npz")
+        npvae.save(m, path)
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        key = case["key"]
+        if case.get("json") is not None:
+            arrays[key] = np.array(case["json"])
+        elif case.get("drop"):
+            arrays.pop(key, None)
+        else:
+            arrays[key] = array(case["value"])
+        np.savez(path, **arrays)
+        loaded = npvae.load(path)
+        loaded.partial_fit(X)
+        return outcome([loaded.score_samples(X), loaded.flat_params_])
+    if op == "bytes":
+        path = os.path.join(TMP, "b.npz")
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(case["data"]))
+        npvae.load(path)
+        return "loaded"
+    raise AssertionError(f"unknown op {op}")
+
+
+def main():
+    for line in sys.stdin:
+        case = json.loads(line)
+        try:
+            answer = {"result": run(case)}
+        except CLEAN as exc:
+            answer = {"error": type(exc).__name__, "message": str(exc)[:300]}
+        except Exception as exc:                       # a raw error: the test reports it
+            answer = {"error": type(exc).__name__, "message": str(exc)[:300], "raw": True}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()
