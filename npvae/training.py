@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -142,11 +143,15 @@ class TrainState:
     def __init__(self, model, total_epochs):
         self.model = model
         self.total_epochs = total_epochs
-        self.best = max((h["val_elbo"] for h in model.history_
-                         if h.get("val_elbo") is not None), default=-np.inf)
+        #: the validation bound that decides "best": the objective's own (ELBO or L_K)
+        self.bound = "iwae" if model.objective == "iwae" else "elbo"
+        self.best = max((h[f"val_{self.bound}"] for h in model.history_
+                         if h.get(f"val_{self.bound}") is not None), default=-np.inf)
         self.best_params = model.flat_params_.copy()
         self.improved = False
         self.since_best = 0
+        self.reference = None         # the ELBO of the first batch, before its update
+        self.bad_epochs = 0
 
 
 class Progress(Callback):
@@ -196,8 +201,8 @@ class RunFolder(Callback):
         os.makedirs(run_dir, exist_ok=True)
 
     def on_epoch_end(self, state, record):
-        meta = dict(self.metadata or {},
-                    best_val_elbo=None if state.best == -np.inf else state.best)
+        meta = dict(self.metadata or {}, best_val_bound=state.bound,
+                    best_val=None if state.best == -np.inf else state.best)
         checkpoint.save(state.model, os.path.join(self.run_dir, "checkpoint.npz"), meta)
         if state.improved:
             checkpoint.save(state.model, os.path.join(self.run_dir, "best.npz"), meta)
@@ -217,8 +222,9 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, state, record):
         if state.since_best < self.patience:
             return False
-        self.progress.say(f"early stopping: no better validation ELBO for {self.patience} "
-                          f"epochs; restoring the best parameters (val ELBO {state.best:.3f})")
+        name = "IWAE bound" if state.bound == "iwae" else "ELBO"
+        self.progress.say(f"early stopping: no better validation {name} for {self.patience} "
+                          f"epochs; restoring the best parameters (val {name} {state.best:.3f})")
         state.model.flat_params_[...] = state.best_params
         return True
 
@@ -309,6 +315,8 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
                     + (f", and {run_dir}/checkpoint.npz holds the last completed epoch"
                        if run_dir else "") + ". Try a smaller learning rate or clip_norm.") \
                     from None
+            if state.reference is None:
+                state.reference = float(np.mean(terms["elbo"]))
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(np.sum(v))
             done = min(start + batch_size, N)
@@ -318,22 +326,48 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch + 1}
         record.update({f"train_{k}": v / N for k, v in sums.items()})
-        record.update({"beta": beta, "learning_rate": lr, "seconds": seconds,
+        if model.objective == "elbo":           # the IWAE bound has no β to record
+            record["beta"] = beta
+        record.update({"learning_rate": lr, "seconds": seconds,
                        "examples_per_second": N / seconds})
         state.improved = False
         if X_val is not None:
             val = _evaluate(model, X_val, max(batch_size, 500), validation_seed, C_val)
             record.update({f"val_{k}": v for k, v in val.items()})
-            if val["elbo"] > state.best:
-                state.best, state.improved, state.since_best = val["elbo"], True, 0
+            if val[state.bound] > state.best:
+                state.best, state.improved, state.since_best = val[state.bound], True, 0
                 state.best_params[...] = model.flat_params_
             else:
                 state.since_best += 1
         model.n_iter_ = epoch + 1
         model.history_.append(record)
+        _check_progress(state, record)
         if any([hook.on_epoch_end(state, record) for hook in hooks]):
             break
     return model
+
+
+class TrainingWarning(UserWarning):
+    """Training goes badly but may recover (e.g. an epoch far below its start)."""
+
+
+def _check_progress(state, record, patience=3):
+    """Divergence that stays finite: a learning rate of 3.0 once left the training ELBO
+    at −5e228 for 20 epochs without a word.  An epoch whose ELBO is below 1,000 times
+    the first batch's (and below −1,000 nats per input dimension) is reported; three in
+    a row end training (a run can recover from one bad epoch, not from three)."""
+    floor = -1000 * max(abs(state.reference), state.model.n_features_in_)
+    if record["train_elbo"] >= floor:
+        state.bad_epochs = 0
+        return
+    state.bad_epochs += 1
+    message = (f"the training ELBO fell to {record['train_elbo']:.4g} nats at epoch "
+               f"{record['epoch']} (the first batch had {state.reference:.4g})")
+    if state.bad_epochs >= patience:
+        raise TrainingDiverged(f"{message}, {patience} epochs in a row: training diverged. "
+                               "Try a smaller learning rate or clip_norm.")
+    warnings.warn(f"{message}; the learning rate may be too high", TrainingWarning,
+                  stacklevel=3)
 
 
 def _condition(model, y, n, name):

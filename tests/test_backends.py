@@ -129,3 +129,38 @@ def test_whole_model(dtype, likelihood, rng):
     eps = m.draw_noise(8, random_state=1)
     a, b = both(lambda: m.loss_and_grads(X, eps))
     assert_same(a, b, np.dtype(dtype).type)
+
+
+# the prange kernels switch on at this many elements: compare them with NumPy there too
+from npvae.layers.activations_numba import PARALLEL_MIN_ELEMENTS  # noqa: E402
+
+LARGE = (PARALLEL_MIN_ELEMENTS // 100 + 7, 100)          # rows × columns ≥ the threshold
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_parallel_bias_activation(dtype, activation, rng):
+    a = rng.standard_normal(LARGE).astype(dtype) * 3
+    assert a.size >= PARALLEL_MIN_ELEMENTS
+    b = rng.standard_normal(LARGE[1]).astype(dtype)
+    dh = rng.standard_normal(LARGE).astype(dtype)
+
+    def run(a, b, dh):
+        h, c = K.bias_activation_forward(a, b, activation)
+        return h, K.bias_activation_backward(dh, c)
+
+    assert_same(*both(run, a, b, dh), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_parallel_bernoulli(dtype, rng):
+    logits = (rng.standard_normal((2,) + LARGE) * 4).astype(dtype)          # (S, N, D)
+    x = (rng.random(LARGE) < 0.5).astype(dtype)
+    dlog_p = rng.standard_normal(logits.shape[:2]).astype(dtype)
+    assert logits.size >= PARALLEL_MIN_ELEMENTS
+
+    def run(logits, x, dlog_p):
+        lp, c = K.bernoulli_forward(logits, x)
+        return lp, K.bernoulli_backward(dlog_p, c)
+
+    assert_same(*both(run, logits, x, dlog_p), dtype)

@@ -114,7 +114,8 @@ def test_forward_against_a_plain_computation(likelihood, rng):
     P = m.params_
     onehot = (y[:, None] == np.array(CLASSES)[None, :]).astype(float)      # (N, C) by hand
     assert onehot.sum(1).tolist() == [1] * N
-    xc = np.concatenate([X, onehot], axis=1)                               # (N, D + C)
+    x_in = X / 3.0 if likelihood == "categorical" else X     # levels 0..V−1 scaled to [0, 1]
+    xc = np.concatenate([x_in, onehot], axis=1)                            # (N, D + C)
     h = np.tanh(xc @ P["enc_W0"] + P["enc_b0"])
     mu, logvar = h @ P["enc_mu_W"] + P["enc_mu_b"], h @ P["enc_logvar_W"] + P["enc_logvar_b"]
     mu_m, logvar_m = m.encode(X, y)

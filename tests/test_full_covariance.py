@@ -1,4 +1,4 @@
-"""Full-covariance Gaussian posterior (MATH §3): kernels, the math, the VAE option."""
+"""Full-covariance Gaussian posterior (docs/03-kl-divergences.md): kernels, the math, the VAE option."""
 import numpy as np
 import pytest
 from scipy import stats
@@ -45,15 +45,41 @@ def test_kernels_by_finite_differences(rng):
 
     check(*via_v(lambda m, L: F.reparameterize_full_forward(m, L, eps),
                  F.reparameterize_full_backward), [mu, v.copy()], {0: 0, 1: 1}, rng)
-    check(*via_v(F.kl_full_standard_normal_forward, F.kl_full_standard_normal_backward),
-          [mu, v.copy()], {0: 0, 1: 1}, rng)
+    def kl(mu, v):
+        Lv, lc = F.cholesky_from_vector_forward(v, Z)
+        out, c = F.kl_full_standard_normal_forward(mu, Lv, F.log_diagonal(v, Z))
+        return out, (lc, c)
+
+    def kl_backward(d, cache):
+        lc, c = cache
+        dmu, dL, ds = F.kl_full_standard_normal_backward(d, c)
+        assert not np.any(dL[:, ~tril])
+        return dmu, F.cholesky_from_vector_backward(dL, lc, ds)
+    check(kl, kl_backward, [mu, v.copy()], {0: 0, 1: 1}, rng)
 
     def log_q(v):
         Lv, lc = F.cholesky_from_vector_forward(v, Z)
-        out, c = F.log_q_full_forward(Lv, eps)
+        out, c = F.log_q_full_forward(F.log_diagonal(v, Z), eps)
         return out, (lc, c)
-    check(log_q, lambda d, c: (F.cholesky_from_vector_backward(F.log_q_full_backward(d, c[1]),
-                                                               c[0]),), [v.copy()], {0: 0}, rng)
+    check(log_q, lambda d, c: (F.cholesky_from_vector_backward(None, c[0],
+                                                               F.log_q_full_backward(d, c[1])),),
+          [v.copy()], {0: 0}, rng)
+
+
+def test_stable_where_the_diagonal_underflows():
+    """``s = −120`` in float32: ``exp(s)`` is 0, yet the KL and log q are finite (they
+    use ``s``, never ``log L_jj``), and so are their gradients."""
+    from npvae.distributions.posteriors import FullCovarianceGaussian
+    post = FullCovarianceGaussian()
+    v = np.zeros((2, 6), np.float32)
+    v[:, [0, 2, 5]] = -120
+    mu = np.zeros((2, 3), np.float32)
+    kl, c = post.kl_forward(mu, v)
+    np.testing.assert_allclose(kl, 0.5 * (-3 + 2 * 360), rtol=1e-6)
+    assert np.all(np.isfinite(post.kl_backward(np.ones(2, np.float32), c)[1]))
+    log_q, c = post.log_q_forward(v, np.zeros((1, 2, 3), np.float32))
+    assert np.all(np.isfinite(log_q)) and np.all(np.isfinite(post.log_q_backward(log_q, c)))
+    np.testing.assert_allclose(post.marginal_logvar(v, 3), -240.0)
 
 
 def test_positive_diagonal_and_lower_triangle(rng):
@@ -77,7 +103,7 @@ def test_sample_covariance_is_L_Lt(rng):
 def test_kl_against_monte_carlo_and_the_diagonal_formula(rng):
     L, _ = random_L(rng, 1, 3)
     mu = rng.standard_normal((1, 3))
-    kl, _ = F.kl_full_standard_normal_forward(mu, L)
+    kl, _ = F.kl_full_standard_normal_forward(mu, L, np.log(np.diagonal(L, axis1=1, axis2=2)))
     z, _ = F.reparameterize_full_forward(mu, L, rng.standard_normal((200_000, 1, 3)))
     diff = (stats.multivariate_normal(mu[0], L[0] @ L[0].T).logpdf(z[:, 0])
             - stats.norm.logpdf(z[:, 0]).sum(-1))
@@ -85,7 +111,8 @@ def test_kl_against_monte_carlo_and_the_diagonal_formula(rng):
     # L diagonal: the diagonal formula with λ = 2 log L_jj
     logvar = rng.normal(0, 0.5, (4, 3))
     Ld = np.einsum("nj,jk->njk", np.exp(0.5 * logvar), np.eye(3))
-    np.testing.assert_allclose(F.kl_full_standard_normal_forward(mu.repeat(4, 0), Ld)[0],
+    np.testing.assert_allclose(F.kl_full_standard_normal_forward(mu.repeat(4, 0), Ld,
+                                                                 0.5 * logvar)[0],
                                K.kl_standard_normal_forward(mu.repeat(4, 0), logvar)[0],
                                rtol=1e-13)
 
@@ -95,7 +122,7 @@ def test_log_q_is_the_density(rng):
     mu = rng.standard_normal((2, 3))
     eps = rng.standard_normal((4, 2, 3))
     z, _ = F.reparameterize_full_forward(mu, L, eps)
-    log_q, _ = F.log_q_full_forward(L, eps)
+    log_q, _ = F.log_q_full_forward(np.log(np.diagonal(L, axis1=1, axis2=2)), eps)
     for n in range(2):
         expected = stats.multivariate_normal(mu[n], L[n] @ L[n].T).logpdf(z[:, n])
         np.testing.assert_allclose(log_q[:, n], expected, rtol=1e-12)

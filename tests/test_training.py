@@ -191,3 +191,74 @@ def test_fit_with_dynamic_binarisation_of_grey_levels(rng):
     assert m.fit(pixels, epochs=2, batch_transform=binarize).n_iter_ == 2
     with pytest.raises(ValueError, match="not binary"):
         small().fit(pixels, epochs=1)
+
+
+# ------------------------------------------------------------- tests that can fail
+def test_adam_is_algorithm_1_of_kingma_and_ba():
+    """The folded update against Algorithm 1 written out: bias-corrected m̂, v̂,
+    θ ← θ − α m̂ / (√v̂ + ε), 100 steps on both backends."""
+    from npvae.optim import adam_update
+    rng = np.random.default_rng(0)
+    theta0 = rng.standard_normal(1000)
+    grads = rng.standard_normal((100, 1000)) * np.logspace(-3, 1, 1000)
+    alpha, b1, b2, eps = 3e-3, 0.9, 0.999, 1e-8
+    ref, m, v = theta0.copy(), np.zeros(1000), np.zeros(1000)
+    for t, g in enumerate(grads, 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        ref = ref - alpha * m_hat / (np.sqrt(v_hat) + eps)
+    for backend in ("numpy", "numba"):
+        with npvae.use_backend(backend):
+            theta, mm, vv = theta0.copy(), np.zeros(1000), np.zeros(1000)
+            for t, g in enumerate(grads, 1):
+                adam_update(theta, g, mm, vv, t, alpha, b1, b2, eps)
+            np.testing.assert_allclose(theta, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_clipping_bounds_the_step():
+    """With SGD (no momentum) one clipped step moves θ by exactly lr · clip_norm; without
+    clipping by lr · ‖g‖ — so a no-op clip would fail."""
+    from npvae.optim import SGD, clip_grad_norm
+    g = np.random.default_rng(0).standard_normal(50) * 10
+    clipped, norm = clip_grad_norm(g, 1.0)
+    assert norm == pytest.approx(np.linalg.norm(g))
+    assert np.linalg.norm(clipped) == pytest.approx(1.0)
+    np.testing.assert_allclose(clipped / np.linalg.norm(clipped), g / norm)
+    assert clip_grad_norm(g, 1e6)[0] is g
+    X = (np.random.default_rng(1).random((40, 16)) < 0.5).astype(np.uint8)
+    moves = {}
+    for clip in (None, 1e-3):
+        m = small(optimizer="sgd").initialize(16)
+        m.optimizer = "sgd"
+        before = m.flat_params_.copy()
+        train(m, X, epochs=1, batch_size=40, learning_rate=0.1, clip_norm=clip)
+        moves[clip] = np.linalg.norm(m.flat_params_ - before)
+    assert moves[1e-3] == pytest.approx(0.1 * 1e-3, rel=1e-6)
+    assert moves[None] > 100 * moves[1e-3]
+
+
+def test_iwae_history_and_validation_use_the_iwae_bound(data, tmp_path):
+    m = small(objective="iwae", k=3).initialize(16)
+    train(m, data[:200], X_val=data[200:], epochs=2, batch_size=50, run_dir=tmp_path)
+    for h in m.history_:
+        assert "beta" not in h and "val_iwae" in h and h["val_iwae"] >= h["val_elbo"] - 1e-9
+    meta = checkpoint.read_metadata(tmp_path / "checkpoint.npz")
+    assert meta["best_val_bound"] == "iwae"
+    assert meta["best_val"] == max(h["val_iwae"] for h in m.history_)
+
+
+def test_a_run_that_stays_diverged_is_stopped():
+    """Three epochs far below the first batch's ELBO end training with a report."""
+    from npvae.training import TrainState, TrainingWarning, _check_progress
+    m = small().initialize(16)
+    state = TrainState(m, 10)
+    state.reference = -20.0
+    with pytest.warns(TrainingWarning, match="fell to"):
+        _check_progress(state, {"train_elbo": -1e9, "epoch": 1})
+    _check_progress(state, {"train_elbo": -25.0, "epoch": 2})        # recovered: counter reset
+    for epoch in (3, 4):
+        with pytest.warns(TrainingWarning):
+            _check_progress(state, {"train_elbo": -5e228, "epoch": epoch})
+    with pytest.raises(TrainingDiverged, match="3 epochs in a row"):
+        _check_progress(state, {"train_elbo": -5e228, "epoch": 5})

@@ -45,6 +45,7 @@ from npvae.distributions.full_gaussian import (  # noqa: E402
     cholesky_from_vector_forward,
     kl_full_standard_normal_backward,
     kl_full_standard_normal_forward,
+    log_diagonal,
     log_q_full_backward,
     log_q_full_forward,
     n_cholesky_entries,
@@ -161,12 +162,13 @@ assert np.allclose(same, kl_std, rtol=1e-13)
 v = rng.standard_normal((N, n_cholesky_entries(Z))) * 0.5
 L, _ = cholesky_from_vector_forward(v, Z)
 Sigma = np.einsum("nij,nkj->nik", L, L)
-kl_full, _ = kl_full_standard_normal_forward(mu, L)
+s = log_diagonal(v, Z)                       # s_j = log L_jj, straight from the head
+kl_full, _ = kl_full_standard_normal_forward(mu, L, s)
 kl_ref = np.array([0.5 * (Z * np.log(2 * np.pi) + np.trace(Sigma[n]) + mu[n] @ mu[n])
                    - stats.multivariate_normal(mu[n], Sigma[n]).entropy() for n in range(N)])
 
 z_full, _ = reparameterize_full_forward(mu, L, eps)
-log_q_full, _ = log_q_full_forward(L, eps)
+log_q_full, _ = log_q_full_forward(s, eps)
 log_p, _ = log_normal_forward(z_full, np.zeros(Z), np.zeros(Z))
 ratio_full = log_q_full - log_p
 report("KL(N(mu, L L^T) || N(0, I))", kl_full, kl_ref, *mc_summary(ratio_full))
@@ -184,7 +186,8 @@ print("log_q_full_forward agrees with scipy's multivariate normal log-density; "
 rows, cols = np.tril_indices(Z)
 v_diag = np.zeros_like(v)
 v_diag[:, rows == cols] = logvar / 2
-assert np.allclose(kl_full_standard_normal_forward(mu, cholesky_from_vector_forward(v_diag, Z)[0])[0],
+assert np.allclose(kl_full_standard_normal_forward(mu, cholesky_from_vector_forward(v_diag, Z)[0],
+                                                   log_diagonal(v_diag, Z))[0],
                    kl_std, rtol=1e-13)
 print("a diagonal L gives the diagonal KL")
 
@@ -218,20 +221,21 @@ for backend in BACKENDS:
               list(zip(("dmu_q", "dlogvar_q", "dmu_p", "dlogvar_p"), grads, (mu, logvar, mu_p, logvar_p))))
 
 # %% [markdown]
-# The full-covariance KL through the unpacking: $\partial \mathrm{KL}/\partial L = L - \mathrm{diag}(1/L_{jj})$,
-# then $\partial/\partial s_j = \partial/\partial L_{jj} \cdot L_{jj}$.
+# The full-covariance KL through the unpacking: the trace term gives $\partial \mathrm{KL}/\partial L = L$,
+# chained to $s_j$ by $\partial/\partial s_j = \partial/\partial L_{jj} \cdot L_{jj}$; the log-determinant
+# is written in $s$ and gives $-1$ directly. Together: $L_{jj}^2 - 1$ per $s_j$.
 
 
 # %%
 def kl_full_of_v():
     L, _ = cholesky_from_vector_forward(v, Z)
-    return float(kl_full_standard_normal_forward(mu, L)[0] @ G)
+    return float(kl_full_standard_normal_forward(mu, L, log_diagonal(v, Z))[0] @ G)
 
 
 L, l_cache = cholesky_from_vector_forward(v, Z)
-_, kl_cache = kl_full_standard_normal_forward(mu, L)
-dmu, dL = kl_full_standard_normal_backward(G, kl_cache)
-dv = cholesky_from_vector_backward(dL, l_cache)
+_, kl_cache = kl_full_standard_normal_forward(mu, L, log_diagonal(v, Z))
+dmu, dL, ds = kl_full_standard_normal_backward(G, kl_cache)
+dv = cholesky_from_vector_backward(dL, l_cache, ds)
 check("kl_full_standard_normal_backward + cholesky_from_vector_backward", kl_full_of_v,
       [("dmu", dmu, mu), ("dv", dv, v)])
 diag = np.arange(Z)
@@ -252,17 +256,16 @@ def sample_of_v():
 
 
 def log_q_of_v():
-    L, _ = cholesky_from_vector_forward(v, Z)
-    return float(np.sum(log_q_full_forward(L, eps_small)[0] * Gs))
+    return float(np.sum(log_q_full_forward(log_diagonal(v, Z), eps_small)[0] * Gs))
 
 
 _, z_cache = reparameterize_full_forward(mu, L, eps_small)
 dmu, dL = reparameterize_full_backward(Gz, z_cache)
 check("reparameterize_full_backward + cholesky_from_vector_backward", sample_of_v,
       [("dmu", dmu, mu), ("dv", cholesky_from_vector_backward(dL, l_cache), v)])
-_, q_cache = log_q_full_forward(L, eps_small)
+_, q_cache = log_q_full_forward(log_diagonal(v, Z), eps_small)
 check("log_q_full_backward + cholesky_from_vector_backward", log_q_of_v,
-      [("dv", cholesky_from_vector_backward(log_q_full_backward(Gs, q_cache), l_cache), v)])
+      [("dv", cholesky_from_vector_backward(None, l_cache, log_q_full_backward(Gs, q_cache)), v)])
 
 # %% [markdown]
 # ## 5. The figure: Monte Carlo estimates converging to the closed forms

@@ -21,9 +21,12 @@ def n_cholesky_entries(Z):
 
 
 def cholesky_from_vector_forward(v, Z):
-    """Unpack ``v (N, Z(Z+1)/2)`` into ``L (N, Z, Z)`` with ``L_jj = exp(s_j)`` (docs/03-kl-divergences.md#parameterisation-by-a-cholesky-factor).
+    """Unpack ``v (N, Z(Z+1)/2)`` into ``L (N, Z, Z)`` with ``L_jj = exp(s_j)``
+    (docs/03-kl-divergences.md#parameterisation-by-a-cholesky-factor).
 
-    Returns ``(L, cache)``.
+    Returns ``(L, cache)``.  The log-determinant terms use ``s`` itself
+    (:func:`log_diagonal`), never ``log L_jj``: ``exp(s)`` underflows to 0 for
+    ``s ≈ −104`` in float32, and its logarithm would be ``−inf``.
     """
     rows, cols = np.tril_indices(Z)
     L = np.zeros((v.shape[0], Z, Z), dtype=v.dtype)
@@ -33,19 +36,33 @@ def cholesky_from_vector_forward(v, Z):
     return L, (L, Z)
 
 
-def cholesky_from_vector_backward(dL, cache):
-    """``dv``: the lower triangle of ``dL``, with ``∂/∂s_j = ∂/∂L_jj · L_jj``."""
+def log_diagonal(v, Z):
+    """``s (N, Z)``: the log-diagonal ``log L_jj`` as the head outputs it (exactly)."""
+    rows, cols = np.tril_indices(Z)
+    return v[:, np.flatnonzero(rows == cols)]
+
+
+def cholesky_from_vector_backward(dL, cache, ds=None):
+    """``dv``: the lower triangle of ``dL``, with ``∂/∂s_j = ∂/∂L_jj · L_jj``, plus the
+    direct gradients ``ds (N, Z)`` of terms written in ``s`` (the log-determinants).
+    ``dL`` may be None (only ``ds``)."""
     L, Z = cache
     rows, cols = np.tril_indices(Z)
     diag = np.arange(Z)
-    dL = dL.copy()
-    dL[:, diag, diag] *= L[:, diag, diag]                 # chain through L_jj = exp(s_j)
-    return dL[:, rows, cols]
+    if dL is None:
+        dv = np.zeros((L.shape[0], rows.size), dtype=L.dtype)
+    else:
+        dL = dL.copy()
+        dL[:, diag, diag] *= L[:, diag, diag]             # chain through L_jj = exp(s_j)
+        dv = dL[:, rows, cols]
+    if ds is not None:
+        dv[:, np.flatnonzero(rows == cols)] += ds
+    return dv
 
 
 def reparameterize_full_forward(mu, L, eps):
-    """``z = μ + L ε`` (docs/03-kl-divergences.md#the-full-covariance-sample).  ``mu (N, Z)``, ``L (N, Z, Z)``, ``eps (S, N, Z)``;
-    returns ``(z (S, N, Z), cache)``."""
+    """``z = μ + L ε`` (docs/03-kl-divergences.md#the-full-covariance-sample).  ``mu (N, Z)``, ``L (N, Z, Z)``,
+    ``eps (S, N, Z)``; returns ``(z (S, N, Z), cache)``."""
     z = mu + np.einsum("nij,snj->sni", L, eps)
     return z, (L, eps)
 
@@ -57,42 +74,37 @@ def reparameterize_full_backward(dz, cache):
     return dz.sum(axis=0), dL
 
 
-def kl_full_standard_normal_forward(mu, L):
-    """``KL(N(μ, L Lᵀ) ‖ N(0, I)) = ½ (tr Σ + μᵀμ − Z − log det Σ)``,
-    ``tr Σ = ‖L‖²_F``, ``log det Σ = 2 Σ_j log L_jj`` (docs/03-kl-divergences.md#the-full-covariance-kl-to-the-standard-normal).  Returns ``(kl (N,), cache)``."""
+def kl_full_standard_normal_forward(mu, L, s):
+    """``KL(N(μ, L Lᵀ) ‖ N(0, I)) = ½ (tr Σ + μᵀμ − Z − log det Σ)`` with
+    ``tr Σ = ‖L‖²_F`` and ``log det Σ = 2 Σ_j s_j``, ``s = log L_jj``
+    (docs/03-kl-divergences.md#the-full-covariance-kl-to-the-standard-normal).  Returns ``(kl (N,), cache)``."""
     Z = mu.shape[-1]
-    diag = np.diagonal(L, axis1=-2, axis2=-1)                          # (N, Z)
-    trace = np.einsum("nij,nij->n", L, L)
-    log_det = 2 * np.log(diag).sum(axis=-1)
-    kl = 0.5 * (trace + (mu * mu).sum(axis=-1) - Z - log_det)
-    return kl, (mu, L, diag)
+    trace = np.einsum("nij,nij->n", L, L)                             # (N,)
+    kl = 0.5 * (trace + (mu * mu).sum(axis=-1) - Z - 2 * s.sum(axis=-1))
+    return kl, (mu, L)
 
 
 def kl_full_standard_normal_backward(dkl, cache):
-    """``∂KL/∂μ = μ``, ``∂KL/∂L = L − diag(1/L_jj)`` on the lower triangle (docs/03-kl-divergences.md#gradient-of-the-full-covariance-kl).
+    """``∂KL/∂μ = μ``, ``∂KL/∂L = L`` (the trace term, lower triangle) and
+    ``∂KL/∂s_j = −1`` (the log-determinant); through ``L_jj = exp(s_j)`` the diagonal
+    total is ``L_jj² − 1`` (docs/03-kl-divergences.md#gradient-of-the-full-covariance-kl).
 
-    Returns ``(dmu (N, Z), dL (N, Z, Z))``.
+    Returns ``(dmu (N, Z), dL (N, Z, Z), ds (N, Z))``.
     """
-    mu, L, diag = cache
-    dL = L.copy()
-    idx = np.arange(L.shape[-1])
-    dL[:, idx, idx] -= 1 / diag
-    return dkl[:, None] * mu, dkl[:, None, None] * dL
+    mu, L = cache
+    ds = np.broadcast_to(-dkl[:, None], mu.shape).astype(mu.dtype)
+    return dkl[:, None] * mu, dkl[:, None, None] * L, ds
 
 
-def log_q_full_forward(L, eps):
-    """``log q(z|x) = log N(ε; 0, I) − log |det L| = −½ Σ_j (log 2π + ε_j²) − Σ_j log L_jj``
-    at ``z = μ + L ε`` (docs/03-kl-divergences.md#the-full-covariance-log-density).  Returns ``(log_q (S, N), cache)``."""
-    diag = np.diagonal(L, axis1=-2, axis2=-1)                          # (N, Z)
-    log_q = -0.5 * (LOG_2PI * eps.shape[-1] + (eps * eps).sum(axis=-1)) - np.log(diag).sum(-1)
-    return log_q, diag
+def log_q_full_forward(s, eps):
+    """``log q(z|x) = log N(ε; 0, I) − log |det L| = −½ Σ_j (log 2π + ε_j²) − Σ_j s_j``
+    at ``z = μ + L ε`` (docs/03-kl-divergences.md#the-full-covariance-log-density).  ``s (N, Z)`` the
+    log-diagonal; returns ``(log_q (S, N), cache)``."""
+    log_q = -0.5 * (LOG_2PI * eps.shape[-1] + (eps * eps).sum(axis=-1)) - s.sum(-1)
+    return log_q, s.shape
 
 
 def log_q_full_backward(dlog_q, cache):
-    """``∂ log q / ∂L_jj = −1/L_jj`` per sample; returns ``dL (N, Z, Z)``."""
-    diag = cache
-    N, Z = diag.shape
-    dL = np.zeros((N, Z, Z), dtype=diag.dtype)
-    idx = np.arange(Z)
-    dL[:, idx, idx] = -dlog_q.sum(axis=0)[:, None] / diag
-    return dL
+    """``∂ log q / ∂s_j = −1`` per sample; returns ``ds (N, Z)``."""
+    shape = cache
+    return np.broadcast_to(-dlog_q.sum(axis=0)[:, None], shape).astype(dlog_q.dtype)

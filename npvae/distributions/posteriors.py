@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 
 import numpy as np
+from scipy.special import logsumexp
 
 from . import full_gaussian as F
 from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_q_backward,
@@ -146,32 +147,42 @@ class FullCovarianceGaussian(Posterior):
         return dmu, F.cholesky_from_vector_backward(dL, l_c)
 
     def kl_forward(self, mu, v):
-        L, l_c = self._L(v, mu.shape[-1])
-        kl, kl_c = F.kl_full_standard_normal_forward(mu, L)
+        Z = mu.shape[-1]
+        L, l_c = self._L(v, Z)
+        kl, kl_c = F.kl_full_standard_normal_forward(mu, L, F.log_diagonal(v, Z))
         return kl, (l_c, kl_c)
 
     def kl_backward(self, dkl, cache):
         l_c, kl_c = cache
-        dmu, dL = F.kl_full_standard_normal_backward(dkl, kl_c)
-        return dmu, F.cholesky_from_vector_backward(dL, l_c)
+        dmu, dL, ds = F.kl_full_standard_normal_backward(dkl, kl_c)
+        return dmu, F.cholesky_from_vector_backward(dL, l_c, ds)
 
     def log_q_forward(self, v, eps):
-        L, l_c = self._L(v, eps.shape[-1])
-        log_q, q_c = F.log_q_full_forward(L, eps)
-        return log_q, (l_c, q_c)
+        Z = eps.shape[-1]
+        log_q, q_c = F.log_q_full_forward(F.log_diagonal(v, Z), eps)
+        return log_q, (v.shape, Z, q_c)
 
     def log_q_backward(self, dlog_q, cache):
-        l_c, q_c = cache
-        return F.cholesky_from_vector_backward(F.log_q_full_backward(dlog_q, q_c), l_c)
+        v_shape, Z, q_c = cache
+        dv = np.zeros(v_shape, dtype=dlog_q.dtype)
+        rows, cols = np.tril_indices(Z)
+        dv[:, np.flatnonzero(rows == cols)] = F.log_q_full_backward(dlog_q, q_c)
+        return dv
 
     def cholesky(self, v, Z):
         """``L (N, Z, Z)`` from the head's output."""
         return self._L(v, Z)[0]
 
     def marginal_logvar(self, v, Z):
-        """``log Σ_jj = log Σ_k L_jk²``, the log-variances of the marginals ``(N, Z)``."""
+        """``log Σ_jj = log Σ_k L_jk²``, the log-variances of the marginals ``(N, Z)``,
+        as a log-sum-exp of ``2 log |L_jk|`` with ``2 s_j`` on the diagonal (finite even
+        where ``L_jj = exp(s_j)`` underflows)."""
         L = self.cholesky(v, Z)
-        return np.log(np.einsum("nij,nij->ni", L, L))
+        with np.errstate(divide="ignore"):
+            log_sq = 2 * np.log(np.abs(L))                         # (N, Z, Z), −inf above
+        idx = np.arange(Z)
+        log_sq[:, idx, idx] = 2 * F.log_diagonal(v, Z)
+        return logsumexp(log_sq, axis=-1)
 
 
 #: the registry: ``VAE(posterior=name)``

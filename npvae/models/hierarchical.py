@@ -168,7 +168,7 @@ class HierarchicalVAE(BaseVAE):
         S, N = eps[0].shape[:2]
         markov = self.inference == "markov"
         mus, logvars, zs, net_c, z_c = [], [], [], [], []
-        h = X                                                       # (N, D): h_0 = x
+        h = self._lik.encoder_input(X, self._dtype)                 # (N, D): h_0 = x
         for l, enc in enumerate(self._encoders):
             inp = zs[l - 1].reshape(S * N, -1) if markov and l > 0 else h   # (S·N, Z_{l−1})
             h, mu, logvar, c = enc.forward(P, inp)                  # h_l, (R, Z_l) each
@@ -332,7 +332,7 @@ class HierarchicalVAE(BaseVAE):
         """``(mus, logvars)`` per level ``(N, Z_l)``; for markov the level below's
         mean stands in for its sample, ``z_{l−1} := μ_{l−1}``."""
         mus, logvars = [], []
-        h = X
+        h = self._lik.encoder_input(X, self._dtype)
         for l, enc in enumerate(self._encoders):
             inp = mus[-1] if self.inference == "markov" and l > 0 else h
             h, mu, logvar, _ = enc.forward(self.params_, inp)

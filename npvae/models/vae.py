@@ -137,7 +137,9 @@ class VAE(BaseVAE):
     # --------------------------------------------------------------- objective
     def _encode_forward(self, X, condition):
         """``μ (N, Z)``, the second head and the encoder's cache, from ``x`` (⊕ ``c``)."""
-        x_in = X if condition is None else np.concatenate([X, condition.astype(X.dtype)], axis=1)
+        x_in = self._lik.encoder_input(X, self._dtype)                       # (N, D)
+        if condition is not None:
+            x_in = np.concatenate([x_in, condition.astype(x_in.dtype)], axis=1)  # (N, D + C)
         _, mu, head, enc_c = self._encoder.forward(self.params_, x_in)
         return mu, head, enc_c
 

@@ -58,6 +58,11 @@ class Likelihood(abc.ABC):
         """``X`` in the form the kernels take (the model's float dtype by default)."""
         return np.asarray(X, dtype=dtype)
 
+    def encoder_input(self, x, dtype) -> np.ndarray:
+        """What the encoder reads of the data ``x`` (as :meth:`convert` made it): ``x``
+        itself by default, on a scale a network can take."""
+        return x
+
     # ---------------------------------------------------------- the mathematics
     @abc.abstractmethod
     def log_prob_forward(self, out, x, params):

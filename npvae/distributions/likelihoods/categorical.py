@@ -60,6 +60,11 @@ class Categorical(Likelihood):
     def convert(self, X, dtype):
         return np.asarray(X).astype(np.intp)
 
+    def encoder_input(self, x, dtype):
+        """Levels ``0..V−1`` scaled to ``[0, 1]``: raw levels up to 255 would put the
+        encoder's pre-activations, and the loss, out of any sensible range."""
+        return x.astype(dtype) / dtype.type(self.n_levels - 1)
+
     def log_prob_forward(self, out, x, params):
         return categorical_forward(out, x)
 
