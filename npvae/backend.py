@@ -20,14 +20,19 @@ import os
 
 BACKENDS = ("numpy", "numba")
 
-# Numba's parallel loops run on an OpenMP runtime whose idle workers spin
-# (busy-wait) after every loop, while OpenBLAS's threads need the same cores for
-# the next matrix product.  On the 2-core development machine this made two
-# threads 2-8x *slower* than one (batch 16: 1,805 against 14,276 examples/s);
-# with passive waiting two threads are faster (18,510).  The runtime reads the
-# variable when it first starts, which is after this import; a value the user
-# set is kept.  This applies to the whole process (other OpenMP users included).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def _prepare_openmp():
+    """``OMP_WAIT_POLICY=PASSIVE`` unless the user set it, before the compiled kernels
+    (and so Numba's OpenMP runtime) first load.
+
+    Numba's parallel loops run on an OpenMP runtime whose idle workers spin
+    (busy-wait) after every loop, while OpenBLAS's threads need the same cores for
+    the next matrix product.  On the 2-core development machine this made two
+    threads 2-8x *slower* than one (batch 16: 1,805 against 14,276 examples/s);
+    with passive waiting two threads are faster (18,510).  The runtime reads the
+    variable when it starts; it applies to the whole process.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Numba is a hard dependency, but keep the reference usable without it.  Only
 # looked up here: the compiled modules import it when a kernel first runs.
@@ -92,6 +97,7 @@ def compiled_in(module: str):
         def kernel(*args, **kwargs):
             if _state["name"] == "numba":
                 if not compiled:
+                    _prepare_openmp()
                     compiled.append(getattr(importlib.import_module(module), reference.__name__))
                 return compiled[0](*args, **kwargs)
             return reference(*args, **kwargs)
@@ -113,7 +119,9 @@ def set_num_threads(n_threads: int) -> None:
     Uses ``threadpoolctl`` (installed with scikit-learn) for the BLAS library
     that NumPy loaded, and ``numba.set_num_threads`` for ``prange`` loops.
     """
-    n_threads = int(n_threads)
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be an integer >= 1, got {n_threads!r}")
+    _prepare_openmp()
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     from threadpoolctl import threadpool_limits

@@ -51,12 +51,26 @@ def test_too_late_once_numpy_is_loaded(fresh):
 
 @pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
 def test_openmp_workers_wait_passively_unless_told_otherwise(given, expected):
-    """npvae/backend.py: spinning OpenMP workers starve OpenBLAS's threads."""
+    """npvae/backend.py: spinning OpenMP workers starve OpenBLAS's threads; set when the
+    compiled kernels first run, never on import."""
     import os
     import subprocess
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if given:
         env["OMP_WAIT_POLICY"] = given
-    out = subprocess.run([sys.executable, "-c", "import os, npvae; print(os.environ['OMP_WAIT_POLICY'])"],
+    out = subprocess.run([sys.executable, "-c", "import os, numpy as np, npvae; npvae.VAE(random_state=0).initialize(4)"
+                          ".score(np.zeros((1, 4))); print(os.environ['OMP_WAIT_POLICY'])"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == expected, out.stderr
+
+
+def test_import_changes_no_environment():
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
+                                                            "OPENBLAS_CORETYPE")}
+    code = ("import os; before = dict(os.environ); import npvae; "
+            "print(sorted(set(os.environ.items()) ^ set(before.items())))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
