@@ -43,9 +43,14 @@ import sys
 import time
 import traceback
 
-import numpy as np
+# the OpenBLAS core type must be chosen before NumPy loads OpenBLAS (npvae/_blas.py)
+from npvae._blas import select_openblas_kernels
 
-from . import reference_models as R
+select_openblas_kernels()
+
+import numpy as np  # noqa: E402
+
+from . import reference_models as R  # noqa: E402
 
 N_NOISE = 4  # pre-drawn noise arrays, cycled through the timed steps
 

@@ -22,7 +22,10 @@ import subprocess
 import sys
 
 WORKER = r"""
-import json, sys, time, numpy as np, npvae
+import json, sys, time
+from npvae._blas import select_openblas_kernels
+select_openblas_kernels()           # before NumPy loads OpenBLAS, as the npvae command does
+import numpy as np, npvae
 from npvae.optim import Adam
 from npvae.training import train_step
 batch, dtype, seconds, model = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
