@@ -51,35 +51,6 @@ def kl_weight(step, beta, warmup_steps):
     return beta * min(1.0, step / warmup_steps)
 
 
-class Progress:
-    """A one-line progress bar on a terminal, or a line per epoch elsewhere."""
-
-    def __init__(self, enabled, stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-
-    def update(self, epoch, epochs, done, total, elbo, rate):
-        if not self.tty or time.perf_counter() - self._last < 0.2:
-            return
-        self._last = time.perf_counter()
-        width = 24
-        filled = int(width * done / max(total, 1))
-        bar = "=" * filled + ">" + " " * (width - filled)
-        self.stream.write(f"\repoch {epoch}/{epochs} [{bar[:width]}] {done}/{total} "
-                          f"ELBO {elbo:9.3f}  {rate:9,.0f} ex/s")
-        self.stream.flush()
-
-    def epoch_done(self, line):
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r" + " " * 90 + "\r")
-        self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, condition=None,
                clip_norm=None):
     """One optimisation step on a prepared batch: forward, backward, update
@@ -155,30 +126,34 @@ class TrainState:
 
 
 class Progress(Callback):
-    """A one-line progress bar on a terminal, or a line per epoch elsewhere."""
+    """Progress of training: on a terminal a bar per epoch with the running ELBO, the
+    rate and the time left (tqdm); elsewhere (a log file, a notebook's captured
+    output) one line per epoch."""
 
     def __init__(self, enabled, stream=None):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
+        self._bar = None
 
     def on_batch_end(self, state, done, total, elbo, rate):
-        if not self.tty or time.perf_counter() - self._last < 0.2:
+        if not self.tty:
             return
-        self._last = time.perf_counter()
-        width = 24
-        filled = int(width * done / max(total, 1))
-        bar = "=" * filled + ">" + " " * (width - filled)
-        self.stream.write(f"\repoch {state.model.n_iter_ + 1}/{state.total_epochs} "
-                          f"[{bar[:width]}] {done}/{total} ELBO {elbo:9.3f}  {rate:9,.0f} ex/s")
-        self.stream.flush()
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, file=self.stream, unit="ex", unit_scale=True,
+                             leave=False, dynamic_ncols=True,
+                             desc=f"epoch {state.model.n_iter_ + 1}/{state.total_epochs}")
+        self._bar.update(done - self._bar.n)
+        self._bar.set_postfix_str(f"ELBO {elbo:.3f}", refresh=False)
 
     def say(self, line):
         if not self.enabled:
             return
-        if self.tty:
-            self.stream.write("\r" + " " * 90 + "\r")
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         self.stream.write(line + "\n")
         self.stream.flush()
 
