@@ -79,7 +79,28 @@ class SGD:
         theta += u
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+class Adagrad:
+    """Adagrad (Duchi, Hazan & Singer 2011), the optimiser of Kingma & Welling (2014):
+    ``G ← G + g²``, ``θ ← θ − α g / (√G + ε)`` (docs/11-optimisation.md#adagrad)."""
+
+    name = "adagrad"
+
+    def __init__(self, learning_rate=1e-2, eps=1e-8):
+        self.learning_rate = learning_rate
+        self.eps = eps
+
+    def init_state(self, n_params, dtype):
+        return {"sum_sq": np.zeros(n_params, dtype), "t": np.zeros((), np.int64)}
+
+    def step(self, theta, g, state, learning_rate=None):
+        state["t"][...] += 1
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        G = state["sum_sq"]
+        G += g * g
+        theta -= lr * g / (np.sqrt(G) + theta.dtype.type(self.eps))
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "adagrad": Adagrad}
 
 
 def make_optimizer(name, learning_rate):

@@ -262,3 +262,23 @@ def test_a_run_that_stays_diverged_is_stopped():
             _check_progress(state, {"train_elbo": -5e228, "epoch": epoch})
     with pytest.raises(TrainingDiverged, match="3 epochs in a row"):
         _check_progress(state, {"train_elbo": -5e228, "epoch": 5})
+
+
+def test_adagrad_is_its_formula_and_resumes_exactly(data, tmp_path):
+    from npvae.optim import Adagrad
+    rng = np.random.default_rng(0)
+    theta, grads = rng.standard_normal(50), rng.standard_normal((20, 50))
+    ref, G = theta.copy(), np.zeros(50)
+    opt, state = Adagrad(0.1), Adagrad(0.1).init_state(50, np.float64)
+    for g in grads:
+        G += g * g
+        ref -= 0.1 * g / (np.sqrt(G) + 1e-8)
+        opt.step(theta, g, state)
+    np.testing.assert_allclose(theta, ref, rtol=1e-14)
+    full = small(optimizer="adagrad").initialize(16)
+    train(full, data, epochs=2, batch_size=50, learning_rate=0.05)
+    half = small(optimizer="adagrad").initialize(16)
+    train(half, data, epochs=1, batch_size=50, learning_rate=0.05, run_dir=tmp_path)
+    resumed = npvae.load(tmp_path / "checkpoint.npz")
+    train(resumed, data, epochs=1, batch_size=50, learning_rate=0.05)
+    np.testing.assert_array_equal(resumed.flat_params_, full.flat_params_)
