@@ -191,21 +191,21 @@ def _resolve(dataset: str, filenames, data_dir, download: bool) -> Path:
             except DownloadError as err:
                 problems.append(str(err))
     wanted = " or ".join(repr(n) for n in filenames)
-    lines = [f"{key}: data file {wanted} not found. Searched:"]
-    lines += [f"  {p}" for p in searched]
+    parts = [f"{key}: data file {wanted} not found; searched "
+             + ", ".join(str(p) for p in searched) + "."]
     if not download:
-        lines.append("Download disabled (download=False).")
+        parts.append("Download disabled (download=False).")
     elif problems:
-        lines.append("Download failed:")
-        lines += [f"  {p}" for p in problems]
+        parts.append("Download failed: " + "; ".join(problems) + ".")
     else:
-        lines.append("There is no public download mirror for this file.")
-    lines.append(
+        parts.append("There is no public download mirror for this file.")
+    parts.append(
         f"Put {wanted} (SHA-256 {files[filenames[0]].sha256}"
         f"{', or the SHA-256 in npvae.data.REGISTRY' if len(filenames) > 1 else ''}) "
         f"in {cache_dir() / folder}, or set NPVAE_DATA to a folder holding {folder}/, "
         "or pass data_dir=.")
-    raise DataNotFoundError("\n".join(lines))
+    # one line: the command line shows a message's first line only
+    raise DataNotFoundError(" ".join(parts))
 
 
 def _open_url(url: str, timeout: float):
