@@ -10,6 +10,7 @@ Shapes: ``N`` examples, ``S`` Monte Carlo samples, ``K`` importance samples.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -117,3 +118,21 @@ def active_units(means, threshold=0.01):
     ``Cov_x(E_q[u|x]) > threshold``.  ``means``: one ``(N, Z_l)`` array of posterior
     means per level; returns a list of counts (docs/06-importance-weighting.md)."""
     return [int(np.sum(np.var(m.astype(np.float64), axis=0) > threshold)) for m in means]
+
+
+def example_keyed_noise(X, widths, n_samples, dtype, seed=0):
+    """Standard normal noise for scoring the examples ``X (N, D)``: example ``n``'s
+    ``S × ΣZ_l`` draws come from a generator keyed by its own bytes (and ``seed``).
+    A score is then a deterministic function of the example alone — the same for any
+    order, subset or chunking of the data — while different examples get independent
+    noise (one draw shared by all would make a mean score that of a single ``z``).
+    Returns one ``(S, N, Z_l)`` array per width in ``widths``."""
+    rows = np.ascontiguousarray(X)
+    eps = np.empty((X.shape[0], n_samples, sum(widths)), dtype=dtype)          # (N, S, ΣZ)
+    for i in range(X.shape[0]):
+        key = int.from_bytes(hashlib.blake2b(rows[i].tobytes(), digest_size=16).digest(),
+                             "little")
+        rng = np.random.Generator(np.random.Philox(key=key + seed))
+        eps[i] = rng.standard_normal((n_samples, eps.shape[2]), dtype=dtype)
+    split = np.split(eps.transpose(1, 0, 2), np.cumsum(widths)[:-1], axis=2)  # (S, N, Z_l)
+    return [np.ascontiguousarray(e) for e in split]

@@ -135,3 +135,18 @@ def test_sparse_input_says_sparse():
     m = npvae.VAE(n_latent=2, hidden_sizes=(4,), **dict(SMALL, epochs=1))
     with pytest.raises(ValueError, match="sparse"):
         m.fit(sparse.random(20, 5, density=0.5, format="csr"))
+
+
+def test_evaluation_noise_is_per_example_and_independent():
+    from npvae.objectives import example_keyed_noise
+    X = np.random.default_rng(0).standard_normal((400, 5))
+    X[1] = X[0]
+    eps, = example_keyed_noise(X, [3], 2, np.float64)
+    assert eps.shape == (2, 400, 3)
+    np.testing.assert_array_equal(eps[:, 0], eps[:, 1])          # same example, same noise
+    flat = eps[:, 2:].reshape(-1)
+    assert abs(flat.mean()) < 0.1 and abs(flat.std() - 1) < 0.1  # standard normal
+    corr = np.corrcoef(eps[0, 2:, 0], eps[0, 3:, 0].tolist() + [0.0])[0, 1]
+    assert abs(corr) < 0.15                                       # neighbours independent
+    np.testing.assert_array_equal(example_keyed_noise(X[::-1], [3], 2, np.float64)[0],
+                                  eps[:, ::-1])                   # order does not matter

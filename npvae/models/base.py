@@ -181,15 +181,14 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _check_eps(self, eps, n_examples):
         return check_noise(eps, self._noise_shape(1, n_examples)[1:], self._dtype)
 
-    def _evaluation_noise(self, n_samples, n_examples):
-        """``S`` draws from the fixed seed :data:`EVALUATION_SEED`, shared by every example:
-        an example's score is then a function of that example alone (the same for any
-        order, subset or chunking of the data)."""
-        shared = self._draw(np.random.default_rng(EVALUATION_SEED),
-                            self._noise_shape(n_samples, 1))
-        if isinstance(shared, list):
-            return [np.broadcast_to(e, (n_samples, n_examples, e.shape[2])) for e in shared]
-        return np.broadcast_to(shared, (n_samples, n_examples, shared.shape[2]))
+    def _evaluation_noise(self, X, n_samples):
+        """Noise for scoring ``X``, a fixed function of each example
+        (:func:`npvae.objectives.example_keyed_noise`)."""
+        shape = self._noise_shape(n_samples, X.shape[0])
+        levels = shape if isinstance(shape, list) else [shape]
+        eps = objectives.example_keyed_noise(X, [s[2] for s in levels], n_samples,
+                                             self._dtype, EVALUATION_SEED)
+        return eps if isinstance(shape, list) else eps[0]
 
     # -------------------------------------------------------------- objective
     def loss_and_grads(self, X, eps, check_input=True):
@@ -363,9 +362,9 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """The ELBO per example ``(N,)`` with ``β = 1`` (docs/05-elbo.md), a lower bound
         on ``log p(x)`` in nats.
 
-        By default the noise is fixed: ``S`` draws from seed 0, the same for every
-        example, so the score is deterministic and each example's score depends on
-        that example alone.  ``random_state`` (a seed or Generator) draws fresh,
+        By default the noise is a fixed function of each example (a generator keyed by
+        its bytes): the score is deterministic, each example's depends on that example
+        alone, and different examples get independent noise.  ``random_state`` (a seed or Generator) draws fresh,
         independent noise per example instead.
         """
         return self._score_samples(X, None, random_state)
@@ -379,7 +378,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             xb = X[start:start + CHUNK]
             c = None if condition is None else condition[start:start + CHUNK]
             shape = self._noise_shape(self.n_samples, xb.shape[0])
-            eps = (self._evaluation_noise(self.n_samples, xb.shape[0]) if rng is None
+            eps = (self._evaluation_noise(xb, self.n_samples) if rng is None
                    else self._draw(rng, shape))
             out[start:start + CHUNK] = self._elbo_objective(xb, eps, 1.0, False, c)[2]["elbo"]
         return check_defined(out, "score_samples")
