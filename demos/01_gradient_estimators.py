@@ -26,6 +26,8 @@ respect to ``μ(x)``):
   since ``E_q[∇ log q] = 0``, smaller variance.
 
 Run: ``python demos/01_gradient_estimators.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/01_gradient_estimators/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ against a numerical minimisation of the Gaussian KL
 covariances) over the factorised family.
 
 Run: ``python demos/02_divergence_direction.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/02_divergence_direction/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
@@ -273,7 +275,7 @@ def factorised_part(args):
 
 
 def main(argv=None):
-    args = C.parse_args(NAME, __doc__, argv)
+    args = C.parse_args(NAME, __doc__, argv, uses_data=False)
     with C.demo_session(args):
         rng = np.random.default_rng(args.seed)
         results = mixture_part(args, rng)

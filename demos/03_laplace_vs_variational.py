@@ -22,6 +22,8 @@ by numerical integration on a fine grid.  The figure shows the three
 densities and their negative logarithms.
 
 Run: ``python demos/03_laplace_vs_variational.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/03_laplace_vs_variational/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ def fixed_noise_descent(eps, mu0, r0, steps, lr):
 
 
 def main(argv=None):
-    args = C.parse_args(NAME, __doc__, argv)
+    args = C.parse_args(NAME, __doc__, argv, uses_data=False)
     with C.demo_session(args):
         rng = np.random.default_rng(args.seed)
         grid = np.linspace(-4, 6, 200_001)

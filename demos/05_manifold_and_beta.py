@@ -23,6 +23,8 @@ smaller KL with worse reconstructions and fewer active units; the reported
 test ELBO is always the true bound (``β = 1``).
 
 Run: ``python demos/05_manifold_and_beta.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/05_manifold_and_beta/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 

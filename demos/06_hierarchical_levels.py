@@ -33,6 +33,8 @@ The demo uses the model's internal per-level method ``_prior_forward``
 (read only) to evaluate ``p(z_1 | z_2)``.
 
 Run: ``python demos/06_hierarchical_levels.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/06_hierarchical_levels/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ enlarges a few of them; the right panel is the histogram of ``ρ`` over the
 test set.
 
 Run: ``python demos/07_conditional_and_full_covariance.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/07_conditional_and_full_covariance/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
