@@ -39,6 +39,8 @@ import _common as C  # noqa: E402
 
 NAME = "05_manifold_and_beta"
 BETAS = (0.5, 1.0, 4.0)
+#: threshold of the active-unit test Cov_x E_q[u] > ACTIVE (Burda et al. 2016)
+ACTIVE = 0.01
 
 
 def kl_per_unit(model, x):
@@ -137,7 +139,7 @@ def main(argv=None):
                           f"β = {beta:g}: 48 samples, z ~ N(0, I)")
             kl_u = kl_per_unit(m, x_test)
             kls[beta] = kl_u
-            active = m.active_units(x_test)[0]
+            active = m.active_units(x_test, threshold=ACTIVE)[0]
             terms = m.elbo_terms(x_test, m.draw_noise(len(x_test), random_state=args.seed))
             res[f"beta={beta:g}: test ELBO (beta=1 bound)"] = terms["elbo"].mean()
             res[f"beta={beta:g}: test reconstruction E_q log p(x|z)"] = \
@@ -145,27 +147,45 @@ def main(argv=None):
             res[f"beta={beta:g}: test KL"] = terms["kl"].mean()
             res[f"beta={beta:g}: active units (of {Z})"] = active
         ymax = 1.08 * max(v.max() for v in kls.values())
+        # the active-unit statistic Var_x μ_j (= Cov_x E_q[u] of m.active_units), per unit
+        var_mus = {beta: np.var(m.transform(x_test).astype(np.float64), axis=0)
+                   for beta, m in models.items()}
+        v_all = np.concatenate(list(var_mus.values()))
+        v_lo = min(ACTIVE / 10, 0.5 * max(v_all.min(), 1e-8))
+        v_hi = 2.0 * max(v_all.max(), 10 * ACTIVE)
         for k, (beta, m) in enumerate(models.items()):
             ax = fig.add_subplot(gs[2, k])
             order = np.argsort(kls[beta])[::-1]
-            var_mu = np.var(m.transform(x_test).astype(np.float64), axis=0)[order]
-            colours = ["C0" if v > 0.01 else "0.7" for v in var_mu]
-            ax.bar(np.arange(Z), kls[beta][order], color=colours)
+            units = np.arange(Z)
+            bars = ax.bar(units, kls[beta][order], color="C0", label="KL per unit (left axis)")
             ax.set_ylim(0, ymax)
             if Z <= 12:
-                ax.set_xticks(np.arange(Z), [str(j) for j in order], fontsize="small")
+                ax.set_xticks(units, [str(j) for j in order], fontsize="small")
                 ax.set_xlabel("latent unit (sorted by KL)")
             else:
                 ax.set_xticks(np.arange(0, Z, 5), [str(r + 1) for r in range(0, Z, 5)])
                 ax.set_xlabel("latent units, ranked by their KL")
             if k == 0:
                 ax.set_ylabel("KL per unit, nats")
+            axv = ax.twinx()
+            dots, = axv.plot(units, var_mus[beta][order], "o", color="C1", ms=4.5,
+                             label=r"$\mathrm{Var}_x\,\mu_j$ (right axis, log scale)")
+            line = axv.axhline(ACTIVE, color="C1", ls="--", lw=1,
+                               label=rf"active unit: $\mathrm{{Var}}_x\,\mu_j$ > {ACTIVE:g}")
+            axv.set_yscale("log")
+            axv.set_ylim(v_lo, v_hi)
+            axv.tick_params(axis="y", colors="C1", labelsize="small")
+            if k == len(models) - 1:
+                axv.set_ylabel(r"$\mathrm{Var}_x\,\mu_j$ over the test set", color="C1")
             n_kl = int(np.sum(kls[beta] > 0.1))
             res[f"beta={beta:g}: units with KL > 0.1 nats"] = n_kl
-            ax.set_title(f"KL {kls[beta].sum():.1f} nats; "
-                         f"{res[f'beta={beta:g}: active units (of {Z})']:.0f} active units "
-                         f"(blue),\n{n_kl} with KL > 0.1 nats", fontsize="medium")
+            n_active = res[f"beta={beta:g}: active units (of {Z})"]
+            ax.set_title(f"KL {kls[beta].sum():.1f} nats: {n_kl} units with KL > 0.1 nats,\n"
+                         f"{n_active:.0f} active (orange dots above the dashed line)",
+                         fontsize="medium")
             ax.grid(True, axis="y", alpha=0.3)
+        fig.legend(handles=[bars, dots, line], loc="outside lower center", ncols=3,
+                   fontsize="small")
         fig.suptitle(f"β-VAE with Z = {Z}, {data.label}: reconstructions, samples and the "
                      "KL per latent unit")
         C.save_figure(fig, args, "beta_comparison.png")
