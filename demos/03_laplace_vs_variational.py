@@ -146,7 +146,9 @@ def main(argv=None):
             else:
                 ax1.plot(x, y, label=label, **kw)
                 ax2.plot(x, -np.log(y), label=label, **kw)
-        ax1.axvline(true_mean, color="0.3", lw=0.8, ls=":", label=f"true mean {true_mean:.3f}")
+        p_at_mean = np.exp(log_p_tilde(true_mean) - log_Z)
+        ax1.plot([true_mean, true_mean], [0, p_at_mean], color="0.2", lw=1, ls=":",
+                 label=f"true mean of p: {true_mean:.3f}")
         ax1.set_xlim(-2, 4)
         ax1.set_ylim(0, 1.4 * max(c[0].max() for c in curves))
         ax1.set_xlabel("z")
@@ -157,12 +159,12 @@ def main(argv=None):
         ax2.set_ylim(0, 12)
         ax2.set_xlabel("z")
         ax2.set_ylabel("− log density")
-        ax2.set_title("Negative log densities (same curves; log p(z) with log Z)",
+        ax2.set_title("− log density of the same three curves (p normalised)",
                       fontsize="medium")
         for ax in (ax1, ax2):
             ax.grid(True, alpha=0.3)
-        fig.suptitle("Laplace approximation against the variational Gaussian (docs/10-divergences-and-laplace.md; "
-                     "Bishop 2006, fig. 10.1)")
+        fig.suptitle("Laplace approximation against the variational Gaussian "
+                     "(npvae book, chapter 10; Bishop 2006, fig. 10.1)")
         C.save_figure(fig, args, "laplace_vs_variational.png")
 
         results = C.report(args, {

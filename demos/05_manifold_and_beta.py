@@ -16,11 +16,12 @@ trained with ``β = 0.5, 1, 4`` on the loss ``−(E_q log p(x|z) − β KL)``
 (docs/05-elbo.md#weighting-the-kl; Higgins et al. 2017): reconstructions
 (decoder means at the posterior mean), samples from the prior, and the KL per
 latent unit, ``½ E_x(μ_j² + σ_j² − 1 − λ_j)``
-(docs/03-kl-divergences.md#kl-to-the-standard-normal), with the active units
-(``Cov_x E_q[u] > 0.01``, docs/06-importance-weighting.md#active-units; Burda
-et al. 2016).  A larger β buys a
-smaller KL with worse reconstructions and fewer active units; the reported
-test ELBO is always the true bound (``β = 1``).
+(docs/03-kl-divergences.md#kl-to-the-standard-normal; bars), next to the
+statistic of the active-unit test, ``Var_x μ_j = Cov_x E_q[u_j]``, against
+its threshold 0.01 (docs/06-importance-weighting.md#active-units; Burda et
+al. 2016; dots and dashed line, log scale).  A larger β buys a smaller KL
+with worse reconstructions and fewer units that carry information; the
+reported test ELBO is always the true bound (``β = 1``).
 
 Run: ``python demos/05_manifold_and_beta.py [--fast] [--out DIR]``.
 The figures go to ``runs/demos/05_manifold_and_beta/`` in the repository
@@ -88,12 +89,12 @@ def main(argv=None):
               + f" s ({ep_beta} epochs each)")
 
         # ------------------------------------------------ figure 1
-        n_grid = 12 if fast else 20
+        n_grid = 13 if fast else 21              # odd: the middle tile is z = 0
         u = np.linspace(0.05, 0.95, n_grid)
         z1, z2 = np.meshgrid(ndtri(u), ndtri(u)[::-1])         # z₂ increases upwards
         grid_z = np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
         manifold = vae2._decode_means(grid_z)
-        n_pairs, n_steps = (4, 8) if fast else (8, 10)
+        n_pairs, n_steps = (6, 6) if fast else (12, 10)
         pairs = pick_pairs(data.y_test, n_pairs, rng)
         m1 = models[1.0]
         mu = m1.transform(x_test)
@@ -106,14 +107,16 @@ def main(argv=None):
         interp = np.concatenate(rows)                           # (P·(T+2), D)
 
         fig = C.new_figure((14, 7.2))
-        ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, (n_steps + 2) / n_pairs * 0.55])
+        # equal heights: the grid is square, the interpolations n_pairs x (n_steps + 2)
+        ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, (n_steps + 2) / n_pairs])
         C.show_images(ax1, manifold, data.image_shape, n_grid,
                       "2-D VAE: decoded grid z = Φ⁻¹(u), u ∈ [0.05, 0.95]²")
         ticks = (np.arange(n_grid) * (W + 1) + W / 2)
-        step = max(1, n_grid // 5)
-        ax1.set_xticks(ticks[::step], [f"{v:.2f}" for v in ndtri(u)[::step]], fontsize="small")
-        ax1.set_yticks(ticks[::step], [f"{v:.2f}" for v in ndtri(u)[::-1][::step]],
-                       fontsize="small")
+        at = np.linspace(0, n_grid - 1, 5).round().astype(int)   # ends, middle, quarters
+        def fmt(v):
+            return f"{round(float(v), 2) + 0.0:.2f}"             # no "-0.00"
+        ax1.set_xticks(ticks[at], [fmt(v) for v in ndtri(u)[at]], fontsize="small")
+        ax1.set_yticks(ticks[at], [fmt(v) for v in ndtri(u)[::-1][at]], fontsize="small")
         ax1.set_xlabel("z₁")
         ax1.set_ylabel("z₂")
         C.show_images(ax2, interp, data.image_shape, n_steps + 2,

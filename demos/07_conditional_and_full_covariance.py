@@ -180,7 +180,7 @@ def full_covariance_part(args, data):
     ax3.set_ylabel("test images")
     ax3.set_title(f"ρ over the test set: mean |ρ| = {np.abs(rho).mean():.2f}", fontsize="medium")
     fig.suptitle(f"Full-covariance posterior q(z|x) = N(μ, L Lᵀ), 2-D latent, {data.label} "
-                 "(docs/03-kl-divergences.md)")
+                 "(npvae book, chapter 3)")
     C.save_figure(fig, args, "full_covariance.png")
 
     elbo = model.score(x, random_state=args.seed)
@@ -188,6 +188,8 @@ def full_covariance_part(args, data):
         "full: test ELBO": elbo,
         "full: mean |rho|": np.abs(rho).mean(),
         "full: fraction |rho| > 0.5": np.mean(np.abs(rho) > 0.5),
+        "full: fraction rho < 0": np.mean(rho < 0),
+        "full: fraction rho < -0.5": np.mean(rho < -0.5),
         "full: median posterior sd (dim 1)": np.median(sd[:, 0]),
         "full: median posterior sd (dim 2)": np.median(sd[:, 1]),
         "full: sd of the means (dim 1)": mu[:, 0].std(),
