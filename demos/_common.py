@@ -2,7 +2,8 @@
 
 Every demo is a script ``demos/NN_name.py`` with ``main(argv=None)`` that
 
-* parses ``[--fast] [--out DIR] [--threads N] [--seed S]`` (:func:`parse_args`);
+* parses ``[--fast] [--out DIR] [--threads N] [--seed S] [--dataset D]``
+  (:func:`parse_args`);
 * picks its data with :func:`load_data`: MNIST when the files can be found
   (``$NPVAE_DATA`` or the cache ``~/.cache/npvae``; never downloaded) and
   otherwise the offline 8x8 scikit-learn digits, saying which; ``--fast``
