@@ -72,7 +72,8 @@ class ModelSpec:
 
 
 def vae_spec(n_features=784, n_latent=20, hidden=400):
-    """The 784-400-20 VAE of issue 5."""
+    """The 784-400-20 VAE: one hidden layer each way as in Kingma & Welling (2014),
+    here 400 ReLU units and 20 latent dimensions, the network ``npvae train`` trains."""
     D, H, Z = n_features, hidden, n_latent
     return ModelSpec("vae", D, (
         Layer("enc0", D, H, relu=True, reads_data=True),

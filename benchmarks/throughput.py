@@ -610,8 +610,8 @@ def markdown(results):
                      + " | ".join(f"{p['fractions'][c]:.0%}" for c in cats) + " |")
         big = [p for p in prof if "fractions" in p and p["batch"] == 1024]
         if big:
-            L += ["", "Share of the step in matrix products at batch 1024 (issue 5 target "
-                  "≥ 70%): " + "; ".join(
+            L += ["", "Share of the step in matrix products at batch 1024 (the higher, the "
+                  "closer the step is to the BLAS roofline): " + "; ".join(
                       f"{p['model']} {p['dtype']} {p['threads']} thr: "
                       f"{p['fractions']['matrix products']:.0%}" for p in big)]
     comp = results.get("compile", [])

@@ -26,6 +26,8 @@ respect to ``μ(x)``):
   since ``E_q[∇ log q] = 0``, smaller variance.
 
 Run: ``python demos/01_gradient_estimators.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/01_gradient_estimators/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ def toy_part(args, rng):
     ax2.legend(fontsize="small")
     ax2.grid(True, which="both", alpha=0.3)
     fig.suptitle("Minimise E[x²] over φ, x ~ N(φ, 1): score function against pathwise gradient "
-                 "(docs/02-reparameterisation.md)")
+                 "(npvae book, chapter 2)")
     C.save_figure(fig, args, "toy_variance.png")
 
     res = {}
@@ -184,7 +186,7 @@ def vae_part(args, data, rng):
     ses = {k: sds[k] / np.sqrt(len(v)) for k, v in est.items()}
     colours = {"pathwise": "C0", "score function": "C3", "score fn. + baseline": "C1"}
 
-    fig = C.new_figure((12.5, 4.4))
+    fig = C.new_figure((12.5, 4.7))
     gs = fig.add_gridspec(1, 3, width_ratios=[0.55, 2.2, 2.2])
     ax0, ax1, ax2 = (fig.add_subplot(gs[0, i]) for i in range(3))
     C.show_images(ax0, x, data.image_shape, 1, "the image x")
@@ -193,12 +195,12 @@ def vae_part(args, data, rng):
         off = (k - 1) * 0.25
         ax1.errorbar(j + off, m, yerr=2 * ses[name], fmt="o", ms=4, capsize=3,
                      color=colours[name], label=f"{name} ({len(est[name]):,} draws)")
+    handles, labels = ax1.get_legend_handles_labels()
     ax1.axhline(0, color="0.5", lw=0.8)
     ax1.set_xticks(j)
     ax1.set_xlabel("latent unit j")
-    ax1.set_ylabel("∂/∂b_μ,j  E_q[log p(x|z)]")
+    ax1.set_ylabel(r"$\partial\,\mathrm{E}_q[\log p(x|z)]\;/\;\partial b_{\mu,j}$")
     ax1.set_title("Mean of the estimates ± 2 standard errors", fontsize="medium")
-    ax1.legend(fontsize="small")
     ax1.grid(True, alpha=0.3)
     width = 0.27
     for k, name in enumerate(est):
@@ -209,10 +211,10 @@ def vae_part(args, data, rng):
     ax2.set_xlabel("latent unit j")
     ax2.set_ylabel("per-draw variance")
     ax2.set_title("Variance of one-draw estimates (log scale)", fontsize="medium")
-    ax2.legend(fontsize="small")
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize="small")
     ax2.grid(True, axis="y", which="both", alpha=0.3)
     fig.suptitle(f"Gradient of the reconstruction term w.r.t. the encoder's mean bias, "
-                 f"one {data.label} test image (docs/02-reparameterisation.md)")
+                 f"one {data.label} test image (npvae book, chapter 2)")
     C.save_figure(fig, args, "vae_encoder_gradient.png")
 
     ratio = sds["score function"] ** 2 / sds["pathwise"] ** 2

@@ -25,6 +25,8 @@ against a numerical minimisation of the Gaussian KL
 covariances) over the factorised family.
 
 Run: ``python demos/02_divergence_direction.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/02_divergence_direction/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
@@ -178,7 +180,7 @@ def mixture_part(args, rng):
     ax2.set_title(f"Reverse-KL optimisation paths: SGD, learning rate {lr}, {steps} steps",
                   fontsize="medium")
     fig.suptitle("Divergence direction: forward KL covers both modes, reverse KL locks onto "
-                 "one (docs/10-divergences-and-laplace.md)")
+                 "one (npvae book, chapter 10)")
     C.save_figure(fig, args, "mixture_fit.png")
 
     n_fwd = 20_000 if fast else 200_000
@@ -239,21 +241,29 @@ def factorised_part(args):
     fig = C.new_figure((10, 4.9))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     for ax, (q, colour, title) in zip(axes, (
-            (q_rev, "C3", f"reverse KL(q‖p): variances 1/Λ_jj = {var_rev[0]:.2f}"),
-            (q_fwd, "C0", f"forward KL(p‖q): variances (Λ⁻¹)_jj = {var_fwd[0]:.2f}"))):
+            (q_rev, "C3", "reverse KL(q‖p): variances "
+                          rf"$1/\Lambda_{{jj}}$ = {var_rev[0]:.2f}"),
+            (q_fwd, "C0", "forward KL(p‖q): variances "
+                          rf"$(\Lambda^{{-1}})_{{jj}}$ = {var_fwd[0]:.2f}"))):
         for n_sd, ls in ((1, "-"), (2, "--")):
-            ellipse(ax, m, Sigma, n_sd, color="k", lw=1.5, ls=ls,
-                    label=f"p = N(m, Λ⁻¹), {n_sd} sd")
-            ellipse(ax, m, q, n_sd, color=colour, lw=2, ls=ls, label=f"factorised q, {n_sd} sd")
+            ellipse(ax, m, Sigma, n_sd, color="k", lw=1.5, ls=ls)
+            ellipse(ax, m, q, n_sd, color=colour, lw=2, ls=ls)
         ax.plot(*m, "k+", ms=10)
         ax.set_aspect("equal")
         ax.set_xlabel("z₁")
         ax.set_title(title, fontsize="medium")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small", loc="upper left")
     axes[0].set_ylabel("z₂")
+    from matplotlib.lines import Line2D
+    fig.legend(handles=[
+        Line2D([], [], color="k", lw=1.5, label="p = N(m, Λ⁻¹)"),
+        Line2D([], [], color="C3", lw=2, label="factorised q, reverse KL"),
+        Line2D([], [], color="C0", lw=2, label="factorised q, forward KL"),
+        Line2D([], [], color="0.4", lw=1.5, ls="-", label="1 sd"),
+        Line2D([], [], color="0.4", lw=1.5, ls="--", label="2 sd")],
+        loc="outside lower center", ncols=5, fontsize="small")
     fig.suptitle(f"Factorised Gaussian fitted to a correlated Gaussian (ρ = {Sigma[0, 1]}), "
-                 "closed forms of docs/10-divergences-and-laplace.md")
+                 "closed forms (npvae book, chapter 10)")
     C.save_figure(fig, args, "factorised_fit.png")
 
     res = {
@@ -273,7 +283,7 @@ def factorised_part(args):
 
 
 def main(argv=None):
-    args = C.parse_args(NAME, __doc__, argv)
+    args = C.parse_args(NAME, __doc__, argv, uses_data=False)
     with C.demo_session(args):
         rng = np.random.default_rng(args.seed)
         results = mixture_part(args, rng)

@@ -22,6 +22,8 @@ by numerical integration on a fine grid.  The figure shows the three
 densities and their negative logarithms.
 
 Run: ``python demos/03_laplace_vs_variational.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/03_laplace_vs_variational/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ def fixed_noise_descent(eps, mu0, r0, steps, lr):
 
 
 def main(argv=None):
-    args = C.parse_args(NAME, __doc__, argv)
+    args = C.parse_args(NAME, __doc__, argv, uses_data=False)
     with C.demo_session(args):
         rng = np.random.default_rng(args.seed)
         grid = np.linspace(-4, 6, 200_001)
@@ -144,7 +146,9 @@ def main(argv=None):
             else:
                 ax1.plot(x, y, label=label, **kw)
                 ax2.plot(x, -np.log(y), label=label, **kw)
-        ax1.axvline(true_mean, color="0.3", lw=0.8, ls=":", label=f"true mean {true_mean:.3f}")
+        p_at_mean = np.exp(log_p_tilde(true_mean) - log_Z)
+        ax1.plot([true_mean, true_mean], [0, p_at_mean], color="0.2", lw=1, ls=":",
+                 label=f"true mean of p: {true_mean:.3f}")
         ax1.set_xlim(-2, 4)
         ax1.set_ylim(0, 1.4 * max(c[0].max() for c in curves))
         ax1.set_xlabel("z")
@@ -155,12 +159,12 @@ def main(argv=None):
         ax2.set_ylim(0, 12)
         ax2.set_xlabel("z")
         ax2.set_ylabel("− log density")
-        ax2.set_title("Negative log densities (same curves; log p(z) with log Z)",
+        ax2.set_title("− log density of the same three curves (p normalised)",
                       fontsize="medium")
         for ax in (ax1, ax2):
             ax.grid(True, alpha=0.3)
-        fig.suptitle("Laplace approximation against the variational Gaussian (docs/10-divergences-and-laplace.md; "
-                     "Bishop 2006, fig. 10.1)")
+        fig.suptitle("Laplace approximation against the variational Gaussian "
+                     "(npvae book, chapter 10; Bishop 2006, fig. 10.1)")
         C.save_figure(fig, args, "laplace_vs_variational.png")
 
         results = C.report(args, {

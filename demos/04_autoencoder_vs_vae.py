@@ -25,6 +25,8 @@ wherever the reconstruction put them, so prior samples land in a small or
 empty part of its code space.
 
 Run: ``python demos/04_autoencoder_vs_vae.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/04_autoencoder_vs_vae/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 

@@ -33,6 +33,8 @@ The demo uses the model's internal per-level method ``_prior_forward``
 (read only) to evaluate ``p(z_1 | z_2)``.
 
 Run: ``python demos/06_hierarchical_levels.py [--fast] [--out DIR]``.
+The figures go to ``runs/demos/06_hierarchical_levels/`` in the repository
+(git-ignored) unless ``--out DIR`` is given.
 """
 from __future__ import annotations
 
@@ -151,7 +153,7 @@ def main(argv=None):
         ax.set_xticks([sizes[0] / 2 - 0.5, sizes[0] + sizes[1] / 2 - 0.5],
                       [f"level 1 ({sizes[0]} units, sorted)", f"level 2 ({sizes[1]})"])
         ax.set_ylabel("KL per unit, nats")
-        ax.set_title(f"KL per unit: level 1 {terms['kl_1'].mean():.1f} nats "
+        ax.set_title(f"Test set: level 1 {terms['kl_1'].mean():.1f} nats "
                      f"({active[0]} active), level 2 {terms['kl_2'].mean():.1f} "
                      f"({active[1]} active)", fontsize="medium")
         ax.grid(True, axis="y", alpha=0.3)
@@ -165,15 +167,17 @@ def main(argv=None):
         ax2.set_ylabel("β (KL warm-up)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training KL, nats (epoch mean)")
+        ax.set_ylim(0, 1.08 * max(max(h["train_kl_1"], h["train_kl_2"]) for h in hist))
         ax.set_title("KL per level during training", fontsize="medium")
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
-        ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="center right")
+        ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="center right",
+                  bbox_to_anchor=(1.0, 0.33))
         ax.grid(True, alpha=0.3)
         ax = fig.add_subplot(gs[0, 2])
         C.show_images(ax, model.sample(36, random_state=args.seed), data.image_shape, 6,
                       "ancestral samples z₂ → z₁ → x")
-        fig.suptitle("Per-level KL of the two-level VAE (test set) (docs/07-hierarchical-vae.md)")
+        fig.suptitle(f"KL per level of the two-level VAE, {data.label} (npvae book, chapter 7)")
         C.save_figure(fig, args, "kl_per_level.png")
 
         results = C.report(args, {

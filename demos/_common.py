@@ -2,20 +2,22 @@
 
 Every demo is a script ``demos/NN_name.py`` with ``main(argv=None)`` that
 
-* parses ``[--fast] [--out DIR] [--threads N] [--seed S]`` (:func:`parse_args`);
+* parses ``[--fast] [--out DIR] [--threads N] [--seed S] [--dataset D]``
+  (:func:`parse_args`);
 * picks its data with :func:`load_data`: MNIST when the files can be found
   (``$NPVAE_DATA`` or the cache ``~/.cache/npvae``; never downloaded) and
   otherwise the offline 8x8 scikit-learn digits, saying which; ``--fast``
   always uses the digits;
 * writes its figures as PNG into ``--out`` with :func:`save_figure` (default:
-  a folder named after the demo in the current directory);
+  ``runs/demos/<demo name>/`` in the repository, from whatever folder the demo
+  is started; git ignores ``runs/``); the committed figures in
+  ``demos/figures/<demo name>/`` are made with ``--out demos/figures/<demo name>``;
 * prints the numbers behind them with :func:`report` and returns them as a
   dict ``{name: float}`` (the tests check that they are finite).
 
 Threads: the demos default to ``--threads 1``.  Their networks are small, and
-on a loaded 2-core machine Numba's parallel loops and multi-threaded BLAS
-oversubscribe the cores: we measured one epoch of a 784-256-2 VAE on 20,000
-MNIST images at 23-54 s with two threads against 1.3 s with one.
+one thread leaves the other cores to whatever else runs; more threads than
+free cores slow training down.
 """
 from __future__ import annotations
 
@@ -38,27 +40,43 @@ from npvae.data import ChecksumError, DataFormatError, DataNotFoundError, conver
 #: Resolution of the PNG files: commit-size figures.
 DPI = 100
 
+#: The repository: the folder above ``demos/``.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_out(name):
+    """Where a demo writes by default: ``runs/demos/<name>`` in the repository
+    (``runs/`` is git-ignored), whatever the current folder."""
+    return REPO_ROOT / "runs" / "demos" / name
+
 
 # ---------------------------------------------------------------- arguments
-def parse_args(name, description, argv=None):
-    """The common command line of a demo; ``name`` is the demo's file stem."""
+def parse_args(name, description, argv=None, uses_data=True):
+    """The common command line of a demo; ``name`` is the demo's file stem,
+    ``uses_data`` False for the demos that train on no data set (2 and 3)."""
     parser = argparse.ArgumentParser(prog=f"{name}.py", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fast", action="store_true",
-                        help="a few seconds: the offline 8x8 digits, fewer steps "
-                             "(the tests run this)")
-    parser.add_argument("--out", default=None,
-                        help=f"folder for the PNG figures (default: ./{name})")
+                        help=("a few seconds: the offline 8x8 digits, fewer steps"
+                              if uses_data else "a few seconds: fewer steps and draws")
+                        + " (the tests run this)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"folder for the PNG figures (default: runs/demos/{name}/ in the "
+                             f"repository, whatever the current folder; git ignores runs/). "
+                             f"The committed figures are made with "
+                             f"--out demos/figures/{name}")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS and Numba threads (default 1: the demo networks are small, "
                              "and more threads than free cores slow training down many times)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     parser.add_argument("--dataset", choices=("auto", "mnist", "digits"), default="auto",
                         help="auto: MNIST if found (NPVAE_DATA or the cache), else the offline "
-                             "digits; --fast always uses the digits")
+                             "digits; --fast always uses the digits"
+                        if uses_data else "accepted for a common command line; this demo "
+                                          "uses no data set")
     args = parser.parse_args(argv)
     args.name = name
-    args.out = Path(args.out if args.out is not None else name)
+    args.out = Path(args.out) if args.out is not None else default_out(name)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
 

@@ -99,8 +99,12 @@ def test_demo_7_without_conditional_vae(tmp_path, capsys, monkeypatch):
     """Without ``npvae.ConditionalVAE`` demo 7 says it skips part 1 and runs part 2."""
     import npvae
 
-    if hasattr(npvae, "ConditionalVAE"):
-        monkeypatch.delattr(npvae, "ConditionalVAE")
+    # npvae loads its models on first use (a module __getattr__ reading npvae._LAZY):
+    # remove the name from both, or hasattr() would load it again
+    monkeypatch.delattr(npvae, "ConditionalVAE", raising=False)
+    if "ConditionalVAE" in getattr(npvae, "_LAZY", {}):
+        monkeypatch.delitem(npvae._LAZY, "ConditionalVAE")
+    assert not hasattr(npvae, "ConditionalVAE")
     module = load_demo("07_conditional_and_full_covariance")
     results = module.main(["--fast", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -108,3 +112,23 @@ def test_demo_7_without_conditional_vae(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "full_covariance.png").is_file()
     assert not (tmp_path / "conditional_samples.png").exists()
     assert results and all(math.isfinite(v) for v in results.values())
+
+
+def test_default_output_is_git_ignored():
+    """Without ``--out`` a demo writes to ``runs/demos/<name>/`` in the repository, a
+    folder git ignores, whatever the current folder."""
+    import shutil
+    import subprocess
+
+    load_demo("01_gradient_estimators")               # puts demos/ on sys.path
+    import _common as C
+
+    root = DEMOS_DIR.parent
+    for stem in DEMOS:
+        out = C.default_out(stem)
+        assert out == root / "runs" / "demos" / stem
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    probe = C.default_out("01_gradient_estimators") / "toy_variance.png"
+    done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", str(probe)])
+    assert done.returncode == 0, f"git does not ignore {probe}"
