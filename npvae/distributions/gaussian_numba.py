@@ -118,10 +118,11 @@ def _kl_diag_bwd(dkl, var_q, inv_var_p, diff, dmu_q, dlv_q, dmu_p, dlv_p):
 
 
 def kl_diagonal_forward(mu_q, logvar_q, mu_p, logvar_p):
-    arrays = np.broadcast_arrays(mu_q, logvar_q, mu_p, logvar_p)
-    shape = arrays[0].shape                          # (..., N, Z)
+    shape = np.broadcast_shapes(mu_q.shape, logvar_q.shape, mu_p.shape, logvar_p.shape)
     Z = shape[-1]
-    flat = [np.ascontiguousarray(a).reshape(-1, Z) for a in arrays]     # (R, Z)
+    # read-only broadcast views, copied only where they repeat entries
+    flat = [np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1, Z)
+            for a in (mu_q, logvar_q, mu_p, logvar_p)]                  # (R, Z)
     var_q = np.empty_like(flat[0])
     inv_var_p = np.empty_like(flat[0])
     diff = np.empty_like(flat[0])
