@@ -8,6 +8,7 @@ flushed to disk, then renamed over the target.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import struct
@@ -39,6 +40,12 @@ def _json_default(o):
 #: model classes by name; every subclass of ``npvae.models.base.BaseVAE``
 #: registers itself when it is defined, so this module never imports the models
 MODELS = {}
+
+
+def _register_models():
+    """Import the package's models so that they register themselves (by name, at run
+    time: this module depends on no model, the models depend on it)."""
+    importlib.import_module("npvae.models")
 
 
 def register_model(cls):
@@ -188,6 +195,8 @@ def load(path):
     _check_version(data, path)
     raw_name = _field(data, "model_class", path)
     name = str(raw_name) if raw_name.shape == () else None
+    if name not in MODELS:
+        _register_models()
     if name not in MODELS:
         raise CheckpointError(f"{path}: unknown model class {name!r}; known: {sorted(MODELS)}")
     params = _upgrade_params(_json_field(data, "model_params", path, dict))
