@@ -32,9 +32,11 @@ def test_divergence_is_one_line_and_claims_no_checkpoint_that_is_not_there(tmp_p
     rc, _, err = run(["train", *DIGITS, "--lr", "1e4", "--out", out], capsys)
     assert rc == 1
     assert err.startswith("npvae train: error: training diverged: the loss became")
-    assert "no checkpoint was written" in err and "--lr (it was 10000)" in err
+    assert "nothing was saved" in err and "--lr (it was 10000)" in err
     assert "--clip-norm" in err and "holds the last completed epoch" not in err
-    assert not os.path.exists(os.path.join(out, "checkpoint.npz"))
+    assert "Try a smaller learning rate" not in err        # the library's advice, replaced
+    assert not os.path.exists(out)             # nothing left that would block the next try
+    assert run(["train", *DIGITS, "--epochs", "1", "--out", out], capsys)[0] == 0
 
 
 def test_divergence_after_a_checkpoint_says_where_it_is(tmp_path, capsys, monkeypatch):
@@ -73,6 +75,34 @@ def test_an_existing_run_is_not_overwritten_without_overwrite(tmp_path, capsys):
     assert not os.path.exists(os.path.join(out, "evaluation-test.json"))
     assert os.path.exists(os.path.join(out, "mine.txt"))
     assert json.load(open(os.path.join(out, "config.json")))["seed"] == 1
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path, capsys,
+                                                                   monkeypatch):
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(npvae.training, "train_step", interrupt)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    rc, _, err = run(["train", *DIGITS, "--out", str(out)], capsys)
+    assert rc == 130 and "nothing saved" in err
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+def test_a_library_warning_is_one_line(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import npvae.cli.train as cli_train
+
+    def warn(*a, **k):
+        warnings.warn("the learning rate may be too high", UserWarning)
+        return {}
+
+    monkeypatch.setattr(cli_train, "_evaluate_and_report", warn)
+    rc, _, err = run(["train", *DIGITS, "--out", str(tmp_path / "run")], capsys)
+    assert rc == 0 and err == "npvae train: warning: the learning rate may be too high\n"
 
 
 def test_a_folder_with_only_a_config_is_a_run(tmp_path, capsys):

@@ -9,7 +9,8 @@ Every failure is one line on stderr and a non-zero exit status, never a
 traceback (``NPVAE_DEBUG=1`` re-raises): a bad flag is argparse's error (2); a
 usage, data or checkpoint error ``npvae COMMAND: error: ...`` (2); a diverged
 run (1); anything else ``npvae COMMAND: internal error: ...`` (1); Ctrl-C
-``interrupted`` (130) and SIGTERM ``terminated`` (143).
+``interrupted`` (130) and SIGTERM ``terminated`` (143).  A warning is one line
+too, ``npvae COMMAND: warning: ...``.
 
 One module per concern, imports flowing one way (parser and common first):
 
@@ -27,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from .evaluate import cmd_evaluate, cmd_plot, cmd_sample
 from .figures import write_figures
@@ -76,8 +78,13 @@ def _run(args):
         print(f"npvae {command}: {message}", file=sys.stderr, flush=True)
         return code
 
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"npvae {command}: warning: {message}", file=sys.stderr, flush=True)
+
     try:
-        return HANDLERS[command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning          # one line, not the source line
+            return HANDLERS[command](args)
     except KeyboardInterrupt as exc:
         if debug:
             raise

@@ -24,12 +24,13 @@ def cmd_train(args):
         model, ds, out, settings, meta = prepared
         _say(f"resuming {out}/checkpoint.npz at epoch {model.n_iter_} of {settings['epochs']}",
              args.quiet)
+        created = None
     else:
-        model, ds, out, settings, meta = _new_run(args)
+        model, ds, out, settings, meta, created = _new_run(args)
     config = meta["config"]
     x_train = ds.x_train[:config.get("max_examples") or None]   # the run's own setting on resume
     return _fit(model, ds, x_train, out, settings, meta, quiet=args.quiet,
-                figures=not args.no_figures, seed=config.get("seed", 0))
+                figures=not args.no_figures, seed=config.get("seed", 0), created=created)
 
 
 # ----------------------------------------------------------------------- a new run
@@ -104,6 +105,7 @@ def _new_run(args):
     model._set_output_bias(_to_input(ds.x_train[:10000], likelihood, np.float64))
     if args.overwrite:
         _clear_run(out)
+    created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
     _remove_orphans(out)
     config = {k: v for k, v in vars(args).items()
@@ -118,7 +120,7 @@ def _new_run(args):
                      "source": ds.source}}
     settings = {k: config[k] for k in ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule",
                                        "kl_warmup", "clip_norm", "patience")}
-    return model, ds, out, settings, meta
+    return model, ds, out, settings, meta, created
 
 
 # ----------------------------------------------------------------------- training
@@ -127,12 +129,38 @@ def _interrupted(out):
     if os.path.exists(ckpt):
         return (f"{ckpt} holds the last completed epoch; continue with "
                 f"`npvae train --out {out} --resume`")
-    return "before the first epoch ended, nothing saved; start again with --overwrite"
+    return "before the first epoch ended, nothing saved"
+
+
+def _forget_unstarted(out, created):
+    """A new run that ended before its first checkpoint leaves nothing behind: no
+    config.json that would mark ``out`` as holding a run (and ``out`` itself goes
+    when this command created it)."""
+    if created is None or os.path.exists(os.path.join(out, "checkpoint.npz")):
+        return
+    for name in ("config.json", "history.jsonl"):
+        path = os.path.join(out, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    if created:
+        try:
+            os.rmdir(out)
+        except OSError:
+            pass
+
+
+def _reason(exc):
+    """The library's account of a divergence without its own advice (given here in
+    terms of flags) or its claims about checkpoints (checked here)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "the loss is not finite"
+    for tail in ("; parameters are", ": training diverged", ". Try a smaller"):
+        reason = reason.split(tail)[0]
+    return reason.rstrip(". ")
 
 
 def _diverged(exc, out, settings):
     """The one-line message of a diverged run: what happened, what is kept, what to try."""
-    reason = str(exc).strip().splitlines()[0].split("; parameters are")[0].rstrip(". ")
+    reason = _reason(exc)
     ckpt = os.path.join(out, "checkpoint.npz")
     clip = settings.get("clip_norm")
     advice = (f"a smaller --lr (it was {settings['lr']:g}) or "
@@ -140,12 +168,12 @@ def _diverged(exc, out, settings):
     if os.path.exists(ckpt):
         return (f"training diverged: {reason}; {ckpt} holds the last completed epoch: "
                 f"continue with `npvae train --out {out} --resume` and {advice}")
-    return (f"training diverged: {reason}; no checkpoint was written: start again with "
-            f"--overwrite and {advice}")
+    return f"training diverged: {reason}; nothing was saved: try {advice}"
 
 
-def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
-    """Train up to ``settings["epochs"]`` in all, then test ELBO, results.json, figures."""
+def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=None):
+    """Train up to ``settings["epochs"]`` in all, then test ELBO, results.json, figures.
+    ``created``: None on --resume, else whether this command created ``out``."""
     from ..training import TrainingDiverged, train
 
     total = settings["epochs"]
@@ -168,10 +196,15 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
     except KeyboardInterrupt as exc:
         if sys.stderr.isatty():
             print(file=sys.stderr)       # end the progress bar's line
+        _forget_unstarted(out, created)
         exc.args = (_interrupted(out),)
         raise
     except TrainingDiverged as exc:
+        _forget_unstarted(out, created)
         raise CLIError(_diverged(exc, out, settings), exit_code=1) from None
+    except BaseException:
+        _forget_unstarted(out, created)
+        raise
     seconds = time.perf_counter() - t0
     ckpt = os.path.join(out, "checkpoint.npz")
     if not os.path.exists(ckpt):     # --epochs 0: the initial model, to evaluate or resume
