@@ -232,3 +232,20 @@ def test_user_errors_of_the_other_commands(tmp_path, capsys):
     rc, _, err = run(["train", *DIGITS, "--validation-size", "0", "--patience", "2",
                       "--out", str(tmp_path / "r")], capsys)
     assert rc == 2 and "--patience needs a validation split" in err
+
+
+def test_the_divergence_reason_drops_the_librarys_advice():
+    from npvae.cli.train import _reason
+    from npvae.training import TrainingDiverged
+
+    per_step = TrainingDiverged(
+        "the loss became nan (gradient finite: False) at epoch 1, batch 2 (step 2); parameters "
+        "are those of the last good step, and r/checkpoint.npz holds the last completed epoch. "
+        "Try a smaller learning rate or clip_norm.")
+    assert _reason(per_step) == ("the loss became nan (gradient finite: False) at epoch 1, "
+                                 "batch 2 (step 2)")
+    finite = TrainingDiverged(
+        "the training ELBO fell to -5e+228 nats at epoch 5 (the first batch had -540), 3 epochs "
+        "in a row: training diverged. Try a smaller learning rate or clip_norm.")
+    assert _reason(finite) == ("the training ELBO fell to -5e+228 nats at epoch 5 (the first "
+                               "batch had -540), 3 epochs in a row")

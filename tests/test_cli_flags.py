@@ -99,12 +99,15 @@ def test_resume_and_overwrite_exclude_each_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-def test_help_imports_neither_numba_nor_matplotlib():
-    code = ("import sys\nfrom npvae.cli import main\n"
+def test_help_imports_neither_numba_nor_matplotlib_nor_the_models():
+    code = ("import sys\nimport npvae\n"
+            "lazy = 'npvae.models' not in sys.modules   # the package imports them on use\n"
+            "from npvae.cli import main\n"
             "for cmd in ([], ['train'], ['evaluate'], ['sample'], ['plot']):\n"
             "    try:\n        main(cmd + ['--help'])\n    except SystemExit:\n        pass\n"
-            "heavy = [m for m in ('numba', 'matplotlib', 'npvae.plots') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+            "heavy = ['numba', 'matplotlib', 'npvae.plots']\n"
+            "heavy += ['npvae.models', 'npvae.training'] if lazy else []\n"
+            "print('HEAVY', [m for m in heavy if m in sys.modules])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "HEAVY []" in r.stdout, r.stdout

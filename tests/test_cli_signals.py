@@ -9,6 +9,7 @@ import time
 import pytest
 
 import npvae
+import npvae.models  # noqa: F401 (registers the model classes that npvae.load looks up)
 
 
 def _start(out, *extra):

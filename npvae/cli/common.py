@@ -46,10 +46,11 @@ def _one_line(exc):
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
-    if isinstance(exc, DataNotFoundError) and len(lines) > 1:
-        first = lines[0].removesuffix(" Searched:").rstrip(".")
-        last = lines[-1].replace("pass data_dir=", "pass --data-dir")
-        return f"{first}. {last}"
+    if isinstance(exc, DataNotFoundError):
+        line = lines[0]
+        if len(lines) > 1:
+            line = f"{line.removesuffix(' Searched:').rstrip('.')}. {lines[-1]}"
+        return line.replace("pass data_dir=", "pass --data-dir")    # the flag, here
     return lines[0]
 
 
@@ -219,6 +220,13 @@ def _rewrite_history(out, history):
     """``history.jsonl`` as the checkpoint's own history, one record a line."""
     _write_text_atomic(os.path.join(out, "history.jsonl"),
                        "".join(json.dumps(record) + "\n" for record in history))
+
+
+def _load_checkpoint(path):
+    """``(model, metadata)`` of a checkpoint file."""
+    from .. import checkpoint, models  # noqa: F401 (the models register their classes)
+
+    return checkpoint.load(path), checkpoint.read_metadata(path)
 
 
 def _dataset_for_run(args, meta, path):

@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from .common import (CLIError, _checkpoint_path, _conditional, _dataset_for_run, _describe,
-                     _display, _say, _setup_compute, _split_x, _write_json)
+                     _display, _load_checkpoint, _say, _setup_compute, _split_x,
+                     _write_json)
 from .figures import write_figures
 
 
@@ -42,12 +43,9 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
 
 
 def cmd_evaluate(args):
-    from .. import checkpoint
-
     _setup_compute(args.backend, args.threads)
     path = _checkpoint_path(args)
-    model = checkpoint.load(path)
-    meta = checkpoint.read_metadata(path)
+    model, meta = _load_checkpoint(path)
     ds = _dataset_for_run(args, meta, path)
     print(f"checkpoint: {path} (epoch {model.n_iter_}); data: {_describe(ds, model)}")
     res = _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
@@ -66,12 +64,11 @@ def _image_shape(meta, model):
 
 
 def cmd_sample(args):
-    from .. import checkpoint, plots
+    from .. import plots
 
     _setup_compute(args.backend, args.threads)
     path = _checkpoint_path(args)
-    model = checkpoint.load(path)
-    meta = checkpoint.read_metadata(path)
+    model, meta = _load_checkpoint(path)
     if args.label is not None:
         if not _conditional(model):
             raise CLIError("--label needs a conditional model (--model cvae)")
@@ -91,12 +88,10 @@ def cmd_sample(args):
 
 
 def cmd_plot(args):
-    from .. import checkpoint
-
     _setup_compute(args.backend, args.threads)
     path = _checkpoint_path(args)
-    model = checkpoint.load(path)
-    ds = _dataset_for_run(args, checkpoint.read_metadata(path), path)
+    model, meta = _load_checkpoint(path)
+    ds = _dataset_for_run(args, meta, path)
     paths = write_figures(model, ds, os.path.dirname(path) or ".", seed=args.seed)
     print("wrote " + ", ".join(paths))
     return 0

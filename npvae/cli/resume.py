@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 
-from .common import (CLIError, _dataset_for_run, _notice, _remove_orphans, _rewrite_history,
-                     _run_dir, _write_json)
+from .common import (CLIError, _dataset_for_run, _load_checkpoint, _notice, _remove_orphans,
+                     _rewrite_history, _run_dir, _write_json)
 
 #: training flags that ``--resume`` takes from the command line over the stored settings
 OVERRIDES = ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule", "kl_warmup", "clip_norm",
@@ -138,7 +138,7 @@ def prepare_resume(args):
     from .common import _setup_compute
 
     _setup_compute(settings["backend"], settings["threads"])
-    model = checkpoint.load(path)
+    model, _ = _load_checkpoint(path)
     done = model.n_iter_
     _remove_orphans(out)
     _rewrite_history(out, model.history_)     # history.jsonl as the checkpoint has it
