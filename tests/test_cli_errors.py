@@ -229,6 +229,9 @@ def test_user_errors_of_the_other_commands(tmp_path, capsys):
     rc, _, err = run(["train", *DIGITS, "--model", "vae", "--latent", "2,2",
                       "--out", str(tmp_path / "r")], capsys)
     assert rc == 2 and "--latent" in err
+    rc, _, err = run(["train", *DIGITS, "--validation-size", "5000", "--out",
+                      str(tmp_path / "r")], capsys)
+    assert rc == 2 and "--validation-size 5000 leaves no training data" in err
     rc, _, err = run(["train", *DIGITS, "--validation-size", "0", "--patience", "2",
                       "--out", str(tmp_path / "r")], capsys)
     assert rc == 2 and "--patience needs a validation split" in err

@@ -84,7 +84,12 @@ def _new_run(args):
     val_size = args.validation_size
     if val_size is None:
         val_size = _default_validation(key if key != "auto" else "mnist")
-    ds = _load_data(key, args.data_dir, binarization, val_size, args.seed, args.quiet)
+    try:
+        ds = _load_data(key, args.data_dir, binarization, val_size, args.seed, args.quiet)
+    except ValueError as exc:       # a count beyond the data set's size: name the flag
+        if "validation_size" not in str(exc):
+            raise
+        raise CLIError(str(exc).replace("validation_size", "--validation-size")) from None
     if ds.name == "binarized_mnist":
         val_size = args.validation_size
     else:
