@@ -5,37 +5,118 @@
 ``best.npz`` (best validation ELBO), ``history.jsonl``, ``results.json`` and
 ``figures/*.png``.  ``python -m npvae`` is the same command.
 
+Every failure is one line on stderr and a non-zero exit status, never a
+traceback (``NPVAE_DEBUG=1`` re-raises): a bad flag is argparse's error (2); a
+usage, data or checkpoint error ``npvae COMMAND: error: ...`` (2); a diverged
+run (1); anything else ``npvae COMMAND: internal error: ...`` (1); Ctrl-C
+``interrupted`` (130) and SIGTERM ``terminated`` (143).  A warning is one line
+too, ``npvae COMMAND: warning: ...``.
+
 One module per concern, imports flowing one way (parser and common first):
 
-* :mod:`.parser` — the argument parser (every flag, the ``--likelihood`` choices);
+* :mod:`.parser` — the argument parser (every flag, its type and range, the
+  ``--likelihood`` choices);
 * :mod:`.common` — messages, data loading, run folders, ``_build_model``;
 * :mod:`.figures` — :func:`write_figures`, the figures of a run folder;
 * :mod:`.evaluate` — ``evaluate``, ``sample`` and ``plot``;
+* :mod:`.resume` — what ``train --resume`` keeps and what it may change;
 * :mod:`.train` — ``train``.
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import warnings
 
 from .evaluate import cmd_evaluate, cmd_plot, cmd_sample
 from .figures import write_figures
-from .parser import DESCRIPTION, build_parser
+from .parser import DESCRIPTION, build_parser, explicit_flags
 from .train import cmd_train
 
 __all__ = ["main", "build_parser", "cmd_train", "cmd_evaluate", "cmd_sample", "cmd_plot",
-           "write_figures", "DESCRIPTION"]
+           "write_figures", "DESCRIPTION", "Terminated"]
+
+HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
+            "plot": cmd_plot}
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler of :func:`main`: a kill ends the command as
+    Ctrl-C does (the checkpoint kept, one line), with exit status 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-                "plot": cmd_plot}
+    args = parser.parse_args(argv)          # a bad flag: argparse's error, exit 2
+    args.explicit_ = explicit_flags(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        if os.environ.get("NPVAE_DEBUG"):
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args):
+    from ..training import TrainingDiverged
+    from .common import CLIError, _one_line
+
+    command = args.command
+    debug = bool(os.environ.get("NPVAE_DEBUG"))
+
+    def fail(message, code):
+        sys.stdout.flush()
+        print(f"npvae {command}: {message}", file=sys.stderr, flush=True)
+        return code
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"npvae {command}: warning: {message}", file=sys.stderr, flush=True)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning          # one line, not the source line
+            return HANDLERS[command](args)
+    except KeyboardInterrupt as exc:
+        if debug:
             raise
-        print(f"npvae {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        note = str(exc.args[0]) if exc.args else ""
+        return fail(f"{what}: {note}" if note else what, code)
+    except CLIError as exc:
+        if debug:
+            raise
+        return fail(f"error: {_one_line(exc)}", exc.exit_code)
+    except TrainingDiverged as exc:
+        if debug:
+            raise
+        return fail(f"training diverged: {_one_line(exc)}", 1)
+    except BrokenPipeError:              # `npvae ... | head`: the reader has gone
+        _silence_stdout()
+        return 141
+    except (ValueError, OSError) as exc:
+        if debug:
+            raise
+        return fail(f"error: {_one_line(exc)}", 2)
+    except Exception as exc:            # noqa: BLE001 (the last resort: one line, not a traceback)
+        if debug:
+            raise
+        return fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} "
+                    "(set NPVAE_DEBUG=1 for the traceback)", 1)
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so that the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

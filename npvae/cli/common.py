@@ -1,54 +1,89 @@
-"""What the commands share: messages, compute settings, data loading, run
-folders and checkpoints, model building and description, image display.
+"""What the commands share: messages and errors, compute settings, data loading,
+run folders and checkpoints, model building and description, image display.
 
 Heavy modules are imported inside the functions that need them, so that
 ``npvae --help`` stays fast.
 """
 from __future__ import annotations
 
+import glob
+import json
 import os
+import sys
+import tempfile
 
 import numpy as np
 
 
 # ----------------------------------------------------------------------- messages
+class CLIError(Exception):
+    """An error the user can act on: :func:`npvae.cli.main` prints ``npvae COMMAND:
+    error: MESSAGE`` (one line) and exits with ``exit_code`` (2: a usage or data
+    error; 1: a diverged run)."""
+
+    def __init__(self, message, exit_code=2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def _say(msg, quiet=False):
+    """Progress and results on stdout (silenced by --quiet)."""
     if not quiet:
         print(msg, flush=True)
 
 
-def _first_line(exc):
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+def _notice(msg):
+    """A notice the user must see (a fallback, a changed setting) on stderr, even with
+    --quiet."""
+    print(f"npvae: {msg}", file=sys.stderr, flush=True)
 
 
-def _setup_compute(args):
+def _one_line(exc):
+    """An exception's message as one line: its first line (a data file not found
+    also keeps its last line, which says where to put the file)."""
+    from ..data import DataNotFoundError
+
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if isinstance(exc, DataNotFoundError):
+        line = lines[0]
+        if len(lines) > 1:
+            line = f"{line.removesuffix(' Searched:').rstrip('.')}. {lines[-1]}"
+        return line.replace("pass data_dir=", "pass --data-dir")    # the flag, here
+    return lines[0]
+
+
+def _setup_compute(backend=None, threads=None):
     import npvae
 
-    if args.backend:
-        npvae.set_backend(args.backend)
-    if args.threads:
-        npvae.set_num_threads(args.threads)
+    if backend:
+        npvae.set_backend(backend)
+    if threads:
+        npvae.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------- data
-def _load_data(name, data_dir, binarization, validation_size, seed, quiet):
+def _load_data(name, data_dir, binarization, validation_size, seed, quiet=True):
+    """The data set ``name``; ``"auto"`` is MNIST, or the offline 8x8 digits when MNIST
+    is neither found nor downloadable (said on stderr whatever ``quiet``).  A copy
+    of MNIST that is there but corrupt is an error, never a reason to fall back."""
     from .. import data
 
     if name == "auto":
         try:
-            ds = data.load_dataset("mnist", data_dir=data_dir, binarization=binarization,
-                                   validation_size=validation_size, random_state=seed)
-        except (OSError, ValueError) as exc:
-            _say(f"MNIST not available ({_first_line(exc)}); using the offline 8x8 digits "
-                 "of scikit-learn instead. Set NPVAE_DATA or --data-dir for MNIST.", quiet)
+            return data.load_dataset("mnist", data_dir=data_dir, binarization=binarization,
+                                     validation_size=validation_size, random_state=seed)
+        except (data.DataNotFoundError, data.DownloadError) as exc:
+            reason = _one_line(exc).split(". Put ")[0]
+            _notice(f"MNIST not available ({reason}); using the offline 8x8 digits of "
+                    "scikit-learn instead (--dataset digits). Set NPVAE_DATA or --data-dir "
+                    "for MNIST, or pass --dataset mnist to make this an error.")
             if validation_size == _default_validation("mnist"):
                 validation_size = _default_validation("digits")
-            ds = data.load_dataset("digits", binarization=binarization,
-                                   validation_size=validation_size, random_state=seed)
-    else:
-        ds = data.load_dataset(name, data_dir=data_dir, binarization=binarization,
-                               validation_size=validation_size, random_state=seed)
-    return ds
+            name = "digits"
+    return data.load_dataset(name, data_dir=data_dir, binarization=binarization,
+                             validation_size=validation_size, random_state=seed)
 
 
 def _default_validation(name):
@@ -56,55 +91,160 @@ def _default_validation(name):
         10000 if name in ("mnist", "fashion_mnist") else 0.1)
 
 
-def _split_x(ds, split, dtype):
-    """A stored split as model input: ``x / 255`` (binary sets give 0/1; docs/12-data.md)."""
-    return ds.as_float(split, dtype)
+def _to_input(x, likelihood, dtype):
+    """Stored ``uint8`` pixels as model input: ``(pixel + 0.5) / 256`` for the Beta
+    likelihood (strictly inside (0, 1)), else ``pixel / 255`` (binary sets give 0/1;
+    docs/12-data.md)."""
+    from ..data import convert_batch, dequantize
+
+    if likelihood == "beta":
+        return dequantize(x, dtype)
+    return convert_batch(x, "none", dtype)
 
 
-def _batch_transform(ds, dtype):
-    from ..data import convert_batch
+def _split_x(ds, split, model):
+    """A stored split as ``model``'s input (see :func:`_to_input`)."""
+    x = {"train": ds.x_train, "valid": ds.x_valid, "test": ds.x_test}.get(split)
+    if x is None:
+        raise CLIError(f"{ds.name} has no {split!r} split")
+    return _to_input(x, model.likelihood, model.dtype)
 
+
+def _batch_transform(ds, model):
+    """The conversion of every training batch: dynamic binarisation, dequantisation for
+    the Beta likelihood, or ``pixel / 255``."""
+    from ..data import convert_batch, dequantize
+
+    dtype = model.dtype
+    if model.likelihood == "beta":
+        return lambda xb, rng: dequantize(xb, dtype)
     mode = "dynamic" if ds.binarization == "dynamic" else "none"
     return lambda xb, rng: convert_batch(xb, mode, dtype, rng)
 
 
-def _describe(ds):
+def _describe(ds, model=None):
+    """The data set in one line, naming ``model``'s likelihood (when given) rather than
+    the data set's default one."""
     from ..data import describe
 
-    return describe(ds)
+    text = describe(ds)
+    if model is not None:
+        text = text.replace(f"likelihood={ds.likelihood_hint}", f"likelihood={model.likelihood}")
+    return text
 
 
 # ----------------------------------------------------------------------- run folders
+#: what ``npvae train`` writes into a run folder (``--overwrite`` removes these)
+RUN_FILES = ("checkpoint.npz", "best.npz", "history.jsonl", "config.json", "results.json")
+#: a folder holding one of these holds a run
+RUN_MARKERS = ("checkpoint.npz", "config.json")
+
+
 def _run_dir(args):
     if args.out:
         return args.out
-    raise SystemExit("npvae: --out RUN is required (the folder that `npvae train` wrote)")
+    raise CLIError("--out RUN is required (the folder that `npvae train` wrote)")
 
 
 def _checkpoint_path(args):
     if getattr(args, "checkpoint", None):
+        if not os.path.isfile(args.checkpoint):
+            raise CLIError(f"--checkpoint {args.checkpoint}: no such file")
         return args.checkpoint
     run = _run_dir(args)
+    if not os.path.isdir(run):
+        raise CLIError(f"--out {run}: no such folder")
     for name in ("best.npz", "checkpoint.npz"):
         path = os.path.join(run, name)
         if os.path.exists(path):
             return path
-    raise SystemExit(f"npvae: no checkpoint in {run} (expected best.npz or checkpoint.npz)")
+    raise CLIError(f"no checkpoint in {run} (expected best.npz or checkpoint.npz)")
 
 
-def _dataset_for_run(args, meta):
-    d = meta.get("data", {})
-    return _load_data(d.get("dataset", "digits"), args.data_dir or d.get("data_dir"),
-                      d.get("binarization"), d.get("validation_size"), d.get("split_seed", 0),
-                      quiet=True)
+def _holds_run(out):
+    """The files that mark ``out`` as holding a run (empty when it does not)."""
+    return [name for name in RUN_MARKERS if os.path.exists(os.path.join(out, name))]
+
+
+def _remove_orphans(out):
+    """Temporary files left by a kill during an atomic write: checkpoints
+    (``.tmp-*.npz``) and the JSON files written here (``.tmp-*.json``)."""
+    removed = []
+    esc = glob.escape(out)
+    for pattern in (".tmp-*.npz", ".tmp-*.json"):
+        for path in glob.glob(os.path.join(esc, pattern)):
+            if not os.path.isfile(path):
+                continue
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def _clear_run(out):
+    """Remove the files of the run in ``out`` (what ``npvae train``, ``evaluate``,
+    ``sample`` and ``plot`` write), nothing else."""
+    esc = glob.escape(out)
+    paths = [os.path.join(out, name) for name in RUN_FILES]
+    paths += glob.glob(os.path.join(esc, "evaluation-*.json"))
+    paths += glob.glob(os.path.join(esc, "figures", "*.png"))
+    paths += glob.glob(os.path.join(esc, "figures", "*.npy"))
+    for path in paths:
+        if os.path.isfile(path):
+            os.remove(path)
+    _remove_orphans(out)
+    try:
+        os.rmdir(os.path.join(out, "figures"))
+    except OSError:
+        pass                     # absent, or holds files that are not ours
+
+
+def _write_text_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_json(path, obj):
+    _write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _rewrite_history(out, history):
+    """``history.jsonl`` as the checkpoint's own history, one record a line."""
+    _write_text_atomic(os.path.join(out, "history.jsonl"),
+                       "".join(json.dumps(record) + "\n" for record in history))
+
+
+def _load_checkpoint(path):
+    """``(model, metadata)`` of a checkpoint file."""
+    from .. import checkpoint, models  # noqa: F401 (the models register their classes)
+
+    return checkpoint.load(path), checkpoint.read_metadata(path)
+
+
+def _dataset_for_run(args, meta, path):
+    d = meta.get("data") if isinstance(meta, dict) else None
+    if not isinstance(d, dict) or not d.get("dataset"):
+        raise CLIError(f"{path} does not say which data set it was trained on (it was not "
+                       "written by `npvae train`); use it from Python")
+    return _load_data(d["dataset"], args.data_dir or d.get("data_dir"),
+                      d.get("binarization"), d.get("validation_size"), d.get("split_seed", 0))
 
 
 # ----------------------------------------------------------------------- models
-def _build_model(args, likelihood, classes=None):
+def _build_model(args, likelihood, classes=None, likelihood_params=None):
     """The model that ``npvae train`` fits, from the parsed arguments.
 
-    ``likelihood`` is ``--likelihood`` or the data set's hint; ``classes`` the
-    sorted labels (needed by ``--model cvae``).
+    ``likelihood`` is ``--likelihood`` or the data set's hint, ``likelihood_params``
+    its options (the Gaussian's variance); ``classes`` the sorted labels (needed by
+    ``--model cvae``).
     """
     import npvae
 
@@ -112,25 +252,34 @@ def _build_model(args, likelihood, classes=None):
                   n_samples=args.samples, beta=args.beta, optimizer=args.optimizer,
                   learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                   dtype=args.dtype, random_state=args.seed)
+    if likelihood_params:
+        common.update(likelihood_params=likelihood_params)
     if args.objective != "elbo" or args.k != 1:
         common.update(objective=args.objective, k=args.k)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "cvae":
         if classes is None:
-            raise SystemExit("npvae: --model cvae needs a labelled data set (mnist, "
-                             "fashion_mnist, digits, synthetic)")
+            raise CLIError("--model cvae needs a labelled data set (mnist, fashion_mnist, "
+                           "digits, synthetic)")
+        if len(args.latent) != 1:
+            raise CLIError("--latent takes one size for --model cvae")
         return npvae.ConditionalVAE(n_latent=args.latent[0], posterior=args.posterior,
                                     classes=classes, **common)
     if len(args.latent) != 1:
-        raise SystemExit("npvae: --latent takes one size for --model vae")
+        raise CLIError("--latent takes one size for --model vae (several are for --model hvae)")
+    if args.hidden and isinstance(args.hidden[0], tuple):
+        raise CLIError("--hidden with ';' (one group per level) is for --model hvae")
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
 
 
 def _describe_model(model):
     arch = getattr(model, "latent_sizes", None) or (model.n_latent,)
+    lik = model.likelihood
+    if getattr(model, "likelihood_params", None):
+        lik += "(" + ", ".join(f"{k}={v}" for k, v in model.likelihood_params.items()) + ")"
     return (f"{type(model).__name__} D={model.n_features_in_} hidden={tuple(model.hidden_sizes)} "
-            f"latent={tuple(arch)} {model.activation} {model.likelihood} "
+            f"latent={tuple(arch)} {model.activation} {lik} "
             f"{model.dtype} ({model.layout_.size:,} parameters)")
 
 

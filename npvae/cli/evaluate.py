@@ -3,13 +3,13 @@ read a trained run, and the evaluation report that ``npvae train`` also prints.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
-from .common import (_checkpoint_path, _conditional, _dataset_for_run, _describe, _display,
-                     _say, _setup_compute, _split_x)
+from .common import (CLIError, _checkpoint_path, _conditional, _dataset_for_run, _describe,
+                     _display, _load_checkpoint, _say, _setup_compute, _split_x,
+                     _write_json)
 from .figures import write_figures
 
 
@@ -18,7 +18,7 @@ def _labels(ds, split):
 
 
 def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None):
-    x = _split_x(ds, split, model.dtype)
+    x = _split_x(ds, split, model)
     if max_examples:
         x = x[:max_examples]
     cond = (_labels(ds, split)[:len(x)],) if _conditional(model) else ()
@@ -43,19 +43,15 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
 
 
 def cmd_evaluate(args):
-    from .. import checkpoint
-
-    _setup_compute(args)
+    _setup_compute(args.backend, args.threads)
     path = _checkpoint_path(args)
-    model = checkpoint.load(path)
-    meta = checkpoint.read_metadata(path)
-    ds = _dataset_for_run(args, meta)
-    print(f"checkpoint: {path} (epoch {model.n_iter_}); data: {_describe(ds)}")
+    model, meta = _load_checkpoint(path)
+    ds = _dataset_for_run(args, meta, path)
+    print(f"checkpoint: {path} (epoch {model.n_iter_}); data: {_describe(ds, model)}")
     res = _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
                                args.max_examples)
     if args.out:
-        with open(os.path.join(args.out, f"evaluation-{args.split}.json"), "w") as f:
-            json.dump(res, f, indent=2)
+        _write_json(os.path.join(args.out, f"evaluation-{args.split}.json"), res)
     return 0
 
 
@@ -68,15 +64,14 @@ def _image_shape(meta, model):
 
 
 def cmd_sample(args):
-    from .. import checkpoint, plots
+    from .. import plots
 
-    _setup_compute(args)
+    _setup_compute(args.backend, args.threads)
     path = _checkpoint_path(args)
-    model = checkpoint.load(path)
-    meta = checkpoint.read_metadata(path)
+    model, meta = _load_checkpoint(path)
     if args.label is not None:
         if not _conditional(model):
-            raise SystemExit("npvae: --label needs a conditional model (--model cvae)")
+            raise CLIError("--label needs a conditional model (--model cvae)")
         means = model.sample(args.n, np.full(args.n, args.label), random_state=args.seed)
     elif _conditional(model):        # every class in turn
         means = model.sample(args.n, model.classes_[np.arange(args.n) % len(model.classes_)],
@@ -93,12 +88,10 @@ def cmd_sample(args):
 
 
 def cmd_plot(args):
-    from .. import checkpoint
-
-    _setup_compute(args)
+    _setup_compute(args.backend, args.threads)
     path = _checkpoint_path(args)
-    model = checkpoint.load(path)
-    ds = _dataset_for_run(args, checkpoint.read_metadata(path))
+    model, meta = _load_checkpoint(path)
+    ds = _dataset_for_run(args, meta, path)
     paths = write_figures(model, ds, os.path.dirname(path) or ".", seed=args.seed)
     print("wrote " + ", ".join(paths))
     return 0

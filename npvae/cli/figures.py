@@ -19,7 +19,7 @@ def write_figures(model, ds, out, seed=0):
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     shape = tuple(ds.image_shape)
-    x = _split_x(ds, "test", model.dtype)[:2000]
+    x = _split_x(ds, "test", model)[:2000]
     labels = ds.y_test[:2000] if ds.y_test is not None else None
     paths = []
     if _conditional(model):

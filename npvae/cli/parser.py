@@ -1,11 +1,15 @@
 """The argument parser of the ``npvae`` command and its argument types.
 
 Every flag of every command is declared here; the commands themselves
-(:mod:`.train`, :mod:`.evaluate`) only read the parsed namespace.
+(:mod:`.train`, :mod:`.evaluate`) only read the parsed namespace.  Every
+numeric flag has a ``type=`` that checks its range, so a bad value is
+argparse's one-line error (exit 2) naming the flag, before anything runs.
+Only the standard library is imported here: ``npvae --help`` stays fast.
 """
 from __future__ import annotations
 
 import argparse
+import math
 
 DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
 
@@ -14,39 +18,144 @@ DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
   npvae evaluate --out RUN          test ELBO of a trained run
   npvae sample --out RUN            draw images from the prior
   npvae plot --out RUN              (re)write the figures of a run
+
+Errors are one line on stderr: exit 2 for a usage or data error, 1 for a
+diverged training run or an internal error (NPVAE_DEBUG=1 shows the
+traceback), 130 after Ctrl-C, 143 after SIGTERM.
 """
 
 #: ``npvae train --likelihood`` choices; the default comes from the data set
 #: (``likelihood_hint``), and :func:`npvae.cli.common._build_model` passes the
 #: choice to the model.
-LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
+LIKELIHOODS = ("bernoulli", "gaussian", "categorical", "beta")
+
+#: ``npvae train --gaussian-variance`` choices (npvae.distributions.likelihoods.Gaussian).
+GAUSSIAN_VARIANCES = ("fixed", "scalar", "per_output")
 
 
-def _int_list(text):
+# ----------------------------------------------------------------------- argument types
+def _int_at_least(minimum):
+    """An argparse type: an integer ``>= minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _finite_float(minimum=None, inclusive=False):
+    """An argparse type: a finite number, above ``minimum`` (or at it when ``inclusive``)."""
+    bound = ("" if minimum is None else f" {'>=' if inclusive else '>'} {minimum:g}")
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a finite number{bound}, got {text!r}") from None
+        ok = math.isfinite(value) and (minimum is None or value > minimum
+                                       or (inclusive and value == minimum))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text!r}")
+        return value
+    parse.__name__ = f"number{bound}"
+    return parse
+
+
+def _validation_size(text):
+    """A fraction in (0, 1), a whole number of examples >= 1, or 0 (no validation split)."""
+    message = ("must be a fraction in (0, 1), a whole number of examples >= 1, or 0 for "
+               f"no validation split; got {text!r}")
     try:
-        return tuple(int(t) for t in text.split(",") if t.strip()) if text.strip() else ()
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(message) from None
+        if math.isfinite(value) and 0.0 < value < 1.0:
+            return value
+        raise argparse.ArgumentTypeError(message) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(message)
+    return value
+
+
+def _int_list(text, what="sizes"):
+    parts = [t.strip() for t in text.split(",")]
+    if not text.strip():
+        return ()
+    try:
+        values = tuple(int(t) for t in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers >= 1, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{what} must be integers >= 1, got {text!r}")
+    return values
+
+
+def _latent_list(text):
+    """``20``; for hvae one size per level, ``100,50``."""
+    values = _int_list(text, "latent sizes")
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one latent size, got ''")
+    return values
 
 
 def _hidden_list(text):
-    """``400`` or ``200,200``; per level for hvae with ``;``: ``200,200;100,100``."""
+    """``400`` or ``200,200`` (``''``: none); per level for hvae with ``;``: ``200,200;100,100``."""
     if ";" in text:
-        return tuple(_int_list(part) for part in text.split(";"))
-    return _int_list(text)
+        return tuple(_int_list(part, "hidden widths") for part in text.split(";"))
+    return _int_list(text, "hidden widths")
 
 
+_POSITIVE_INT = _int_at_least(1)
+_COUNT = _int_at_least(0)
+
+
+# ----------------------------------------------------------------------- help
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its real default: the help's own words when it
+    names its default, else ``(default: VALUE)``; switches (store_true) are off."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        default = action.default
+        if (default is argparse.SUPPRESS or not action.option_strings or "default" in help
+                or isinstance(action, argparse._StoreTrueAction)):
+            return help
+        if isinstance(default, tuple):
+            default = (";".join(",".join(map(str, d)) for d in default)
+                       if default and isinstance(default[0], tuple)
+                       else ",".join(map(str, default)))
+            default = repr(default) if default == "" else default
+        text = str(default).replace("%", "%%")
+        return f"{help} (default: {text})" if help else f"(default: {text})"
+
+
+# ----------------------------------------------------------------------- commands
 def _add_common(p):
     p.add_argument("--out", default=None, metavar="DIR",
                    help="run folder (checkpoint, history, config, figures); "
-                        "default for train: runs/<model>-<dataset>")
+                        "default for train: runs/<model>-<dataset>; the other commands "
+                        "need it (or --checkpoint)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder holding the data files, searched before $NPVAE_DATA, the "
-                        "cache (~/.cache/npvae) and a download")
+                        "cache (~/.cache/npvae) and a download (default: none; train "
+                        "--resume and the other commands use the run's own)")
     p.add_argument("--backend", choices=("numba", "numpy"), default=None,
-                   help="compute backend for elementwise kernels (default: numba)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for BLAS and Numba together (default: library defaults)")
+                   help="compute backend for elementwise kernels (default: numba, or the "
+                        "run's own on train --resume)")
+    p.add_argument("--threads", type=_POSITIVE_INT, default=None, metavar="N",
+                   help="threads for BLAS and Numba together (default: the libraries' own, "
+                        "usually one per core)")
 
 
 def _add_train(sub, fmt):
@@ -54,58 +163,86 @@ def _add_train(sub, fmt):
     _add_common(t)
     t.add_argument("--dataset", default="auto",
                    help="mnist, fashion_mnist, binarized_mnist, frey, digits, synthetic; "
-                        "'auto' uses mnist when it can be found or downloaded, else the "
-                        "offline 8x8 digits of scikit-learn (and says so)")
+                        "'auto' (the default) uses mnist when it can be found or downloaded, "
+                        "else the offline 8x8 digits of scikit-learn (and says so); a named "
+                        "data set never falls back")
     t.add_argument("--binarization", choices=("static", "dynamic", "none"), default=None,
                    help="default: dynamic for mnist/fashion_mnist/digits, static for "
-                        "binarized_mnist, none for frey (Gaussian likelihood)")
+                        "binarized_mnist, none for frey (Gaussian likelihood) and synthetic "
+                        "(binary already); always none for --likelihood beta")
     t.add_argument("--model", choices=("vae", "hvae", "cvae"), default="vae",
                    help="vae: one stochastic level; hvae: the hierarchical VAE; cvae: the "
                         "conditional VAE on the data set's labels")
-    t.add_argument("--latent", type=_int_list, default=(20,),
+    t.add_argument("--latent", type=_latent_list, default=(20,), metavar="Z[,Z...]",
                    help="latent size Z (hvae: one size per level, bottom first, e.g. 100,50)")
-    t.add_argument("--hidden", type=_hidden_list, default=(400,),
+    t.add_argument("--hidden", type=_hidden_list, default=(400,), metavar="WIDTHS",
                    help="encoder hidden widths, comma-separated ('' for none); the decoder "
                         "mirrors them; hvae: one group per level separated by ';', e.g. "
                         "'200,200;100,100'")
     t.add_argument("--activation", default="relu",
-                   choices=("relu", "leaky_relu", "tanh", "softplus", "sigmoid", "identity"))
+                   choices=("relu", "leaky_relu", "tanh", "softplus", "sigmoid", "identity"),
+                   help="hidden-layer activation")
     t.add_argument("--likelihood", default=None, choices=LIKELIHOODS,
-                   help="default: bernoulli for binarised data, gaussian otherwise")
+                   help="p(x|z); default: bernoulli for binarised data, gaussian otherwise; "
+                        "beta models grey levels (pixel + 0.5) / 256 in (0, 1)")
+    t.add_argument("--gaussian-variance", choices=GAUSSIAN_VARIANCES, default="fixed",
+                   help="--likelihood gaussian only: the log-variance is fixed at "
+                        "--gaussian-logvar, or learned as one scalar, or one per output "
+                        "dimension (starting at --gaussian-logvar)")
+    t.add_argument("--gaussian-logvar", type=_finite_float(), default=0.0, metavar="LOGVAR",
+                   help="--likelihood gaussian only: the (starting) log-variance of p(x|z)")
     t.add_argument("--posterior", choices=("diagonal", "full"), default="diagonal",
                    help="vae only: diagonal Gaussian q(z|x), or full covariance L Lᵀ "
                         "(docs/03-kl-divergences.md)")
-    t.add_argument("--samples", type=int, default=1, help="S, samples of z per example")
-    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    t.add_argument("--samples", type=_POSITIVE_INT, default=1, metavar="S",
+                   help="samples of z per example")
+    t.add_argument("--beta", type=_finite_float(0, inclusive=True), default=1.0,
+                   help="weight of the KL term")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
                    help="training objective (iwae: importance-weighted bound with --k samples)")
-    t.add_argument("--k", type=int, default=1, help="importance samples for --objective iwae")
+    t.add_argument("--k", type=_POSITIVE_INT, default=1,
+                   help="importance samples for --objective iwae")
     t.add_argument("--inference", choices=("independent", "markov"), default="independent",
                    help="hvae only: factorisation of q")
-    t.add_argument("--epochs", type=int, default=None,
-                   help="passes over the training set (default: 10, or 100 for the small "
-                        "offline sets digits and synthetic)")
-    t.add_argument("--batch-size", type=int, default=100)
-    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    t.add_argument("--epochs", type=_COUNT, default=None,
+                   help="total passes over the training set, counting those of a resumed "
+                        "run (default: 10, or 100 for the small offline sets digits and "
+                        "synthetic; on --resume the run's own)")
+    t.add_argument("--batch-size", type=_POSITIVE_INT, default=100, metavar="N",
+                   help="examples per gradient step")
+    t.add_argument("--lr", type=_finite_float(0), default=1e-3, help="learning rate")
+    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser")
     t.add_argument("--lr-schedule", choices=("constant", "exponential", "cosine"),
-                   default="constant")
-    t.add_argument("--lr-decay", type=float, default=0.95,
+                   default="constant", help="learning rate over the epochs")
+    t.add_argument("--lr-decay", type=_finite_float(0), default=0.95,
                    help="per-epoch factor for --lr-schedule exponential")
-    t.add_argument("--kl-warmup", type=float, default=0.0, metavar="EPOCHS",
-                   help="beta rises linearly from 0 over this many epochs")
-    t.add_argument("--clip-norm", type=float, default=None, help="gradient-norm clipping")
-    t.add_argument("--patience", type=int, default=None,
-                   help="early stopping after this many epochs without a better validation ELBO")
-    t.add_argument("--validation-size", type=float, default=None,
-                   help="examples (>=1) or fraction held out of training for validation; "
-                        "default: 10000 for MNIST-sized sets, 10%% for small ones")
-    t.add_argument("--max-examples", type=int, default=None,
-                   help="use only the first N training examples (quick runs)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    t.add_argument("--seed", type=int, default=0, help="seeds parameters, noise and shuffling")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint for --epochs more")
+    t.add_argument("--kl-warmup", type=_finite_float(0, inclusive=True), default=0.0,
+                   metavar="EPOCHS", help="beta rises linearly from 0 over this many epochs")
+    t.add_argument("--clip-norm", type=_finite_float(0), default=None, metavar="NORM",
+                   help="clip the gradient's norm at this value (default: no clipping)")
+    t.add_argument("--patience", type=_POSITIVE_INT, default=None, metavar="EPOCHS",
+                   help="early stopping after this many epochs without a better validation "
+                        "ELBO (default: no early stopping)")
+    t.add_argument("--validation-size", type=_validation_size, default=None, metavar="SIZE",
+                   help="examples (>= 1) or a fraction in (0, 1) held out of training for "
+                        "validation, 0 for none; default: 10000 for MNIST-sized sets, 10%% "
+                        "for small ones, the official split of binarized_mnist")
+    t.add_argument("--max-examples", type=_POSITIVE_INT, default=None, metavar="N",
+                   help="use only the first N training examples (default: all)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point type of parameters and computation")
+    t.add_argument("--seed", type=_COUNT, default=0,
+                   help="seeds parameters, noise, shuffling and the validation split")
+    mode = t.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue the run in --out from its checkpoint up to --epochs in "
+                           "all; its settings are kept, except the training flags given "
+                           "(--lr, --epochs, --batch-size, --lr-schedule, --lr-decay, "
+                           "--kl-warmup, --clip-norm, --patience, --quiet, --threads, "
+                           "--backend, --no-figures)")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="replace the run already in --out (its checkpoints, history, "
+                           "results and figures are removed first)")
     t.add_argument("--no-figures", action="store_true", help="skip the figures")
     t.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -114,25 +251,28 @@ def _add_evaluate(sub, fmt):
     e = sub.add_parser("evaluate", help="test ELBO (and log-likelihood) of a trained run",
                        formatter_class=fmt)
     _add_common(e)
-    e.add_argument("--checkpoint", default=None,
+    e.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="checkpoint file (default: best.npz, else checkpoint.npz in --out)")
-    e.add_argument("--split", choices=("test", "valid", "train"), default="test")
-    e.add_argument("--n-importance", type=int, default=0,
+    e.add_argument("--split", choices=("test", "valid", "train"), default="test",
+                   help="the data split to evaluate")
+    e.add_argument("--n-importance", type=_COUNT, default=0, metavar="K",
                    help="importance samples K for the log-likelihood estimate (0: skip; "
                         "5000 for published numbers)")
-    e.add_argument("--max-examples", type=int, default=None,
-                   help="evaluate only the first N examples of the split")
-    e.add_argument("--seed", type=int, default=0, help="seeds the evaluation noise")
+    e.add_argument("--max-examples", type=_POSITIVE_INT, default=None, metavar="N",
+                   help="evaluate only the first N examples of the split (default: all)")
+    e.add_argument("--seed", type=_COUNT, default=0, help="seeds the evaluation noise")
 
 
 def _add_sample(sub, fmt):
     s = sub.add_parser("sample", help="draw images from the prior", formatter_class=fmt)
     _add_common(s)
-    s.add_argument("--checkpoint", default=None)
-    s.add_argument("-n", "--n", type=int, default=64, help="number of samples")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--label", type=int, default=None, help="class to generate (conditional models)")
-    s.add_argument("--output", default=None,
+    s.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="checkpoint file (default: best.npz, else checkpoint.npz in --out)")
+    s.add_argument("-n", "--n", type=_POSITIVE_INT, default=64, help="number of samples")
+    s.add_argument("--seed", type=_COUNT, default=0, help="seeds the samples")
+    s.add_argument("--label", type=int, default=None,
+                   help="class to generate (conditional models; default: every class in turn)")
+    s.add_argument("--output", default=None, metavar="PNG",
                    help="PNG path (default: <out>/figures/samples-seed<seed>.png); the raw "
                         "means go beside it as .npy")
 
@@ -140,8 +280,10 @@ def _add_sample(sub, fmt):
 def _add_plot(sub, fmt):
     p = sub.add_parser("plot", help="write the figures of a run", formatter_class=fmt)
     _add_common(p)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="checkpoint file (default: best.npz, else checkpoint.npz in --out)")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seeds the samples and the pairs "
+                                                           "interpolated")
 
 
 def build_parser():
@@ -149,9 +291,21 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     _add_train(sub, fmt)
     _add_evaluate(sub, fmt)
     _add_sample(sub, fmt)
     _add_plot(sub, fmt)
     return parser
+
+
+def explicit_flags(argv):
+    """The destinations of the flags given on the command line ``argv`` (a second parse
+    with every default suppressed: what is left was typed).  ``argv`` must parse."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:
+        for subparser in action.choices.values():
+            for sub_action in subparser._actions:
+                sub_action.default = argparse.SUPPRESS
+    namespace = parser.parse_args(argv)
+    return set(vars(namespace)) - {"command"}

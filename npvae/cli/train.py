@@ -1,100 +1,230 @@
 """``npvae train``: build (or resume) a model, fit it, write the run folder."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from .common import (_batch_transform, _build_model, _conditional, _dataset_for_run,
-                     _default_validation, _describe, _describe_model, _load_data, _run_dir,
-                     _say, _setup_compute, _split_x)
+from .common import (CLIError, _batch_transform, _build_model, _clear_run, _conditional,
+                     _default_validation, _describe, _describe_model, _holds_run, _load_data,
+                     _remove_orphans, _rewrite_history, _say, _setup_compute, _split_x,
+                     _to_input, _write_json)
 from .evaluate import _evaluate_and_report
 from .figures import write_figures
+from .resume import explicit, prepare_resume
 
 
 def cmd_train(args):
-    from .. import checkpoint
-    from ..training import train
-
-    _setup_compute(args)
-    quiet = args.quiet
-    val_size = args.validation_size
-    if val_size is not None and val_size >= 1:
-        val_size = int(val_size)
-    ds = None
     if args.resume:
-        out = _run_dir(args)
-        path = os.path.join(out, "checkpoint.npz")
-        if not os.path.exists(path):
-            raise SystemExit(f"npvae: --resume: no checkpoint at {path}")
-        model = checkpoint.load(path)
-        meta = checkpoint.read_metadata(path)
-        config = meta.get("config", {})
-        ds = _dataset_for_run(args, meta)
-        if args.epochs is None:
-            args.epochs = 10 if len(ds.x_train) >= 10000 else 100
-        _say(f"resuming {path} at epoch {model.n_iter_} for {args.epochs} more", quiet)
+        prepared = prepare_resume(args)
+        if prepared is None:             # finished already
+            return 0
+        model, ds, out, settings, meta = prepared
+        _say(f"resuming {out}/checkpoint.npz at epoch {model.n_iter_} of {settings['epochs']}",
+             args.quiet)
+        created = None
     else:
-        name = args.dataset
-        if val_size is None:
-            val_size = _default_validation(name if name != "auto" else "mnist")
-        ds = _load_data(name, args.data_dir, args.binarization, val_size, args.seed, quiet)
-        val_size = None if ds.x_valid is None else len(ds.x_valid)
-        if ds.name == "binarized_mnist":
-            val_size = None
-        out = args.out or os.path.join("runs", f"{args.model}-{ds.name}")
-        if args.epochs is None:
-            args.epochs = 10 if len(ds.x_train) >= 10000 else 100
-        likelihood = args.likelihood or ds.likelihood_hint
-        classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
-        model = _build_model(args, likelihood, classes)
-        config = {k: v for k, v in vars(args).items() if k not in ("func",)}
-        config.update(dataset=ds.name, likelihood=likelihood, out=out)
-    _say(f"data: {_describe(ds)}", quiet)
+        model, ds, out, settings, meta, created = _new_run(args)
+    config = meta["config"]
     x_train = ds.x_train[:config.get("max_examples") or None]   # the run's own setting on resume
-    x_val = _split_x(ds, "valid", model.dtype) if ds.x_valid is not None else None
-    if not hasattr(model, "params_"):
-        model.initialize(ds.n_features)
-        # a slice first: converting all 60,000 images to float64 would take 376 MB
-        model._set_output_bias(ds.x_train[:10000].astype(np.float64) / 255)
+    return _fit(model, ds, x_train, out, settings, meta, quiet=args.quiet,
+                figures=not args.no_figures, seed=config.get("seed", 0), created=created)
+
+
+# ----------------------------------------------------------------------- a new run
+def _refuse_existing(out, overwrite):
+    found = _holds_run(out)
+    if found and not overwrite:
+        raise CLIError(f"{out} already holds a run ({', '.join(found)}); continue it with "
+                       f"--resume, choose another --out, or pass --overwrite to replace it")
+
+
+def _likelihood_params(args, likelihood, given):
+    """``likelihood_params`` of the model: the Gaussian's variance options; the
+    Gaussian flags are refused for other likelihoods."""
+    gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar"} & given)
+    if likelihood != "gaussian":
+        if gaussian_flags:
+            names = " and ".join("--" + k.replace("_", "-") for k in gaussian_flags)
+            verb = "apply" if len(gaussian_flags) > 1 else "applies"
+            raise CLIError(f"{names} {verb} to --likelihood gaussian only, and this run's "
+                           f"likelihood is {likelihood}")
+        return None
+    return {"variance": args.gaussian_variance, "logvar": args.gaussian_logvar}
+
+
+def _dataset_key(name):
+    if name == "auto":
+        return "auto"
+    from ..data.registry import _canonical_name
+
+    return _canonical_name(name)          # unknown names: a one-line ValueError
+
+
+def _new_run(args):
+    """Load the data, build and initialise the model, prepare the run folder."""
+    given = explicit(args)
+    key = _dataset_key(args.dataset)
+    binarization = args.binarization
+    if args.likelihood:
+        _likelihood_params(args, args.likelihood, given)       # refuse early
+    if args.likelihood == "beta":
+        if binarization not in (None, "none"):
+            raise CLIError("--likelihood beta models grey levels: leave out --binarization "
+                           f"{binarization} (the data are dequantised, (pixel + 0.5) / 256)")
+        if key == "binarized_mnist":
+            raise CLIError("--likelihood beta models grey levels, and binarized_mnist is "
+                           "binary; use --dataset mnist")
+        binarization = "none"
+    if args.out:
+        _refuse_existing(args.out, args.overwrite)
+    _setup_compute(args.backend, args.threads)
+    val_size = args.validation_size
+    if val_size is None:
+        val_size = _default_validation(key if key != "auto" else "mnist")
+    try:
+        ds = _load_data(key, args.data_dir, binarization, val_size, args.seed, args.quiet)
+    except ValueError as exc:       # a count beyond the data set's size: name the flag
+        if "validation_size" not in str(exc):
+            raise
+        raise CLIError(str(exc).replace("validation_size", "--validation-size")) from None
+    if ds.name == "binarized_mnist":
+        val_size = args.validation_size
+    else:
+        val_size = None if ds.x_valid is None else len(ds.x_valid)
+    out = args.out or os.path.join("runs", f"{args.model}-{ds.name}")
+    if not args.out:
+        _refuse_existing(out, args.overwrite)
+    if args.epochs is None:
+        args.epochs = 10 if len(ds.x_train) >= 10000 else 100
+    if args.patience is not None and ds.x_valid is None:
+        raise CLIError("--patience needs a validation split (--validation-size above 0)")
+    likelihood = args.likelihood or ds.likelihood_hint
+    lik_params = _likelihood_params(args, likelihood, given)
+    classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
+    model = _build_model(args, likelihood, classes, lik_params)
+    model.initialize(ds.n_features)          # checks every setting before the folder is touched
+    # a slice first: converting all 60,000 images to float64 would take 376 MB
+    model._set_output_bias(_to_input(ds.x_train[:10000], likelihood, np.float64))
+    if args.overwrite:
+        _clear_run(out)
+    created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=2, default=str)
+    _remove_orphans(out)
+    config = {k: v for k, v in vars(args).items()
+              if k not in ("func", "explicit_", "resume", "overwrite")}
+    config.update(dataset=ds.name, likelihood=likelihood, out=out, binarization=ds.binarization,
+                  likelihood_params=lik_params)
+    _write_json(os.path.join(out, "config.json"), config)
     meta = {"config": config,
             "data": {"dataset": ds.name, "binarization": ds.binarization,
                      "data_dir": args.data_dir, "validation_size": val_size,
-                     "split_seed": config.get("seed", 0), "image_shape": list(ds.image_shape),
+                     "split_seed": args.seed, "image_shape": list(ds.image_shape),
                      "source": ds.source}}
+    settings = {k: config[k] for k in ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule",
+                                       "kl_warmup", "clip_norm", "patience")}
+    return model, ds, out, settings, meta, created
+
+
+# ----------------------------------------------------------------------- training
+def _interrupted(out):
+    ckpt = os.path.join(out, "checkpoint.npz")
+    if os.path.exists(ckpt):
+        return (f"{ckpt} holds the last completed epoch; continue with "
+                f"`npvae train --out {out} --resume`")
+    return "before the first epoch ended, nothing saved"
+
+
+def _forget_unstarted(out, created):
+    """A new run that ended before its first checkpoint leaves nothing behind: no
+    config.json that would mark ``out`` as holding a run (and ``out`` itself goes
+    when this command created it)."""
+    if created is None or os.path.exists(os.path.join(out, "checkpoint.npz")):
+        return
+    for name in ("config.json", "history.jsonl"):
+        path = os.path.join(out, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    if created:
+        try:
+            os.rmdir(out)
+        except OSError:
+            pass
+
+
+def _reason(exc):
+    """The library's account of a divergence without its own advice (given here in
+    terms of flags) or its claims about checkpoints (checked here)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "the loss is not finite"
+    for tail in ("; parameters are", ": training diverged", ". Try a smaller"):
+        reason = reason.split(tail)[0]
+    return reason.rstrip(". ")
+
+
+def _diverged(exc, out, settings):
+    """The one-line message of a diverged run: what happened, what is kept, what to try."""
+    reason = _reason(exc)
+    ckpt = os.path.join(out, "checkpoint.npz")
+    clip = settings.get("clip_norm")
+    advice = (f"a smaller --lr (it was {settings['lr']:g}) or "
+              + (f"a smaller --clip-norm (it was {clip:g})" if clip else "--clip-norm 1"))
+    if os.path.exists(ckpt):
+        return (f"training diverged: {reason}; {ckpt} holds the last completed epoch: "
+                f"continue with `npvae train --out {out} --resume` and {advice}")
+    return f"training diverged: {reason}; nothing was saved: try {advice}"
+
+
+def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=None):
+    """Train up to ``settings["epochs"]`` in all, then test ELBO, results.json, figures.
+    ``created``: None on --resume, else whether this command created ``out``."""
+    from ..training import TrainingDiverged, train
+
+    total = settings["epochs"]
+    _say(f"data: {_describe(ds, model)}", quiet)
     _say(f"model: {_describe_model(model)}; writing {out}/", quiet)
+    x_val = _split_x(ds, "valid", model) if ds.x_valid is not None else None
     t0 = time.perf_counter()
-    settings = dict(epochs=args.epochs, batch_size=config["batch_size"],
-                    learning_rate=config["lr"], batch_transform=_batch_transform(ds, model.dtype),
-                    lr_schedule=config["lr_schedule"], lr_decay=config["lr_decay"],
-                    kl_warmup_epochs=config["kl_warmup"], clip_norm=config["clip_norm"],
-                    patience=config["patience"], run_dir=out, metadata=meta,
-                    progress=not quiet)
+    options = dict(epochs=total - model.n_iter_, batch_size=settings["batch_size"],
+                   learning_rate=settings["lr"], batch_transform=_batch_transform(ds, model),
+                   lr_schedule=settings["lr_schedule"], lr_decay=settings["lr_decay"],
+                   kl_warmup_epochs=settings["kl_warmup"], clip_norm=settings["clip_norm"],
+                   patience=settings["patience"], run_dir=out, metadata=meta,
+                   progress=not quiet)
     try:
         if _conditional(model):
             train(model, x_train, ds.y_train[:len(x_train)], X_val=x_val,
-                  y_val=ds.y_valid if x_val is not None else None, **settings)
+                  y_val=ds.y_valid if x_val is not None else None, **options)
         else:
-            train(model, x_train, X_val=x_val, **settings)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {out}/checkpoint.npz holds the last completed epoch "
-              f"({model.n_iter_}); continue with `npvae train --out {out} --resume`",
-              file=sys.stderr)
-        return 130
+            train(model, x_train, X_val=x_val, **options)
+    except KeyboardInterrupt as exc:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)       # end the progress bar's line
+        _forget_unstarted(out, created)
+        exc.args = (_interrupted(out),)
+        raise
+    except TrainingDiverged as exc:
+        _forget_unstarted(out, created)
+        raise CLIError(_diverged(exc, out, settings), exit_code=1) from None
+    except BaseException:
+        _forget_unstarted(out, created)
+        raise
     seconds = time.perf_counter() - t0
+    ckpt = os.path.join(out, "checkpoint.npz")
+    if not os.path.exists(ckpt):     # --epochs 0: the initial model, to evaluate or resume
+        from .. import checkpoint
+
+        checkpoint.save(model, ckpt, meta)
+        _rewrite_history(out, model.history_)
+    stopped_early = model.n_iter_ < total
     results = _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet)
-    results.update(train_seconds=seconds, epochs=model.n_iter_, dataset=ds.name,
+    results.update(train_seconds=seconds, epochs=model.n_iter_, epochs_planned=total,
+                   early_stopped=stopped_early, dataset=ds.name,
                    binarization=ds.binarization, source=ds.source)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    if not args.no_figures:
-        paths = write_figures(model, ds, out, seed=args.seed)
+    _write_json(os.path.join(out, "results.json"), results)
+    if figures:
+        paths = write_figures(model, ds, out, seed=seed)
         _say(f"figures: {', '.join(os.path.relpath(p, out) for p in paths)} in {out}/figures",
              quiet)
     return 0

@@ -1,0 +1,166 @@
+"""``npvae train --resume``: what a resumed run keeps, what the command line may
+change, and the run folder made consistent before training continues.
+
+A resumed run keeps everything that defines its model and data (architecture,
+likelihood, data set, binarisation, split, seed, ...): a flag that would change
+one of them is refused.  The training flags in :data:`OVERRIDES` given on the
+command line replace the stored ones (and are stored for the next resume);
+``--epochs`` is the total, counting the epochs already done.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from .common import (CLIError, _dataset_for_run, _load_checkpoint, _notice, _remove_orphans,
+                     _rewrite_history, _run_dir, _write_json)
+
+#: training flags that ``--resume`` takes from the command line over the stored settings
+OVERRIDES = ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule", "kl_warmup", "clip_norm",
+             "patience", "threads", "backend")
+#: flags of the invocation itself, never taken from the stored run
+PER_RUN = ("out", "data_dir", "resume", "overwrite", "quiet", "no_figures")
+
+
+def train_defaults():
+    """The value of every ``npvae train`` flag when none is given."""
+    from .parser import build_parser
+
+    return vars(build_parser().parse_args(["train"]))
+
+
+def explicit(args):
+    """The flags given on the command line: recorded by :func:`npvae.cli.main`, else
+    those that differ from their defaults."""
+    given = getattr(args, "explicit_", None)
+    if given is not None:
+        return set(given)
+    defaults = train_defaults()
+    return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
+
+
+def flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def _show(value):
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], (list, tuple)):
+            return ";".join(_show(v) for v in value)
+        return ",".join(map(str, value)) or "''"
+    return "none" if value is None else str(value)
+
+
+def _normal(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _same(key, given, stored):
+    if key == "dataset":
+        if given == "auto":
+            return stored in ("mnist", "digits")
+        from ..data.registry import _canonical_name
+
+        try:
+            return _canonical_name(given) == stored
+        except ValueError:
+            return False
+    if key == "validation_size" and given is not None and stored is not None:
+        return float(given) == float(stored)
+    return _normal(given) == _normal(stored)
+
+
+def _refuse_changes(args, given, config, data, out):
+    """A one-line error when a flag given would change the stored run's model or data."""
+    defaults = train_defaults()
+    stored_of = {"binarization": data.get("binarization")}
+    changed = []
+    for key in sorted(given - set(OVERRIDES) - set(PER_RUN)):
+        if key not in defaults:
+            continue
+        value = getattr(args, key)
+        stored = stored_of[key] if key in stored_of else config.get(key, defaults[key])
+        if not _same(key, value, stored):
+            changed.append(f"{flag(key)} {_show(value)} (the run's: {_show(stored)})")
+    if changed:
+        raise CLIError(f"--resume continues the run in {out} as it was built, and "
+                       f"{', '.join(changed)} would change its model or data; start a new "
+                       "run instead (another --out, or --overwrite)")
+
+
+def _settings(args, given, config):
+    """The training settings of the resumed run and the changes the command line made."""
+    defaults = train_defaults()
+    settings, changes = {}, []
+    for key in OVERRIDES:
+        stored = config.get(key, defaults[key])
+        value = getattr(args, key) if key in given else stored
+        if key in given and _normal(value) != _normal(stored):
+            changes.append(f"{flag(key)} {_show(stored)} -> {_show(value)}")
+        settings[key] = value
+    return settings, changes
+
+
+def _early_stopped(out, n_iter):
+    """Whether the run's last session ended by early stopping at epoch ``n_iter``."""
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            results = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(results, dict) and bool(results.get("early_stopped"))
+            and results.get("epochs") == n_iter)
+
+
+def prepare_resume(args):
+    """The resumed run, ready to train: ``(model, ds, out, settings, meta)``; or None
+    when it is finished (said on stdout).  ``settings`` are the training settings,
+    ``settings["epochs"]`` the total."""
+    from .. import checkpoint
+
+    given = explicit(args)
+    if not args.out:
+        raise CLIError("--resume needs --out RUN, the folder of the run to continue")
+    out = _run_dir(args)
+    path = os.path.join(out, "checkpoint.npz")
+    if not os.path.isfile(path):
+        if os.path.exists(os.path.join(out, "config.json")):
+            raise CLIError(f"--resume: no checkpoint at {path}: the run stopped before its "
+                           "first epoch ended; start it again with --overwrite")
+        raise CLIError(f"--resume: no checkpoint at {path}")
+    meta = checkpoint.read_metadata(path)
+    config, data = meta.get("config"), meta.get("data")
+    if not isinstance(config, dict) or not isinstance(data, dict) or not config:
+        raise CLIError(f"--resume: {path} holds no run settings (it was not written by "
+                       "`npvae train`); continue it from Python with npvae.training.train")
+    _refuse_changes(args, given, config, data, out)
+    settings, changes = _settings(args, given, config)
+    from .common import _setup_compute
+
+    _setup_compute(settings["backend"], settings["threads"])
+    model, _ = _load_checkpoint(path)
+    done = model.n_iter_
+    _remove_orphans(out)
+    _rewrite_history(out, model.history_)     # history.jsonl as the checkpoint has it
+    total = settings["epochs"]
+    if total is None:
+        total = config.get("epochs") or done
+    if done >= total or (_early_stopped(out, done) and not {"epochs", "patience"} & given):
+        why = (f"early stopping ended it at epoch {done}" if done < total
+               else f"it has trained {done} of --epochs {total}")
+        print(f"npvae train: the run in {out} is finished ({why}); pass a larger --epochs "
+              "to train it further", flush=True)
+        return None
+    if changes:
+        _notice(f"resuming {out} with changed settings: " + ", ".join(changes))
+    if args.data_dir:
+        data = dict(data, data_dir=args.data_dir)
+    ds = _dataset_for_run(args, dict(meta, data=data), path)
+    settings["epochs"] = total
+    config = dict(config, **settings)
+    meta = {k: v for k, v in meta.items() if k != "best_val_elbo"}
+    meta.update(config=config, data=data)
+    _write_json(os.path.join(out, "config.json"), config)
+    model.set_params(learning_rate=settings["lr"], batch_size=settings["batch_size"],
+                     epochs=total)
+    return model, ds, out, settings, meta
