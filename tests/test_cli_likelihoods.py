@@ -51,24 +51,27 @@ def test_beta_refuses_binary_data(tmp_path, capsys):
     assert not os.path.exists(out)
 
 
-@pytest.mark.parametrize("variance", ["fixed", "scalar", "per_output"])
+@pytest.mark.parametrize("variance", ["fixed", "scalar", "per_output", "decoder"])
 def test_gaussian_variance_options(tmp_path, variance):
     out = str(tmp_path / variance)
     assert main(["train", "--dataset", "synthetic", "--likelihood", "gaussian", "--epochs", "1",
                  "--max-examples", "200", "--gaussian-variance", variance,
                  "--gaussian-logvar", "-1.5", *FAST, "--no-figures", "--out", out]) == 0
     model = npvae.load(os.path.join(out, "checkpoint.npz"))
-    assert model.likelihood_params == {"variance": variance, "logvar": -1.5}
-    assert ("obs_logvar" in model.params_) == (variance != "fixed")
+    assert model.likelihood_params == {"variance": variance, "logvar": -1.5,
+                                       "sigmoid_mean": True}
+    assert ("obs_logvar" in model.params_) == (variance in ("scalar", "per_output"))
 
 
-def test_the_default_gaussian_is_the_fixed_unit_variance(tmp_path):
+def test_the_default_gaussian_is_kingma_and_wellings_decoder(tmp_path):
+    """Real-valued data get a learned variance by default: the decoder's own, with a
+    sigmoid mean (a variance fixed at 1 on pixels in [0, 1] collapses the posterior)."""
     out = str(tmp_path / "g")
     assert main(["train", "--dataset", "synthetic", "--likelihood", "gaussian", "--epochs", "1",
                  "--max-examples", "200", *FAST, "--no-figures", "--out", out]) == 0
     model = npvae.load(os.path.join(out, "checkpoint.npz"))
     options = model._lik.options()
-    assert options["variance"] == "fixed" and options["logvar"] == 0.0
+    assert options["variance"] == "decoder" and options["sigmoid_mean"] is True
 
 
 @pytest.mark.parametrize("flags", [["--likelihood", "bernoulli", "--gaussian-variance", "scalar"],
@@ -80,3 +83,16 @@ def test_gaussian_flags_are_refused_for_other_likelihoods(tmp_path, flags, capsy
     err = capsys.readouterr().err
     assert rc == 2 and "gaussian only" in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(out)
+
+
+def test_categorical_trains_on_the_levels(tmp_path, capsys):
+    """The categorical likelihood over 256 levels reads the stored levels themselves
+    (its encoder scales them to [0, 1]); it could not train from the command line."""
+    out = str(tmp_path / "cat")
+    assert main(["train", "--dataset", "digits", "--likelihood", "categorical", "--epochs", "3",
+                 *FAST, "--no-figures", "--out", out]) == 0
+    model = npvae.load(os.path.join(out, "checkpoint.npz"))
+    elbo = [h["train_elbo"] for h in model.history_]
+    assert all(np.isfinite(elbo)) and elbo[-1] > elbo[0]
+    assert -64 * np.log(256) < elbo[-1] < 0
+    assert json.load(open(os.path.join(out, "config.json")))["binarization"] == "none"

@@ -115,3 +115,16 @@ def test_checkpoints_from_before_likelihood_params_still_load(tmp_path):
     old = npvae.load(tmp_path / "old.npz")
     assert old.get_params()["likelihood_params"] == {"variance": "scalar", "logvar": 0.5}
     np.testing.assert_array_equal(old.flat_params_, m.flat_params_)
+
+
+def test_load_in_a_fresh_process(tmp_path):
+    """Models register on import; npvae imports them lazily, so load must find them."""
+    import subprocess
+    import sys
+    m = npvae.VAE(n_latent=2, hidden_sizes=(3,), random_state=0).initialize(4)
+    path = npvae.save(m, tmp_path / "m.npz")
+    for code in ("import npvae; print(type(npvae.load(%r)).__name__)",
+                 "from npvae.checkpoint import load; print(type(load(%r)).__name__)"):
+        out = subprocess.run([sys.executable, "-c", code % str(path)], capture_output=True,
+                             text=True, timeout=120)
+        assert out.stdout.strip() == "VAE", out.stderr

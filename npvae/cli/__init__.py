@@ -30,10 +30,16 @@ import sys
 import threading
 import warnings
 
-from .evaluate import cmd_evaluate, cmd_plot, cmd_sample
-from .figures import write_figures
-from .parser import DESCRIPTION, build_parser, explicit_flags
-from .train import cmd_train
+# The command is an entry point: it may choose OpenBLAS's kernels, which must happen
+# before NumPy loads OpenBLAS (npvae/_blas.py; never overriding the user's choice).
+from .._blas import select_openblas_kernels
+
+select_openblas_kernels()
+
+from .evaluate import cmd_evaluate, cmd_plot, cmd_sample  # noqa: E402
+from .figures import write_figures  # noqa: E402
+from .parser import DESCRIPTION, build_parser, explicit_flags  # noqa: E402
+from .train import cmd_train  # noqa: E402
 
 __all__ = ["main", "build_parser", "cmd_train", "cmd_evaluate", "cmd_sample", "cmd_plot",
            "write_figures", "DESCRIPTION", "Terminated"]

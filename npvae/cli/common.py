@@ -93,12 +93,14 @@ def _default_validation(name):
 
 def _to_input(x, likelihood, dtype):
     """Stored ``uint8`` pixels as model input: ``(pixel + 0.5) / 256`` for the Beta
-    likelihood (strictly inside (0, 1)), else ``pixel / 255`` (binary sets give 0/1;
-    docs/12-data.md)."""
+    likelihood (strictly inside (0, 1)), the levels themselves for the categorical,
+    else ``pixel / 255`` (binary sets give 0/1; docs/12-data.md)."""
     from ..data import convert_batch, dequantize
 
     if likelihood == "beta":
         return dequantize(x, dtype)
+    if likelihood == "categorical":
+        return np.asarray(x, dtype=np.int64)
     return convert_batch(x, "none", dtype)
 
 
@@ -118,6 +120,8 @@ def _batch_transform(ds, model):
     dtype = model.dtype
     if model.likelihood == "beta":
         return lambda xb, rng: dequantize(xb, dtype)
+    if model.likelihood == "categorical":
+        return lambda xb, rng: np.asarray(xb, dtype=np.int64)
     mode = "dynamic" if ds.binarization == "dynamic" else "none"
     return lambda xb, rng: convert_batch(xb, mode, dtype, rng)
 

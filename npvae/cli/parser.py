@@ -30,7 +30,7 @@ traceback), 130 after Ctrl-C, 143 after SIGTERM.
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical", "beta")
 
 #: ``npvae train --gaussian-variance`` choices (npvae.distributions.likelihoods.Gaussian).
-GAUSSIAN_VARIANCES = ("fixed", "scalar", "per_output")
+GAUSSIAN_VARIANCES = ("decoder", "fixed", "scalar", "per_output")
 
 
 # ----------------------------------------------------------------------- argument types
@@ -185,10 +185,16 @@ def _add_train(sub, fmt):
     t.add_argument("--likelihood", default=None, choices=LIKELIHOODS,
                    help="p(x|z); default: bernoulli for binarised data, gaussian otherwise; "
                         "beta models grey levels (pixel + 0.5) / 256 in (0, 1)")
-    t.add_argument("--gaussian-variance", choices=GAUSSIAN_VARIANCES, default="fixed",
-                   help="--likelihood gaussian only: the log-variance is fixed at "
-                        "--gaussian-logvar, or learned as one scalar, or one per output "
-                        "dimension (starting at --gaussian-logvar)")
+    t.add_argument("--gaussian-variance", choices=GAUSSIAN_VARIANCES, default="decoder",
+                   help="--likelihood gaussian only: the decoder outputs a log-variance per "
+                        "pixel beside the mean (Kingma & Welling 2014, appendix C.2; the "
+                        "default), or the log-variance is fixed at --gaussian-logvar, or "
+                        "learned as one scalar or one per output dimension (starting at "
+                        "--gaussian-logvar) (default: decoder)")
+    t.add_argument("--gaussian-mean", choices=("sigmoid", "linear"), default="sigmoid",
+                   help="--likelihood gaussian only: the mean is a sigmoid of the decoder's "
+                        "output, in (0, 1) like the pixels, or the output itself "
+                        "(default: sigmoid)")
     t.add_argument("--gaussian-logvar", type=_finite_float(), default=0.0, metavar="LOGVAR",
                    help="--likelihood gaussian only: the (starting) log-variance of p(x|z)")
     t.add_argument("--posterior", choices=("diagonal", "full"), default="diagonal",
@@ -211,7 +217,8 @@ def _add_train(sub, fmt):
     t.add_argument("--batch-size", type=_POSITIVE_INT, default=100, metavar="N",
                    help="examples per gradient step")
     t.add_argument("--lr", type=_finite_float(0), default=1e-3, help="learning rate")
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimiser")
+    t.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam",
+                   help="optimiser (default: adam)")
     t.add_argument("--lr-schedule", choices=("constant", "exponential", "cosine"),
                    default="constant", help="learning rate over the epochs")
     t.add_argument("--lr-decay", type=_finite_float(0), default=0.95,

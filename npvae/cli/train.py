@@ -44,7 +44,7 @@ def _refuse_existing(out, overwrite):
 def _likelihood_params(args, likelihood, given):
     """``likelihood_params`` of the model: the Gaussian's variance options; the
     Gaussian flags are refused for other likelihoods."""
-    gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar"} & given)
+    gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar", "gaussian_mean"} & given)
     if likelihood != "gaussian":
         if gaussian_flags:
             names = " and ".join("--" + k.replace("_", "-") for k in gaussian_flags)
@@ -52,7 +52,8 @@ def _likelihood_params(args, likelihood, given):
             raise CLIError(f"{names} {verb} to --likelihood gaussian only, and this run's "
                            f"likelihood is {likelihood}")
         return None
-    return {"variance": args.gaussian_variance, "logvar": args.gaussian_logvar}
+    return {"variance": args.gaussian_variance, "logvar": args.gaussian_logvar,
+            "sigmoid_mean": args.gaussian_mean == "sigmoid"}
 
 
 def _dataset_key(name):
@@ -70,13 +71,15 @@ def _new_run(args):
     binarization = args.binarization
     if args.likelihood:
         _likelihood_params(args, args.likelihood, given)       # refuse early
-    if args.likelihood == "beta":
+    if args.likelihood in ("beta", "categorical"):
+        what = ("dequantised, (pixel + 0.5) / 256" if args.likelihood == "beta"
+                else "levels 0..255")
         if binarization not in (None, "none"):
-            raise CLIError("--likelihood beta models grey levels: leave out --binarization "
-                           f"{binarization} (the data are dequantised, (pixel + 0.5) / 256)")
+            raise CLIError(f"--likelihood {args.likelihood} models grey levels: leave out "
+                           f"--binarization {binarization} (the data are {what})")
         if key == "binarized_mnist":
-            raise CLIError("--likelihood beta models grey levels, and binarized_mnist is "
-                           "binary; use --dataset mnist")
+            raise CLIError(f"--likelihood {args.likelihood} models grey levels, and "
+                           "binarized_mnist is binary; use --dataset mnist")
         binarization = "none"
     if args.out:
         _refuse_existing(args.out, args.overwrite)
