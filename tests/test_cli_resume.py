@@ -170,3 +170,21 @@ def test_zero_epochs_writes_the_initial_model_which_resumes(tmp_path, capsys):
     assert run(["evaluate", "--out", out, "--max-examples", "20"], capsys)[0] == 0
     assert run(["train", "--out", out, "--resume", "--epochs", "2", "--quiet"], capsys)[0] == 0
     assert epochs_done(out) == 2 and len(history(out)) == 2
+
+
+def test_config_runs_a_recorded_run_again(tmp_path, capsys):
+    """``npvae train --config RUN/config.json`` trains the same model on the same data
+    with the same settings: the same parameters, bit for bit, in RUN-again."""
+    import numpy as np
+    from npvae.cli import main
+    first = str(tmp_path / "a")
+    assert main(["train", "--dataset", "digits", "--epochs", "2", "--latent", "3", "--hidden",
+                 "16", "--lr", "0.003", "--quiet", "--no-figures", "--out", first]) == 0
+    assert main(["train", "--config", f"{first}/config.json", "--quiet", "--no-figures"]) == 0
+    with np.load(f"{first}/checkpoint.npz") as a, np.load(f"{first}-again/checkpoint.npz") as b:
+        np.testing.assert_array_equal(a["flat_params"], b["flat_params"])
+    # a flag given overrides the recorded one
+    assert main(["train", "--config", f"{first}/config.json", "--epochs", "1", "--quiet",
+                 "--no-figures", "--out", str(tmp_path / "c")]) == 0
+    assert main(["train", "--config", str(tmp_path / "nope.json"), "--quiet"]) == 2
+    assert "no such file" in capsys.readouterr().err

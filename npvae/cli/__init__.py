@@ -90,6 +90,9 @@ def _run(args):
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning          # one line, not the source line
+            if command == "train" and args.config:
+                from .resume import apply_config
+                apply_config(args)
             return HANDLERS[command](args)
     except KeyboardInterrupt as exc:
         if debug:

@@ -250,6 +250,10 @@ def _add_train(sub, fmt):
     mode.add_argument("--overwrite", action="store_true",
                       help="replace the run already in --out (its checkpoints, history, "
                            "results and figures are removed first)")
+    t.add_argument("--config", metavar="RUN/config.json", default=None,
+                   help="run a recorded run again: its settings (model, data, training) "
+                        "are the defaults, flags given here override them; the output goes "
+                        "to --out (default: the recorded folder's name + '-again')")
     t.add_argument("--no-figures", action="store_true", help="skip the figures")
     t.add_argument("--quiet", action="store_true", help="no progress output")
 

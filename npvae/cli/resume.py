@@ -164,3 +164,28 @@ def prepare_resume(args):
     model.set_params(learning_rate=settings["lr"], batch_size=settings["batch_size"],
                      epochs=total)
     return model, ds, out, settings, meta
+
+
+def apply_config(args):
+    """``npvae train --config RUN/config.json``: the recorded settings become the values
+    of every flag not given on the command line (the run-specific ones — output folder,
+    resume, quiet — excepted); ``--out`` defaults to the recorded folder + ``-again``."""
+    path = args.config
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"--config: no such file {path}") from None
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--config: {path} is not a run's config.json ({exc})") from None
+    if not isinstance(config, dict):
+        raise CLIError(f"--config: {path} is not a run's config.json")
+    defaults = train_defaults()
+    given = explicit(args)
+    for key, value in config.items():
+        if key in defaults and key not in given and key not in PER_RUN + ("config",):
+            setattr(args, key, tuple(value) if isinstance(value, list) and key != "hidden"
+                    else value)
+    if "out" not in given:
+        args.out = str(config.get("out", "runs/run")).rstrip("/") + "-again"
+    return args
