@@ -245,7 +245,7 @@ def test_plot_samples_errors(tmp_path):
 
 def test_plot_training_curves(tmp_path):
     path = tmp_path / "curves.png"
-    check_png(path, F.plot_training_curves(make_history(), path, dpi=DPI), aspect=(2.2, 2.9))
+    check_png(path, F.plot_training_curves(make_history(), path, dpi=DPI), aspect=(2.8, 3.6))
     # only the required keys; validation entirely absent
     no_val = tmp_path / "curves_noval.png"
     check_png(no_val, F.plot_training_curves(make_history(with_val=False), no_val, dpi=DPI))
@@ -276,6 +276,61 @@ def test_plot_training_curves_errors(tmp_path):
     with pytest.raises(ValueError, match="epoch"):
         F.plot_training_curves(bad, p)
     assert not p.exists()
+
+
+def test_training_curves_give_each_term_its_own_panel(tmp_path, drawn):
+    F.plot_training_curves(make_history(), tmp_path / "c.png", dpi=DPI)
+    panels = drawn["c.png"]["panels"]  # no twin axes: exactly three panels
+    assert len(panels) == 3
+    elbo, rec, kl = panels
+    assert "ELBO" in elbo["title"]
+    assert "reconstruction" in rec["title"] and "KL" in kl["title"]
+    for panel in panels:  # train solid, validation dashed
+        styles = {label: style for label, style, _ in panel["lines"]}
+        assert styles["train"] == "-" and styles["validation"] == "--"
+    assert any(m == "*" and label.startswith("best validation")
+               for label, _, m in elbo["lines"])
+    assert not any(m == "*" for panel in (rec, kl) for _, _, m in panel["lines"])
+
+
+def hierarchical_history(n_epochs=5, levels=2):
+    hist = make_history(n_epochs)
+    for row in hist:
+        for l in range(1, levels + 1):
+            row[f"train_kl_{l}"] = row["train_kl"] / 2 ** l
+            row[f"val_kl_{l}"] = None if row["val_kl"] is None else row["val_kl"] / 2 ** l
+    return hist
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_training_curves_draw_the_kl_of_each_level(tmp_path, drawn, levels):
+    path = tmp_path / "h.png"
+    check_png(path, F.plot_training_curves(hierarchical_history(levels=levels), path, dpi=DPI))
+    panels = drawn["h.png"]["panels"]
+    assert len(panels) == 3
+    kl = panels[2]
+    assert "per level" in kl["title"]
+    for l in range(1, levels + 1):
+        ours = [(label, style) for label, style, _ in kl["lines"]
+                if label.startswith(f"level {l},")]
+        assert len(ours) == 1 and ours[0][1] == "-"
+    # per level: a train and a validation curve, plus the total's two and the
+    # two legend entries for the line styles
+    assert len(kl["lines"]) == 2 * levels + 2 + 2
+    assert any("total" in label for label in kl["legend"])
+    # a plain VAE's history has no per-level curves
+    F.plot_training_curves(make_history(), tmp_path / "v.png", dpi=DPI)
+    assert not any("level" in label for label, _, _ in drawn["v.png"]["panels"][2]["lines"])
+
+
+def test_training_curves_leave_a_far_off_first_epoch_off_the_axis(tmp_path, drawn):
+    hist = make_history(12)
+    hist[0]["train_elbo"] = -40000.0  # a Gaussian model's first epoch
+    F.plot_training_curves(hist, tmp_path / "c.png", dpi=DPI)
+    elbo = drawn["c.png"]["panels"][0]
+    assert elbo["ylim"][0] > -1000
+    assert any("off the axis" in t and "epoch 1" in t for t in elbo["texts"])
+    assert not drawn["c.png"]["panels"][2]["texts"]  # the KL panel shows everything
 
 
 # ----------------------------------------------------------------------------
