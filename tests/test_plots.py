@@ -423,6 +423,55 @@ def test_plot_latent_scatter_errors(tmp_path, rng):
     assert not p.exists()
 
 
+def test_plot_latent_levels_draws_one_panel_per_level(tmp_path, rng, drawn):
+    z1, labels = clustered_latents(rng, n_lat=4)
+    z2, _ = clustered_latents(rng, n_lat=2)
+    z3 = rng.normal(size=(300, 1))
+    path = tmp_path / "levels.png"
+    check_png(path, F.plot_latent_levels([z1, z2, z3], labels, path, dpi=DPI))
+    panels = drawn["levels.png"]["panels"]
+    assert len(panels) == 3
+    assert "level 1" in panels[0]["title"] and "PCA" in panels[0]["title"]
+    assert "4-D" in panels[0]["title"] and "z_{1}" in panels[0]["title"]
+    assert "PCA" in panels[0]["xlabel"] and "PCA" in panels[0]["ylabel"]
+    assert "level 2" in panels[1]["title"] and "PCA" not in panels[1]["title"]
+    assert "PCA" not in panels[1]["xlabel"]
+    assert "level 3" in panels[2]["title"]
+    # one legend of the classes, at the last 2-D panel (the 1-D strip plot names
+    # the classes on its y axis)
+    assert [bool(p["legend"]) for p in panels] == [False, True, False]
+    assert panels[2]["yticklabels"][:3] == ["0", "1", "2"]
+    assert "N = 300" in drawn["levels.png"]["suptitle"]
+
+
+def test_plot_latent_levels_each_level_its_own_pca(tmp_path, rng, monkeypatch):
+    seen = []
+    original = latent.latent_projection
+
+    def spy(z):
+        seen.append(np.shape(z))
+        return original(z)
+
+    monkeypatch.setattr(latent, "latent_projection", spy)
+    z1, z2 = rng.normal(size=(50, 5)), rng.normal(size=(50, 3))
+    F.plot_latent_levels([z1, z2], None, tmp_path / "l.png", names=["a", "b"], dpi=DPI)
+    assert seen == [(50, 5), (50, 3)]  # never the 8-D concatenation
+
+
+def test_plot_latent_levels_errors(tmp_path, rng):
+    p = tmp_path / "l.png"
+    z = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match="non-empty"):
+        F.plot_latent_levels([], None, p)
+    with pytest.raises(ValueError, match="same N"):
+        F.plot_latent_levels([z, z[:5]], None, p)
+    with pytest.raises(ValueError, match="names"):
+        F.plot_latent_levels([z, z], None, p, names=["only one"])
+    with pytest.raises(ValueError, match="labels"):
+        F.plot_latent_levels([z, z], np.zeros(3), p)
+    assert not p.exists()
+
+
 # ----------------------------------------------------------------------------
 # plot_manifold
 # ----------------------------------------------------------------------------

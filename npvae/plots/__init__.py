@@ -29,7 +29,8 @@ Modules, one kind of figure each; imports flow one way,
 * :mod:`.images`: :func:`image_grid`, :func:`plot_reconstructions`,
   :func:`plot_samples`;
 * :mod:`.curves`: :func:`plot_training_curves`;
-* :mod:`.latent`: :func:`latent_projection`, :func:`plot_latent_scatter`;
+* :mod:`.latent`: :func:`latent_projection`, :func:`plot_latent_scatter`,
+  :func:`plot_latent_levels` (one panel per level of a hierarchical model);
 * :mod:`.manifold`: :func:`plot_manifold`, :func:`plot_interpolation`.
 
 Shape legend (docs/README.md): ``N`` batch, ``D`` data dimension, ``Z`` latent
@@ -41,7 +42,7 @@ points passed to a ``decode`` callable in one call.
 from ._canvas import DEFAULT_DPI, SEPARATOR_VALUE
 from .curves import plot_training_curves
 from .images import image_grid, plot_reconstructions, plot_samples
-from .latent import latent_projection, plot_latent_scatter
+from .latent import latent_projection, plot_latent_levels, plot_latent_scatter
 from .manifold import plot_interpolation, plot_manifold
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "plot_samples",
     "plot_training_curves",
     "plot_latent_scatter",
+    "plot_latent_levels",
     "plot_manifold",
     "plot_interpolation",
     "DEFAULT_DPI",
