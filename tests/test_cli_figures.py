@@ -26,6 +26,7 @@ def test_a_2d_latent_draws_kingma_wellings_manifold(tmp_path, drawn):
     manifold = drawn["manifold.png"]
     assert "fig. 4" in manifold["suptitle"] and "whole 2-D latent space" in manifold["suptitle"]
     assert "slice" not in manifold["suptitle"]
+    assert "decoder means at $z \\sim p(z)$" in drawn["samples.png"]["suptitle"]
     assert [p["title"] for p in drawn["training_curves.png"]["panels"]][1].startswith(
         "reconstruction")
     assert len(drawn["training_curves.png"]["panels"]) == 3
@@ -58,6 +59,7 @@ def test_hierarchical_figures_per_level(tmp_path, drawn):
     assert "fig. 4" not in manifold["suptitle"]
     assert "decoder reads $z_1$" in manifold["panels"][0]["title"]
     assert "z_1" in drawn["interpolation.png"]["suptitle"]
+    assert "p(z_1 | z_2)" in drawn["samples.png"]["suptitle"]  # ancestral sampling
 
 
 def test_hierarchical_2d_bottom_level_is_not_called_figure_4(tmp_path, drawn):

@@ -48,9 +48,11 @@ def write_figures(model, ds, out, seed=0):
         shown[:20], rec, shape, os.path.join(fig_dir, "reconstructions.png"), n=20,
         title="test inputs (top) and reconstructions (bottom)",
         input_label=GREY_INPUT_LABEL if grey else "input"))
+    drawn = ("$z_L \\sim p(z_L)$, …, $z_1 \\sim p(z_1 | z_2)$" if _hierarchical(model)
+             else "$z \\sim p(z)$")
     paths.append(plots.plot_samples(_display(model, model.sample(100, random_state=seed)),
                                     shape, os.path.join(fig_dir, "samples.png"),
-                                    title="samples from the prior"))
+                                    title=f"samples from the prior: decoder means at {drawn}"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
                                                 os.path.join(fig_dir, "training_curves.png")))
