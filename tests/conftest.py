@@ -39,3 +39,50 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("data") is not None:
             item.add_marker(skip)
+
+
+# ------------------------------------------------------------------ figures
+def describe_figure(fig):
+    """What a matplotlib figure says and holds, as plain data: its title and, per
+    panel (colour bars left out), title, axis labels, y tick labels, line labels
+    and styles, texts, and the shape of a drawn image."""
+    panels = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        legend = ax.get_legend()
+        panels.append({
+            "title": ax.get_title(),
+            "xlabel": ax.get_xlabel(),
+            "ylabel": ax.get_ylabel(),
+            "yticklabels": [t.get_text() for t in ax.get_yticklabels()],
+            "lines": [(line.get_label(), line.get_linestyle(), line.get_marker())
+                      for line in ax.get_lines()],
+            "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+            "texts": [t.get_text() for t in ax.texts],
+            "ylim": ax.get_ylim(),
+            "images": [im.get_array().shape for im in ax.get_images()],
+            "image_data": [np.asarray(im.get_array()) for im in ax.get_images()],
+            "n_separator_lines": sum(len(c.get_segments()) for c in ax.collections
+                                     if hasattr(c, "get_segments")),
+        })
+    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    return {"suptitle": title, "panels": panels}
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """``{file name: describe_figure(figure)}`` of every figure that npvae.plots
+    saves while the test runs (captured just before the file is written)."""
+    from pathlib import Path
+
+    from npvae.plots import curves, images, latent, manifold
+
+    seen = {}
+    for module in (curves, images, latent, manifold):
+        def spy(fig, path, dpi, _save=module._save):
+            seen[Path(path).name] = describe_figure(fig)
+            return _save(fig, path, dpi)
+
+        monkeypatch.setattr(module, "_save", spy)
+    return seen

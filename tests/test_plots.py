@@ -168,6 +168,53 @@ def test_image_grid_errors(imgs, shape, n_cols, match):
         F.image_grid(imgs, shape, n_cols)
 
 
+def test_image_grid_pad_sets_the_separator_width():
+    imgs = np.stack([np.full(6, k, dtype=float) for k in (0.1, 0.2, 0.3)])  # (3, 6)
+    touching = F.image_grid(imgs, (2, 3), n_cols=2, pad=0)
+    assert touching.shape == (2 * 2, 2 * 3)
+    np.testing.assert_array_equal(touching[0:2, 3:6], 0.2)
+    np.testing.assert_array_equal(touching[2:4, 0:3], 0.3)
+    wide = F.image_grid(imgs, (2, 3), n_cols=2, pad=2, pad_value=-1.0)
+    assert wide.shape == (2 * 2 + 2, 2 * 3 + 2)
+    np.testing.assert_array_equal(wide[2:4, :], -1.0)
+    with pytest.raises(ValueError, match="pad"):
+        F.image_grid(imgs, (2, 3), n_cols=2, pad=-1)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (28, 20)])
+def test_grids_of_small_images_have_thin_separator_lines(tmp_path, rng, drawn, shape):
+    """Tiles touch in the drawn image (no separator pixels, which would be an
+    eighth of an 8x8 digit); thin lines are drawn between them instead."""
+    F.plot_samples(images(12, rng, shape), shape, tmp_path / "s.png", n_cols=4, dpi=DPI)
+    panel = drawn["s.png"]["panels"][0]
+    assert panel["images"] == [(3 * shape[0], 4 * shape[1])]
+    assert panel["n_separator_lines"] == (4 - 1) + (3 - 1)
+    F.plot_manifold(make_decode(2, d=shape[0] * shape[1]), shape, tmp_path / "m.png", n=5,
+                    dpi=DPI)
+    assert drawn["m.png"]["panels"][0]["images"] == [(5 * shape[0], 5 * shape[1])]
+
+
+def test_non_square_images_are_drawn_upright_and_unstretched(tmp_path, drawn):
+    """Frey faces are 28 x 20 (H x W): every tile of every figure is 28 rows of 20
+    pixels, its first row at the top."""
+    shape = (28, 20)
+    face = np.zeros(shape)
+    face[:5] = 1.0  # a bright band at the top of the image
+    x = np.tile(face.ravel(), (6, 1))  # (N, D)
+    F.plot_samples(x, shape, tmp_path / "s.png", n_cols=3, dpi=DPI)
+    F.plot_reconstructions(x, x, shape, tmp_path / "r.png", n=6, dpi=DPI)
+    F.plot_manifold(lambda z: np.tile(face.ravel(), (len(z), 1)), shape, tmp_path / "m.png",
+                    n=3, dpi=DPI)
+    F.plot_interpolation(lambda z: np.tile(face.ravel(), (len(z), 1)), np.zeros(2),
+                         np.ones(2), shape, tmp_path / "i.png", n_steps=3,
+                         x_start=x[0], x_end=x[1], dpi=DPI)
+    for name, rows in [("s.png", 2), ("r.png", 2), ("m.png", 3), ("i.png", 1)]:
+        for data in drawn[name]["panels"][0]["image_data"] + drawn[name]["panels"][-1]["image_data"]:
+            tile = data[:28, :20]
+            np.testing.assert_array_equal(tile, face, err_msg=name)
+    assert drawn["m.png"]["panels"][0]["images"] == [(3 * 28, 3 * 20)]
+
+
 # ----------------------------------------------------------------------------
 # plot_reconstructions
 # ----------------------------------------------------------------------------
@@ -238,6 +285,30 @@ def test_plot_samples_errors(tmp_path):
         F.plot_samples(np.zeros((4, D)), SHAPE, tmp_path / "s.png", n_cols=0)
 
 
+def test_plot_reconstructions_names_the_input_rows(tmp_path, rng, drawn):
+    x = images(20, rng)
+    F.plot_reconstructions(x, x, SHAPE, tmp_path / "r.png", n=20, dpi=DPI)
+    assert drawn["r.png"]["panels"][0]["yticklabels"] == ["input", "reconstruction"] * 2
+    label = "input (grey levels;\nthe model saw\nbinarised ones)"
+    F.plot_reconstructions(x, x, SHAPE, tmp_path / "g.png", n=10, input_label=label, dpi=DPI)
+    assert drawn["g.png"]["panels"][0]["yticklabels"] == [label, "reconstruction"]
+
+
+def test_plot_samples_labels_each_row(tmp_path, rng, drawn):
+    path = tmp_path / "by_class.png"
+    written = F.plot_samples(images(30, rng), SHAPE, path, n_cols=10,
+                             row_labels=["cat", 7, "dog"], row_title="class", dpi=DPI)
+    check_png(path, written)
+    panel = drawn["by_class.png"]["panels"][0]
+    assert panel["yticklabels"] == ["cat", "7", "dog"]
+    assert panel["ylabel"] == "class"
+    F.plot_samples(images(30, rng), SHAPE, tmp_path / "plain.png", n_cols=10, dpi=DPI)
+    assert drawn["plain.png"]["panels"][0]["yticklabels"] == []
+    with pytest.raises(ValueError, match="3 rows"):
+        F.plot_samples(images(30, rng), SHAPE, tmp_path / "x.png", n_cols=10,
+                       row_labels=[0, 1])
+
+
 # ----------------------------------------------------------------------------
 # plot_training_curves
 # ----------------------------------------------------------------------------
@@ -245,7 +316,7 @@ def test_plot_samples_errors(tmp_path):
 
 def test_plot_training_curves(tmp_path):
     path = tmp_path / "curves.png"
-    check_png(path, F.plot_training_curves(make_history(), path, dpi=DPI), aspect=(2.2, 2.9))
+    check_png(path, F.plot_training_curves(make_history(), path, dpi=DPI), aspect=(2.8, 3.6))
     # only the required keys; validation entirely absent
     no_val = tmp_path / "curves_noval.png"
     check_png(no_val, F.plot_training_curves(make_history(with_val=False), no_val, dpi=DPI))
@@ -276,6 +347,61 @@ def test_plot_training_curves_errors(tmp_path):
     with pytest.raises(ValueError, match="epoch"):
         F.plot_training_curves(bad, p)
     assert not p.exists()
+
+
+def test_training_curves_give_each_term_its_own_panel(tmp_path, drawn):
+    F.plot_training_curves(make_history(), tmp_path / "c.png", dpi=DPI)
+    panels = drawn["c.png"]["panels"]  # no twin axes: exactly three panels
+    assert len(panels) == 3
+    elbo, rec, kl = panels
+    assert "ELBO" in elbo["title"]
+    assert "reconstruction" in rec["title"] and "KL" in kl["title"]
+    for panel in panels:  # train solid, validation dashed
+        styles = {label: style for label, style, _ in panel["lines"]}
+        assert styles["train"] == "-" and styles["validation"] == "--"
+    assert any(m == "*" and label.startswith("best validation")
+               for label, _, m in elbo["lines"])
+    assert not any(m == "*" for panel in (rec, kl) for _, _, m in panel["lines"])
+
+
+def hierarchical_history(n_epochs=5, levels=2):
+    hist = make_history(n_epochs)
+    for row in hist:
+        for l in range(1, levels + 1):
+            row[f"train_kl_{l}"] = row["train_kl"] / 2 ** l
+            row[f"val_kl_{l}"] = None if row["val_kl"] is None else row["val_kl"] / 2 ** l
+    return hist
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_training_curves_draw_the_kl_of_each_level(tmp_path, drawn, levels):
+    path = tmp_path / "h.png"
+    check_png(path, F.plot_training_curves(hierarchical_history(levels=levels), path, dpi=DPI))
+    panels = drawn["h.png"]["panels"]
+    assert len(panels) == 3
+    kl = panels[2]
+    assert "per level" in kl["title"]
+    for l in range(1, levels + 1):
+        ours = [(label, style) for label, style, _ in kl["lines"]
+                if label.startswith(f"level {l},")]
+        assert len(ours) == 1 and ours[0][1] == "-"
+    # per level: a train and a validation curve, plus the total's two and the
+    # two legend entries for the line styles
+    assert len(kl["lines"]) == 2 * levels + 2 + 2
+    assert any("total" in label for label in kl["legend"])
+    # a plain VAE's history has no per-level curves
+    F.plot_training_curves(make_history(), tmp_path / "v.png", dpi=DPI)
+    assert not any("level" in label for label, _, _ in drawn["v.png"]["panels"][2]["lines"])
+
+
+def test_training_curves_leave_a_far_off_first_epoch_off_the_axis(tmp_path, drawn):
+    hist = make_history(12)
+    hist[0]["train_elbo"] = -40000.0  # a Gaussian model's first epoch
+    F.plot_training_curves(hist, tmp_path / "c.png", dpi=DPI)
+    elbo = drawn["c.png"]["panels"][0]
+    assert elbo["ylim"][0] > -1000
+    assert any("off the axis" in t and "epoch 1" in t for t in elbo["texts"])
+    assert not drawn["c.png"]["panels"][2]["texts"]  # the KL panel shows everything
 
 
 # ----------------------------------------------------------------------------
@@ -368,6 +494,55 @@ def test_plot_latent_scatter_errors(tmp_path, rng):
     assert not p.exists()
 
 
+def test_plot_latent_levels_draws_one_panel_per_level(tmp_path, rng, drawn):
+    z1, labels = clustered_latents(rng, n_lat=4)
+    z2, _ = clustered_latents(rng, n_lat=2)
+    z3 = rng.normal(size=(300, 1))
+    path = tmp_path / "levels.png"
+    check_png(path, F.plot_latent_levels([z1, z2, z3], labels, path, dpi=DPI))
+    panels = drawn["levels.png"]["panels"]
+    assert len(panels) == 3
+    assert "level 1" in panels[0]["title"] and "PCA" in panels[0]["title"]
+    assert "4-D" in panels[0]["title"] and "z_{1}" in panels[0]["title"]
+    assert "PCA" in panels[0]["xlabel"] and "PCA" in panels[0]["ylabel"]
+    assert "level 2" in panels[1]["title"] and "PCA" not in panels[1]["title"]
+    assert "PCA" not in panels[1]["xlabel"]
+    assert "level 3" in panels[2]["title"]
+    # one legend of the classes, at the last 2-D panel (the 1-D strip plot names
+    # the classes on its y axis)
+    assert [bool(p["legend"]) for p in panels] == [False, True, False]
+    assert panels[2]["yticklabels"][:3] == ["0", "1", "2"]
+    assert "N = 300" in drawn["levels.png"]["suptitle"]
+
+
+def test_plot_latent_levels_each_level_its_own_pca(tmp_path, rng, monkeypatch):
+    seen = []
+    original = latent.latent_projection
+
+    def spy(z):
+        seen.append(np.shape(z))
+        return original(z)
+
+    monkeypatch.setattr(latent, "latent_projection", spy)
+    z1, z2 = rng.normal(size=(50, 5)), rng.normal(size=(50, 3))
+    F.plot_latent_levels([z1, z2], None, tmp_path / "l.png", names=["a", "b"], dpi=DPI)
+    assert seen == [(50, 5), (50, 3)]  # never the 8-D concatenation
+
+
+def test_plot_latent_levels_errors(tmp_path, rng):
+    p = tmp_path / "l.png"
+    z = rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match="non-empty"):
+        F.plot_latent_levels([], None, p)
+    with pytest.raises(ValueError, match="same N"):
+        F.plot_latent_levels([z, z[:5]], None, p)
+    with pytest.raises(ValueError, match="names"):
+        F.plot_latent_levels([z, z], None, p, names=["only one"])
+    with pytest.raises(ValueError, match="labels"):
+        F.plot_latent_levels([z, z], np.zeros(3), p)
+    assert not p.exists()
+
+
 # ----------------------------------------------------------------------------
 # plot_manifold
 # ----------------------------------------------------------------------------
@@ -438,6 +613,47 @@ def test_plot_manifold_decode_errors(tmp_path):
     assert not p.exists()
 
 
+def test_manifold_title_cites_kingma_welling_only_for_a_2d_standard_latent():
+    assert "fig. 4" in F.manifold_title(2)
+    assert "whole 2-D latent space" in F.manifold_title(2)
+    sliced = F.manifold_title(20, (3, 7))
+    assert "2-D slice of the 20-D latent space" in sliced
+    assert "dimensions 3 and 7" in sliced and "the others at 0" in sliced
+    assert "fig. 4" not in sliced
+    bottom = F.manifold_title(4, (0, 2), latent_name="$z_1$", standard_prior=False)
+    assert "4-D" in bottom and "z_1" in bottom and "fig. 4" not in bottom
+    assert "fig. 4" not in F.manifold_title(2, latent_name="$z_1$", standard_prior=False)
+
+
+def test_plot_manifold_titles_itself_honestly(tmp_path, drawn):
+    F.plot_manifold(make_decode(2), SHAPE, tmp_path / "two.png", n=4, dpi=DPI)
+    two = drawn["two.png"]
+    assert two["suptitle"] == F.manifold_title(2) and "fig. 4" in two["suptitle"]
+    assert "Phi^{-1}(u)" in two["panels"][0]["title"]
+    F.plot_manifold(make_decode(20), SHAPE, tmp_path / "many.png", n=4, n_latent=20,
+                    latent_dims=(8, 9), note="why these two", dpi=DPI)
+    many = drawn["many.png"]
+    assert "2-D slice of the 20-D latent space" in many["suptitle"]
+    assert "dimensions 8 and 9" in many["suptitle"] and "fig. 4" not in many["suptitle"]
+    assert "why these two" in many["panels"][0]["title"]
+    assert many["panels"][0]["xlabel"] == "z dim 8" and many["panels"][0]["ylabel"] == "z dim 9"
+    F.plot_manifold(make_decode(2), SHAPE, tmp_path / "h.png", n=4, latent_name="$z_1$",
+                    standard_prior=False, dpi=DPI)
+    h = drawn["h.png"]
+    assert "z_1" in h["suptitle"] and "fig. 4" not in h["suptitle"]
+    assert "not N(0, I)" in h["panels"][0]["title"]
+    assert "z_1" in h["panels"][0]["xlabel"]
+    F.plot_manifold(make_decode(2), SHAPE, tmp_path / "own.png", n=4, title="mine", dpi=DPI)
+    assert drawn["own.png"]["suptitle"] == "mine"
+
+
+def test_plot_manifold_ticks_give_z_at_a_few_tiles(tmp_path, drawn):
+    F.plot_manifold(make_decode(2), SHAPE, tmp_path / "m.png", n=5, dpi=DPI)
+    labels = drawn["m.png"]["panels"][0]["yticklabels"]
+    grid = ndtri(np.linspace(0.05, 0.95, 5))
+    assert labels[0] == f"{grid[-1]:.2f}" and labels[-1] == f"{grid[0]:.2f}"  # top is high
+
+
 # ----------------------------------------------------------------------------
 # plot_interpolation
 # ----------------------------------------------------------------------------
@@ -448,7 +664,7 @@ def test_plot_interpolation_single_pair(tmp_path, rng):
     decode = make_decode(3)
     path = tmp_path / "interp.png"
     written = F.plot_interpolation(decode, z_a, z_b, SHAPE, path, n_steps=6, dpi=DPI)
-    check_png(path, written, aspect=(4.0, 9.0))
+    check_png(path, written, aspect=(3.5, 9.0))
     z = decode.calls[0]  # (T, Z)
     t = np.linspace(0, 1, 6)[:, None]
     np.testing.assert_allclose(z, (1 - t) * z_a + t * z_b)

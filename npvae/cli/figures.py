@@ -1,6 +1,17 @@
 """The figures of a run folder (``<out>/figures/*.png``), written by
 ``npvae train`` and ``npvae plot``.
 
+What the figures show and say:
+
+* data (the inputs above their reconstructions, the end points of the
+  interpolations) as the stored grey levels ``pixel / 255``, also where the model
+  saw binarised images (the figure then says so);
+* ``manifold.png``: Kingma & Welling's figure 4 only when the decoder reads a 2-D
+  latent with an ``N(0, I)`` prior; otherwise a 2-D slice, titled as one; a
+  hierarchical VAE's decoder reads ``z_1``, its bottom level;
+* ``latent.png``: one panel per level for a hierarchical VAE;
+* ``samples.png`` of a conditional VAE: one row per class, named at its left.
+
 :mod:`npvae.plots` (and so matplotlib) is imported only when figures are written.
 """
 from __future__ import annotations
@@ -11,6 +22,13 @@ import numpy as np
 
 from .common import _conditional, _display, _split_x
 
+#: the row name of inputs shown as grey levels to a model that saw binarised ones
+GREY_INPUT_LABEL = "input (grey levels;\nthe model saw\nbinarised ones)"
+_GREY_NOTE = "inputs A and B in grey levels; the model saw binarised ones"
+#: data sets whose stored images are binary already (nothing to show in grey)
+_BINARY_SETS = ("binarized_mnist", "synthetic")
+_N_SHOWN = 2000
+
 
 def write_figures(model, ds, out, seed=0):
     """Every figure of a run into ``<out>/figures``; returns the paths."""
@@ -19,56 +37,127 @@ def write_figures(model, ds, out, seed=0):
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     shape = tuple(ds.image_shape)
-    x = _split_x(ds, "test", model)[:2000]
-    labels = ds.y_test[:2000] if ds.y_test is not None else None
-    paths = []
+    x = _split_x(ds, "test", model)[:_N_SHOWN]
+    labels = ds.y_test[:_N_SHOWN] if ds.y_test is not None else None
+    shown, grey = _shown_inputs(ds, len(x))
     if _conditional(model):
-        return _write_conditional_figures(model, x, labels, shape, fig_dir, seed)
+        return _write_conditional_figures(model, x, shown, grey, labels, shape, fig_dir, seed)
+    paths = []
     rec = _display(model, model.reconstruct(x[:20]))
-    paths.append(plots.plot_reconstructions(x[:20], rec, shape,
-                                            os.path.join(fig_dir, "reconstructions.png"),
-                                            n=20, title="test inputs (top) and "
-                                                        "reconstructions (bottom)"))
+    paths.append(plots.plot_reconstructions(
+        shown[:20], rec, shape, os.path.join(fig_dir, "reconstructions.png"), n=20,
+        title="test inputs (top) and reconstructions (bottom)",
+        input_label=GREY_INPUT_LABEL if grey else "input"))
+    drawn = ("$z_L \\sim p(z_L)$, …, $z_1 \\sim p(z_1 | z_2)$" if _hierarchical(model)
+             else "$z \\sim p(z)$")
     paths.append(plots.plot_samples(_display(model, model.sample(100, random_state=seed)),
                                     shape, os.path.join(fig_dir, "samples.png"),
-                                    title="samples from the prior"))
+                                    title=f"samples from the prior: decoder means at {drawn}"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
                                                 os.path.join(fig_dir, "training_curves.png")))
-    z = model.transform(x)
-    paths.append(plots.plot_latent_scatter(z, labels, os.path.join(fig_dir, "latent.png"),
-                                           title="posterior means of test examples"))
-    n_latent = z.shape[1]
+    levels = _posterior_means(model, x)                 # [(N, Z)], or [(N, Z_l)] per level
+    latent_path = os.path.join(fig_dir, "latent.png")
+    if len(levels) > 1:
+        paths.append(plots.plot_latent_levels(levels, labels, latent_path,
+                                              title="posterior means of test examples"))
+    else:
+        paths.append(plots.plot_latent_scatter(levels[0], labels, latent_path,
+                                               title="posterior means of test examples"))
+    z = levels[0]                       # what the decoder reads: z, or a hierarchy's z_1
     decode = lambda zz: _display(model, model._decode_means(zz))
-    if n_latent >= 2:
-        # the two latent dimensions the encoder uses most (largest variance of the means)
-        dims = tuple(int(d) for d in np.sort(np.argsort(np.var(z, axis=0))[::-1][:2]))
-        paths.append(plots.plot_manifold(decode, shape, os.path.join(fig_dir, "manifold.png"),
-                                         n=20, n_latent=n_latent, latent_dims=dims))
+    if z.shape[1] >= 2:
+        paths.append(_manifold(plots, decode, z, model, len(levels), shape, fig_dir))
     rng = np.random.default_rng(seed)
     pairs = rng.choice(len(x), size=(4, 2), replace=False)
+    what = " of $z_1$ (the level the decoder reads)" if _hierarchical(model) else ""
+    title = f"interpolation between the posterior means{what} of two test inputs"
     paths.append(plots.plot_interpolation(decode, z[pairs[:, 0]], z[pairs[:, 1]], shape,
                                           os.path.join(fig_dir, "interpolation.png"),
-                                          n_steps=10, x_start=x[pairs[:, 0]],
-                                          x_end=x[pairs[:, 1]]))
+                                          n_steps=10, x_start=shown[pairs[:, 0]],
+                                          x_end=shown[pairs[:, 1]],
+                                          title=title + (f"\n{_GREY_NOTE}" if grey else "")))
     return [str(p) for p in paths]
 
 
-def _write_conditional_figures(model, x, labels, shape, fig_dir, seed):
+def _manifold(plots, decode, z, model, n_levels, shape, fig_dir):
+    """``manifold.png``: the decoder over a Φ⁻¹ grid of the two latent dimensions whose
+    test posterior means vary most (all of them when the latent is 2-D)."""
+    n_latent = z.shape[1]
+    dims = tuple(int(d) for d in np.sort(np.argsort(np.var(z, axis=0))[::-1][:2]))
+    hierarchical = _hierarchical(model)
+    notes = []
+    if n_latent > 2:
+        notes.append(f"dimensions {dims[0]} and {dims[1]}: the two whose test posterior "
+                     "means vary most")
+    if hierarchical:
+        notes.append(f"the decoder reads $z_1$ only, level 1 of {n_levels}")
+    return plots.plot_manifold(decode, shape, os.path.join(fig_dir, "manifold.png"), n=20,
+                               n_latent=n_latent, latent_dims=dims,
+                               latent_name="$z_1$" if hierarchical else "z",
+                               standard_prior=n_levels == 1, note="; ".join(notes) or None)
+
+
+def _hierarchical(model):
+    return type(model).__name__ == "HierarchicalVAE"
+
+
+def _posterior_means(model, x, *condition):
+    """The posterior means of ``x``: ``[(N, Z)]``, or one ``(N, Z_l)`` per level of a
+    hierarchical VAE (bottom first)."""
+    if _hierarchical(model):
+        return list(model.encode(x)[0])
+    return [model.transform(x, *condition)]
+
+
+def _shown_inputs(ds, n):
+    """The first ``n`` test images as shown in the figures, and whether they are grey
+    levels of images that the model saw binarised: ``pixel / 255`` of the stored
+    images, reloaded without binarisation when the loader binarised them."""
+    x = ds.x_test[:n]
+    if ds.binarization == "none" or ds.name in _BINARY_SETS:
+        return x / 255.0, False
+    grey = _grey_test_images(ds, n)
+    if grey is None:
+        return x / 255.0, False
+    return grey / 255.0, True
+
+
+def _grey_test_images(ds, n):
+    """The stored grey levels of the first ``n`` test images of a binarised data set,
+    or None when they cannot be loaded (never downloads) or do not match."""
+    from .. import data
+
+    folder = ds.source.split(", ")[0] if os.path.isdir(ds.source.split(", ")[0]) else None
+    try:
+        raw = data.load_dataset(ds.name, data_dir=folder, binarization="none",
+                                download=False, validation_size=None)
+    except Exception:  # noqa: BLE001 - a figure falls back to the binarised inputs
+        return None
+    grey, binary = raw.x_test[:n], ds.x_test[:n]
+    # the same examples: a pixel that is on after binarisation was not black
+    if grey.shape != binary.shape or np.any((binary > 0) & (grey == 0)):
+        return None
+    return grey
+
+
+def _write_conditional_figures(model, x, shown, grey, labels, shape, fig_dir, seed):
     """Figures of a conditional VAE: reconstructions, one row of samples per class,
     curves, latent scatter, interpolation at a fixed label."""
     from .. import plots
 
     paths = [plots.plot_reconstructions(
-        x[:20], _display(model, model.reconstruct(x[:20], labels[:20])), shape,
+        shown[:20], _display(model, model.reconstruct(x[:20], labels[:20])), shape,
         os.path.join(fig_dir, "reconstructions.png"), n=20,
-        title="test inputs (top) and reconstructions given their labels (bottom)")]
+        title="test inputs (top) and reconstructions given their labels (bottom)",
+        input_label=GREY_INPUT_LABEL if grey else "input")]
     classes = model.classes_
     per_class = np.repeat(classes, 10)
     paths.append(plots.plot_samples(
         _display(model, model.sample(len(per_class), per_class, random_state=seed)), shape,
-        os.path.join(fig_dir, "samples.png"),
-        title="samples by class: row k generates label k (docs/08-conditional-vae.md)"))
+        os.path.join(fig_dir, "samples.png"), n_cols=10, row_labels=list(classes),
+        row_title="class given to the decoder",
+        title="samples by class: each row generated given its label, z ~ p(z)"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
                                                 os.path.join(fig_dir, "training_curves.png")))

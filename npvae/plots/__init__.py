@@ -1,8 +1,8 @@
 """Figures for VAE experiments.
 
 Reconstructions, samples from the prior, training curves, latent scatter
-plots, the decoded latent manifold (Kingma & Welling 2014, fig. 4) and
-latent-space interpolations.
+plots, the decoded latent manifold (Kingma & Welling 2014, fig. 4, when the
+latent is 2-D; a 2-D slice of it otherwise) and latent-space interpolations.
 
 This package deliberately knows nothing about the model classes: every function
 takes NumPy arrays, plain dictionaries or a ``decode`` callable, so it can be
@@ -29,8 +29,10 @@ Modules, one kind of figure each; imports flow one way,
 * :mod:`.images`: :func:`image_grid`, :func:`plot_reconstructions`,
   :func:`plot_samples`;
 * :mod:`.curves`: :func:`plot_training_curves`;
-* :mod:`.latent`: :func:`latent_projection`, :func:`plot_latent_scatter`;
-* :mod:`.manifold`: :func:`plot_manifold`, :func:`plot_interpolation`.
+* :mod:`.latent`: :func:`latent_projection`, :func:`plot_latent_scatter`,
+  :func:`plot_latent_levels` (one panel per level of a hierarchical model);
+* :mod:`.manifold`: :func:`plot_manifold` (titled by :func:`manifold_title`),
+  :func:`plot_interpolation`.
 
 Shape legend (docs/README.md): ``N`` batch, ``D`` data dimension, ``Z`` latent
 dimension. Also used here: ``H, W`` image height and width (``D = H * W``),
@@ -41,8 +43,8 @@ points passed to a ``decode`` callable in one call.
 from ._canvas import DEFAULT_DPI, SEPARATOR_VALUE
 from .curves import plot_training_curves
 from .images import image_grid, plot_reconstructions, plot_samples
-from .latent import latent_projection, plot_latent_scatter
-from .manifold import plot_interpolation, plot_manifold
+from .latent import latent_projection, plot_latent_levels, plot_latent_scatter
+from .manifold import manifold_title, plot_interpolation, plot_manifold
 
 __all__ = [
     "image_grid",
@@ -51,7 +53,9 @@ __all__ = [
     "plot_samples",
     "plot_training_curves",
     "plot_latent_scatter",
+    "plot_latent_levels",
     "plot_manifold",
+    "manifold_title",
     "plot_interpolation",
     "DEFAULT_DPI",
     "SEPARATOR_VALUE",

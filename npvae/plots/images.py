@@ -25,6 +25,7 @@ from ._canvas import (
     _check_dpi,
     _check_image_shape,
     _check_positive_int,
+    _draw_separators,
     _figure,
     _image_colorbar,
     _image_scale,
@@ -41,13 +42,17 @@ def image_grid(
     image_shape: Sequence[int],
     n_cols: int,
     pad_value: float = SEPARATOR_VALUE,
+    *,
+    pad: int = 1,
 ) -> np.ndarray:
     """Tile a batch of flattened images into one 2-D array.
 
     Images are placed row by row, ``n_cols`` per row, with 1-pixel separators
     (filled with ``pad_value``) between neighbouring tiles and no border
     around the grid. Cells of an incomplete last row are filled with
-    ``pad_value``.
+    ``pad_value``. With ``pad=0`` the tiles touch; the figures of this
+    package draw them so and add thin separator lines on top (a separator
+    pixel would be an eighth of an 8x8 digit).
 
     Parameters
     ----------
@@ -59,32 +64,36 @@ def image_grid(
         Number of tiles per row (>= 1). The grid always has ``n_cols`` columns.
     pad_value : float, default 1.0
         Value of the separators and of empty cells.
+    pad : int, keyword-only, default 1
+        Width of the separators in pixels (>= 0).
 
     Returns
     -------
-    numpy.ndarray, shape (R*H + R - 1, n_cols*W + n_cols - 1)
+    numpy.ndarray, shape (R*H + (R - 1)*pad, n_cols*W + (n_cols - 1)*pad)
         The tiled image, ``R = ceil(N / n_cols)`` rows of tiles, float64.
 
     Raises
     ------
     ValueError
         If ``image_shape`` is not a pair of positive ints, ``D`` differs from
-        ``prod(image_shape)``, ``N == 0``, ``n_cols < 1`` or values are not
-        finite.
+        ``prod(image_shape)``, ``N == 0``, ``n_cols < 1``, ``pad < 0`` or
+        values are not finite.
     """
     shape = _check_image_shape(image_shape)
     imgs = _as_images(images, "images", shape)  # (N, D)
     n_cols = _check_positive_int(n_cols, "n_cols")
+    pad = _check_positive_int(pad, "pad", minimum=0)
     h, w = shape
     n = imgs.shape[0]
+    tiles = imgs.reshape(n, h, w)  # (N, H, W)
     n_rows = math.ceil(n / n_cols)
     grid = np.full(
-        (n_rows * h + n_rows - 1, n_cols * w + n_cols - 1), float(pad_value), dtype=np.float64
+        (n_rows * h + (n_rows - 1) * pad, n_cols * w + (n_cols - 1) * pad), float(pad_value),
+        dtype=np.float64,
     )
-    tiles = imgs.reshape(n, h, w)  # (N, H, W)
     for i in range(n):
         r, c = divmod(i, n_cols)
-        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = tiles[i]
+        grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = tiles[i]
     return grid
 
 
@@ -96,13 +105,15 @@ def plot_reconstructions(
     n: int = 10,
     title: str = "Inputs and their reconstructions",
     *,
+    input_label: str = "input",
     dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Plot inputs above their reconstructions.
 
     The first ``n`` examples are shown, at most 10 per row: a row of inputs
     with the row of their reconstructions directly beneath. When ``n > 10``
-    the figure stacks several such pairs of rows.
+    the figure stacks several such pairs of rows. Tiles are separated by thin
+    lines (a fixed width in points, whatever the image size).
 
     Parameters
     ----------
@@ -120,6 +131,9 @@ def plot_reconstructions(
         Number of examples shown, ``1 <= n <= N``.
     title : str
         Figure title.
+    input_label : str, keyword-only, default "input"
+        Name of the rows of inputs (may hold line breaks), e.g. to say that
+        the inputs are shown as grey levels while the model saw binarised ones.
     dpi : float, keyword-only
         Resolution of the PNG.
 
@@ -147,26 +161,28 @@ def plot_reconstructions(
     per_row = min(n, 10)
     n_pairs = math.ceil(n / per_row)
     h, w = shape
-    # One image: [inputs; 1-px separator; reconstructions], pairs of strips
-    # separated by a wider gap of background so that the pairs read as units.
-    gap_px = max(2, h // 3)
-    strips, centres, names = [], [], []
+    # One image: pairs of strips [inputs; reconstructions] (tiles touching, thin
+    # separator lines drawn on top) separated by a gap of background so that the
+    # pairs read as units.
+    gap_px = max(2, h // 4)
+    strips, centres, names, tops = [], [], [], []
     top = 0
     for p in range(n_pairs):
         idx = np.arange(p * per_row, min((p + 1) * per_row, n))
         if p > 0:
-            strips.append(np.full((gap_px, per_row * w + per_row - 1), SEPARATOR_VALUE))
+            strips.append(np.full((gap_px, per_row * w), SEPARATOR_VALUE))
             top += gap_px
-        pair = image_grid(np.concatenate([xs[idx], xr[idx]]), shape, len(idx))
+        pair = image_grid(np.concatenate([xs[idx], xr[idx]]), shape, len(idx), pad=0)
         if len(idx) < per_row:  # last, incomplete pair: pad on the right
-            full = np.full((pair.shape[0], per_row * w + per_row - 1), SEPARATOR_VALUE)
+            full = np.full((pair.shape[0], per_row * w), SEPARATOR_VALUE)
             full[:, : pair.shape[1]] = pair
             pair = full
         strips.append(pair)
-        centres += [top + (h - 1) / 2, top + h + 1 + (h - 1) / 2]
-        names += ["input", "reconstruction"]
+        tops.append(top)
+        centres += [top + (h - 1) / 2, top + h + (h - 1) / 2]
+        names += [input_label, "reconstruction"]
         top += pair.shape[0]
-    grid = np.vstack(strips)  # (rows, per_row*W + per_row - 1)
+    grid = np.vstack(strips)  # (rows, per_row*W)
     gh, gw = grid.shape
     s = _image_scale(gh, gw, max_w=8.0, max_h=min(0.85 * 2 * n_pairs, 30.0))  # inches/pixel
     figsize = (gw * s + 2.8, gh * s + 0.7)
@@ -174,6 +190,8 @@ def plot_reconstructions(
     with _figure(figsize) as fig:
         ax = fig.add_subplot()
         im = _show_image(ax, grid)
+        for t in tops:
+            _draw_separators(ax, shape, 2, per_row, top=t)
         # row names as tick labels with zero-length (invisible) tick marks
         ax.set_yticks(centres, names)
         ax.tick_params(axis="y", length=0, pad=6)
@@ -189,9 +207,14 @@ def plot_samples(
     title: str = "Samples from the model, z ~ p(z)",
     *,
     n_cols: int | None = None,
+    row_labels: Sequence[object] | None = None,
+    row_title: str = "",
     dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Plot a grid of samples generated from the prior.
+
+    With ``row_labels`` every row of tiles is named at its left (for example
+    the class that a conditional model generated in that row).
 
     Parameters
     ----------
@@ -206,6 +229,12 @@ def plot_samples(
         Figure title.
     n_cols : int, optional, keyword-only
         Tiles per row; default ``ceil(sqrt(N))`` (a square grid).
+    row_labels : sequence, optional, keyword-only
+        One name per row of tiles, ``ceil(N / n_cols)`` of them, shown as
+        y tick labels.
+    row_title : str, keyword-only
+        Label of the y axis that names the rows (with ``row_labels``), e.g.
+        "class".
     dpi : float, keyword-only
         Resolution of the PNG.
 
@@ -217,23 +246,36 @@ def plot_samples(
     Raises
     ------
     ValueError
-        On a wrong shape, ``D != prod(image_shape)`` or non-finite values.
+        On a wrong shape, ``D != prod(image_shape)``, non-finite values or
+        ``row_labels`` of the wrong length.
     """
     shape = _check_image_shape(image_shape)
     xs = _as_images(samples, "samples", shape)  # (N, D)
     n = xs.shape[0]
     n_cols = math.ceil(math.sqrt(n)) if n_cols is None else _check_positive_int(n_cols, "n_cols")
+    n_rows = math.ceil(n / n_cols)
+    if row_labels is not None:
+        row_labels = [str(r) for r in row_labels]
+        if len(row_labels) != n_rows:
+            raise ValueError(f"row_labels must name each of the {n_rows} rows of tiles, "
+                             f"got {len(row_labels)}")
     dpi = _check_dpi(dpi)
     out = _png_path(path)
 
-    grid = image_grid(xs, shape, n_cols)
+    grid = image_grid(xs, shape, n_cols, pad=0)
     gh, gw = grid.shape
     s = _image_scale(gh, gw, max_w=6.5, max_h=6.5)
-    figsize = (gw * s + 1.3, gh * s + 0.7)
+    figsize = (gw * s + 1.3 + (0.6 if row_labels is not None else 0.0), gh * s + 0.7)
     with _figure(figsize) as fig:
         ax = fig.add_subplot()
         im = _show_image(ax, grid)
-        ax.set_xlabel(f"{n} samples")
+        _draw_separators(ax, shape, n_rows, n_cols)
+        ax.set_xlabel(f"{n} samples" if row_labels is None else f"{n_cols} samples per row")
+        if row_labels is not None:
+            h = shape[0]
+            ax.set_yticks([r * h + (h - 1) / 2 for r in range(n_rows)], row_labels)
+            ax.tick_params(axis="y", length=0, pad=4)
+            ax.set_ylabel(row_title)
         _image_colorbar(fig, im, ax)
         fig.suptitle(title)
         return _save(fig, out, dpi)

@@ -1,5 +1,6 @@
-"""Decoded latent codes: the latent manifold (Kingma & Welling 2014, fig. 4)
-and interpolations between two codes.
+"""Decoded latent codes: the latent manifold (Kingma & Welling 2014, fig. 4;
+a 2-D slice of it when the latent has more dimensions) and interpolations
+between two codes.
 
 Both take a ``decode`` callable, latent codes ``(M, Z)`` -> decoder means
 ``(M, D)`` in ``[0, 1]`` (docs/04-likelihoods.md), and call it once per figure.
@@ -31,10 +32,11 @@ from ._canvas import (
     _png_path,
     _save,
     _show_image,
+    _draw_separators,
 )
 from .images import image_grid
 
-__all__ = ["plot_manifold", "plot_interpolation"]
+__all__ = ["manifold_title", "plot_manifold", "plot_interpolation"]
 
 DecodeFn = Callable[[np.ndarray], np.ndarray]
 
@@ -58,6 +60,25 @@ def _call_decode(decode: DecodeFn, z: np.ndarray, d: int, name: str = "decode") 
     return out
 
 
+def manifold_title(n_latent: int, latent_dims: tuple[int, int] = (0, 1),
+                   latent_name: str = "z", standard_prior: bool = True) -> str:
+    """What :func:`plot_manifold` shows, in one line (its default title).
+
+    With a 2-D latent and a standard normal prior the grid covers the whole
+    latent space: the learned data manifold of Kingma & Welling (2014, fig. 4).
+    With more dimensions it is a 2-D slice through the origin, and says so.
+    """
+    d0, d1 = latent_dims
+    of = "" if latent_name == "z" else f" {latent_name}"
+    if n_latent > 2:
+        return (f"A 2-D slice of the {n_latent}-D latent space{of}: "
+                f"dimensions {d0} and {d1}, the others at 0")
+    if standard_prior:
+        return (f"Learned data manifold: the whole 2-D latent space{of} "
+                "(Kingma & Welling 2014, fig. 4)")
+    return f"The decoder over the whole 2-D latent space{of}"
+
+
 def plot_manifold(
     decode: DecodeFn,
     image_shape: Sequence[int],
@@ -65,12 +86,16 @@ def plot_manifold(
     n: int = 20,
     latent_dims: tuple[int, int] = (0, 1),
     n_latent: int = 2,
-    title: str = "Learned data manifold",
+    title: str | None = None,
     *,
+    latent_name: str = "z",
+    standard_prior: bool = True,
+    note: str | None = None,
     quantiles: tuple[float, float] = (0.05, 0.95),
     dpi: float = DEFAULT_DPI,
 ) -> Path:
-    """Plot the decoded latent manifold (Kingma & Welling 2014, fig. 4).
+    """Plot decoded latent codes on a grid: the learned manifold (Kingma &
+    Welling 2014, fig. 4) when the latent is 2-D, a 2-D slice of it otherwise.
 
     An ``n x n`` grid of equally spaced points of the unit square,
     ``u = linspace(quantiles[0], quantiles[1], n)`` per axis (excluding 0 and
@@ -78,12 +103,15 @@ def plot_manifold(
     (:func:`scipy.special.ndtri`), so that the grid covers the prior
     ``p(z) = N(0, I)`` with equal probability mass between
     neighbours. The two plotted latent dimensions are ``latent_dims``; all
-    other latent dimensions are fixed to 0, the prior mean. ``decode`` is
-    called once with all ``n * n`` points.
+    other latent dimensions are fixed to 0, the prior mean: with
+    ``n_latent > 2`` the figure is a slice through the origin, not the
+    manifold, and its title says so (see :func:`manifold_title`).
+    ``decode`` is called once with all ``n * n`` points.
 
     In the figure, ``latent_dims[0]`` increases from left to right and
-    ``latent_dims[1]`` from bottom to top. The rows of the array passed to
-    ``decode`` follow the tiles in reading order (top-left first).
+    ``latent_dims[1]`` from bottom to top; tick labels give ``z`` at a few
+    tiles. The rows of the array passed to ``decode`` follow the tiles in
+    reading order (top-left first).
 
     Parameters
     ----------
@@ -100,8 +128,18 @@ def plot_manifold(
         The two distinct latent dimensions varied (0-based).
     n_latent : int, default 2
         Latent dimension ``Z`` of the model (>= 2).
-    title : str
-        Figure title.
+    title : str, optional
+        First line of the figure title; default :func:`manifold_title`.
+    latent_name : str, keyword-only, default "z"
+        Name of the latent variable (mathtext allowed), e.g. ``"$z_1$"`` for
+        the bottom level of a hierarchical VAE.
+    standard_prior : bool, keyword-only, default True
+        Whether the prior of the latent is ``N(0, I)``. When it is not (the
+        bottom level of a hierarchical VAE), the grid follows ``N(0, I)``
+        quantiles all the same, the figure says so and does not claim to be
+        Kingma & Welling's figure.
+    note : str, optional, keyword-only
+        A further line under the title (e.g. why these dimensions).
     quantiles : (float, float), keyword-only, default (0.05, 0.95)
         First and last grid point in the unit square, ``0 < lo < hi < 1``.
     dpi : float, keyword-only
@@ -151,21 +189,34 @@ def plot_manifold(
     z[:, d1] = z_rows.ravel()
     means = _call_decode(decode, z, h * w)  # (M, D)
 
-    grid = image_grid(means, shape, n)
+    grid = image_grid(means, shape, n, pad=0)
     gh, gw = grid.shape
     s = _image_scale(gh, gw, max_w=7.0, max_h=7.0)
-    figsize = (gw * s + 1.8, gh * s + 1.3)
+    figsize = (gw * s + 2.0, gh * s + 1.6)
     with _figure(figsize) as fig:
         ax = fig.add_subplot()
         im = _show_image(ax, grid)
-        phi = r"$z = \Phi^{-1}(u)$"
-        ax.set_xlabel(f"latent dim {d0}:  {phi},  {values[0]:.2f} → {values[-1]:.2f}")
-        ax.set_ylabel(f"latent dim {d1}:  {phi},  {values[0]:.2f} → {values[-1]:.2f}")
+        _draw_separators(ax, shape, n, n)
+        # z at a few tiles: the spacing is even in probability, not in z
+        ticks = np.unique(np.round(np.linspace(0, n - 1, 5)).astype(int))
+        ax.set_xticks([c * w + (w - 1) / 2 for c in ticks],
+                      [f"{values[c]:.2f}" for c in ticks], fontsize="small")
+        ax.set_yticks([r * h + (h - 1) / 2 for r in ticks],
+                      [f"{values[::-1][r]:.2f}" for r in ticks], fontsize="small")
+        ax.tick_params(length=2)
+        ax.set_xlabel(f"{latent_name} dim {d0}")
+        ax.set_ylabel(f"{latent_name} dim {d1}")
         _image_colorbar(fig, im, ax, label="decoder mean")
-        sub = f"{n}×{n} grid, u = {lo:g} … {hi:g}"
-        if n_latent > 2:
-            sub += f"; the other {n_latent - 2} latent dims fixed at 0"
-        fig.suptitle(f"{title}\n{sub}", fontsize="medium")
+        head = title or manifold_title(n_latent, (d0, d1), latent_name, standard_prior)
+        lines = [f"{n}×{n} grid of $z = \\Phi^{{-1}}(u)$, u = {lo:g} … {hi:g}: "
+                 "equal N(0, 1) probability between neighbours"]
+        if not standard_prior:
+            lines.append(f"the prior of {latent_name} is not N(0, I) in this model: "
+                         "the grid follows N(0, I) quantiles all the same")
+        if note:
+            lines.append(note)
+        fig.suptitle(head, fontsize="medium")
+        ax.set_title("\n".join(lines), fontsize="small")
         return _save(fig, out, dpi)
 
 
@@ -260,11 +311,11 @@ def plot_interpolation(
     t = np.linspace(0.0, 1.0, n_steps)  # (T,)
     z = (1.0 - t)[None, :, None] * za[:, None, :] + t[None, :, None] * zb[:, None, :]  # (P, T, Z)
     means = _call_decode(decode, z.reshape(p * n_steps, n_lat), d)  # (P*T, D)
-    grid = image_grid(means, shape, n_steps)
+    grid = image_grid(means, shape, n_steps, pad=0)
     gh, gw = grid.shape
 
     n_tiles_w = n_steps + (2 if xa is not None else 0)
-    total_w = n_tiles_w * (w + 1)
+    total_w = n_tiles_w * w
     s = _image_scale(gh, total_w, max_w=9.0, max_h=0.9 * p)
     figsize = (total_w * s + 1.5 + (0.3 if xa is not None else 0.0),
                gh * s + (1.05 if xa is not None else 0.85))
@@ -272,19 +323,26 @@ def plot_interpolation(
         if xa is None:
             ax = fig.add_subplot()
             im = _show_image(ax, grid)
+            _draw_separators(ax, shape, p, n_steps)
             axes = [ax]
         else:
             gs = fig.add_gridspec(1, 3, width_ratios=[w, gw, w])
             ax_a = fig.add_subplot(gs[0, 0])
             ax = fig.add_subplot(gs[0, 1])
             ax_b = fig.add_subplot(gs[0, 2])
-            _show_image(ax_a, image_grid(xa, shape, 1))
+            _show_image(ax_a, image_grid(xa, shape, 1, pad=0))
+            _draw_separators(ax_a, shape, p, 1)
             im = _show_image(ax, grid)
-            _show_image(ax_b, image_grid(xb, shape, 1))
+            _draw_separators(ax, shape, p, n_steps)
+            _show_image(ax_b, image_grid(xb, shape, 1, pad=0))
+            _draw_separators(ax_b, shape, p, 1)
             ax_a.set_title("input A", fontsize="small")
             ax_b.set_title("input B", fontsize="small")
             axes = [ax_a, ax, ax_b]
         ax.set_xlabel(f"decoded $z_t = (1-t)\\,z_A + t\\,z_B$,  t = 0 → 1 in {n_steps} steps")
         _image_colorbar(fig, im, axes, label="decoder mean", shrink=1.0)
+        if xa is not None:  # after the colour bar, which anchors every parent at "E"
+            for a, anchor in zip(axes, ("E", "C", "W")):  # the inputs hug the grid
+                a.set_anchor(anchor)
         fig.suptitle(title)
         return _save(fig, out, dpi)
