@@ -136,12 +136,15 @@ def test_other_models_from_the_cli(tmp_path, extra, capsys):
     assert main(["evaluate", "--out", out, "--n-importance", "10", "--max-examples", "20"]) == 0
     said = capsys.readouterr().out
     assert "NLL (K=10)" in said
+    assert "parameters: " in said and "best.npz" in said      # which parameters were scored
     if extra[1] == "hvae":
         assert "active units: [" in said and "," in said.split("active units: [")[1].split("]")[0]
     target = str(tmp_path / "s.png")
     if extra[1] == "cvae":
         assert main(["sample", "--out", out, "--label", "2", "-n", "8", "--output", target]) == 0
         assert_png(target)
+        assert main(["sample", "--out", out, "--label", "2", "-n", "4"]) == 0
+        assert_png(os.path.join(out, "figures", "samples-label2-seed0.png"))
         assert main(["train", "--out", out, "--resume", "--epochs", "3", "--quiet",
                      "--no-figures"]) == 0
         assert npvae.load(os.path.join(out, "checkpoint.npz")).n_iter_ == 3

@@ -17,7 +17,10 @@ def _labels(ds, split):
     return {"train": ds.y_train, "valid": ds.y_valid, "test": ds.y_test}[split]
 
 
-def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None):
+def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None,
+                         source=None):
+    """Scores of ``model`` on a split, printed with ``source``: which parameters they are
+    (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s)."""
     x = _split_x(ds, split, model)
     if max_examples:
         x = x[:max_examples]
@@ -26,6 +29,9 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
     D = x.shape[1]
     res = {"split": split, "n_examples": int(x.shape[0]), "elbo": float(elbo.mean()),
            "elbo_se": float(elbo.std(ddof=1) / np.sqrt(len(elbo))) if len(elbo) > 1 else None}
+    if source:
+        res["parameters"] = source
+        _say(f"parameters: {source}", quiet)
     _say(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
          f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})", quiet)
     if n_importance and hasattr(model, "log_likelihood"):
@@ -47,9 +53,12 @@ def cmd_evaluate(args):
     path = _checkpoint_path(args)
     model, meta = _load_checkpoint(path)
     ds = _dataset_for_run(args, meta, path)
-    print(f"checkpoint: {path} (epoch {model.n_iter_}); data: {_describe(ds, model)}")
+    print(f"data: {_describe(ds, model)}")
+    kind = ("the best validation ELBO's" if os.path.basename(path) == "best.npz"
+            else "the last epoch's")
     res = _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
-                               args.max_examples)
+                               args.max_examples,
+                               source=f"{path}, {kind} (epoch {model.n_iter_})")
     if args.out:
         _write_json(os.path.join(args.out, f"evaluation-{args.split}.json"), res)
     return 0
@@ -78,8 +87,10 @@ def cmd_sample(args):
                              random_state=args.seed)
     else:
         means = model.sample(args.n, random_state=args.seed)
+    which = (f"label{args.label}" if args.label is not None
+             else "classes" if _conditional(model) else "prior")
     output = args.output or os.path.join(os.path.dirname(path), "figures",
-                                         f"samples-seed{args.seed}.png")
+                                         f"samples-{which}-seed{args.seed}.png")
     plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
                        title=f"{args.n} samples from the prior (seed {args.seed})")
     np.save(os.path.splitext(output)[0] + ".npy", means)

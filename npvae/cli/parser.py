@@ -284,7 +284,7 @@ def _add_sample(sub, fmt):
     s.add_argument("--label", type=int, default=None,
                    help="class to generate (conditional models; default: every class in turn)")
     s.add_argument("--output", default=None, metavar="PNG",
-                   help="PNG path (default: <out>/figures/samples-seed<seed>.png); the raw "
+                   help="PNG path (default: <out>/figures/samples-<prior|label<N>|classes>-seed<seed>.png); the raw "
                         "means go beside it as .npy")
 
 

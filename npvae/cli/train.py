@@ -221,7 +221,11 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=
         checkpoint.save(model, ckpt, meta)
         _rewrite_history(out, model.history_)
     stopped_early = model.n_iter_ < total
-    results = _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet)
+    which = ("the best validation ELBO's, restored by early stopping" if stopped_early
+             else "the last epoch's")
+    results = _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
+                                   source=f"{which} (epoch {model.n_iter_}; "
+                                          f"`npvae evaluate --out {out}` reads best.npz)")
     results.update(train_seconds=seconds, epochs=model.n_iter_, epochs_planned=total,
                    early_stopped=stopped_early, dataset=ds.name,
                    binarization=ds.binarization, source=ds.source)
