@@ -38,25 +38,28 @@ def _prepare_openmp():
 # looked up here: the compiled modules import it when a kernel first runs.
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
-_state = {"name": "numba" if HAVE_NUMBA else "numpy"}
+#: the selected backend; None until first needed, then ``NPVAE_BACKEND`` or the default
+_state = {"name": None}
 
 
-def _initial_backend():
-    """The backend named by ``NPVAE_BACKEND``, or the default; a clear error otherwise."""
-    name = os.environ.get("NPVAE_BACKEND")
-    if name is None or name == "":
-        return _state["name"]
-    if name not in BACKENDS:
-        raise ValueError(f"NPVAE_BACKEND={name!r} is not a backend; choose one of {BACKENDS}")
-    return name
-
-
-_state["name"] = _initial_backend()
+def _current():
+    """The selected backend.  ``NPVAE_BACKEND`` is read on first use, not on import,
+    so that a bad value is a ``ValueError`` where the library is used (one line from
+    the command line), never an import that fails."""
+    if _state["name"] is None:
+        name = os.environ.get("NPVAE_BACKEND") or ("numba" if HAVE_NUMBA else "numpy")
+        if name not in BACKENDS:
+            raise ValueError(f"NPVAE_BACKEND={name!r} is not a backend; choose one of "
+                             f"{BACKENDS}")
+        if name == "numba" and not HAVE_NUMBA:
+            raise ValueError("NPVAE_BACKEND=numba but numba is not installed")
+        _state["name"] = name
+    return _state["name"]
 
 
 def get_backend() -> str:
     """Name of the active backend, ``"numpy"`` or ``"numba"``."""
-    return _state["name"]
+    return _current()
 
 
 def set_backend(name: str) -> None:
@@ -95,7 +98,7 @@ def compiled_in(module: str):
 
         @functools.wraps(reference)
         def kernel(*args, **kwargs):
-            if _state["name"] == "numba":
+            if (_state["name"] or _current()) == "numba":
                 if not compiled:
                     _prepare_openmp()
                     compiled.append(getattr(importlib.import_module(module), reference.__name__))
@@ -110,7 +113,7 @@ def compiled_in(module: str):
 
 def use_numba() -> bool:
     """True when the Numba kernels are selected."""
-    return _state["name"] == "numba"
+    return _current() == "numba"
 
 
 def set_num_threads(n_threads: int) -> None:

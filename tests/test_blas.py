@@ -74,3 +74,21 @@ def test_import_changes_no_environment():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_an_unknown_backend_in_the_environment_is_one_line():
+    """NPVAE_BACKEND is read on first use: a bad value fails there with a ValueError
+    (from the command line, one line and exit 2), never at import."""
+    import os
+    import subprocess
+    env = dict(os.environ, NPVAE_BACKEND="foo")
+    out = subprocess.run([sys.executable, "-c", "import npvae, numpy as np\n"
+                          "try:\n    npvae.get_backend()\nexcept ValueError as e:\n"
+                          "    print('ValueError', e)"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.startswith("ValueError NPVAE_BACKEND='foo'"), out.stderr
+    cli = subprocess.run([sys.executable, "-m", "npvae", "train", "--dataset", "digits",
+                          "--epochs", "1", "--quiet", "--no-figures", "--out", "/nonexistent/x"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
