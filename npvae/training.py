@@ -68,6 +68,7 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
         optimizer = make_optimizer(model.optimizer, model.learning_rate)
     if model.optimizer_state_ is None:
         model.optimizer_state_ = optimizer.init_state(model.layout_.size, model._dtype)
+    _check_step_inputs(model, x, eps, optimizer)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         loss, g, terms = model._objective(x, eps, model.beta if beta is None else beta, True,
                                           condition)
@@ -79,6 +80,29 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
         g, _ = clip_grad_norm(g, clip_norm)
     optimizer.step(model.flat_params_, g, model.optimizer_state_, learning_rate=learning_rate)
     return loss, terms
+
+
+def _check_step_inputs(model, x, eps, optimizer):
+    """Shapes and dtypes only (microseconds): the compiled kernels and the optimiser's
+    update index without bounds checks, so nothing of the wrong size may reach them."""
+    n = x.shape[0] if getattr(x, "ndim", 0) == 2 else -1
+    if n < 1 or x.shape[1] != model.n_features_in_:
+        raise ValueError(f"train_step: x must be (N, {model.n_features_in_}), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    expected = model._noise_shape(eps[0].shape[0] if isinstance(eps, list) else eps.shape[0], n)
+    got = [e.shape for e in eps] if isinstance(eps, list) else eps.shape
+    if got != expected:
+        raise ValueError(f"train_step: eps must have shape {expected}, got {got}")
+    template = {k: (np.shape(v), np.asarray(v).dtype) for k, v in
+                optimizer.init_state(0, model._dtype).items()}
+    state = model.optimizer_state_
+    for key, (shape, dtype) in template.items():
+        value = state.get(key) if isinstance(state, dict) else None
+        if (not isinstance(value, np.ndarray) or value.dtype != dtype
+                or value.shape != ((model.layout_.size,) if shape == (0,) else shape)):
+            raise ValueError(f"optimizer_state_[{key!r}] does not fit this model's "
+                             f"{optimizer.name} (expected {dtype} "
+                             f"{(model.layout_.size,) if shape == (0,) else shape})")
 
 
 def _evaluate(model, X, batch_size, seed, C=None):

@@ -196,3 +196,26 @@ def test_an_optimiser_state_cut_short_is_refused(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match="optimiser state 'm'"):
         npvae.load(path)
+
+
+def test_train_step_refuses_what_would_reach_the_kernels_out_of_bounds():
+    """train_step is public and runs without the public methods' checks: the shapes of
+    x, eps and the optimiser state are still checked (the update writes without bounds)."""
+    import numpy as np
+
+    import npvae
+    from npvae.optim import Adam
+    from npvae.training import train_step
+
+    for model in (npvae.VAE(n_latent=2, hidden_sizes=(3,), random_state=0),
+                  npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=(3,), random_state=0)):
+        m = model.initialize(4)
+        x = np.zeros((5, 4))
+        assert np.isfinite(train_step(m, x, m.draw_noise(5), Adam(1e-3))[0])
+        with pytest.raises(ValueError, match="eps must have shape"):
+            train_step(m, x, m.draw_noise(4), Adam(1e-3))
+        with pytest.raises(ValueError, match="x must be"):
+            train_step(m, np.zeros((5, 3)), m.draw_noise(5), Adam(1e-3))
+        m.optimizer_state_["m"] = np.zeros(3)
+        with pytest.raises(ValueError, match="optimizer_state_"):
+            train_step(m, x, m.draw_noise(5), Adam(1e-3))
