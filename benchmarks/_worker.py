@@ -173,7 +173,7 @@ class NpvaeBench(Bench):
     # ------------------------------------------------------------- GEMMs
     def _prepare_gemms(self, dtype):
         """Operands of every matrix product of the step, in the layouts of
-        ``npvae.kernels.dense``: ``x @ W``, ``np.matmul(x.T, da, out=dW)`` (a
+        ``npvae.layers.dense``: ``x @ W``, ``np.matmul(x.T, da, out=dW)`` (a
         transposed view, written into a gradient buffer) and ``da @ W.T``."""
         rng = np.random.default_rng(0)
         N = self.batch

@@ -19,7 +19,7 @@ it calls), so the categories add up to the step without double counting:
     gradient buffer and its views, validation-free bookkeeping — Python overhead.
 
 A function is wrapped wherever it is bound (``npvae.vae.dense_forward``,
-``npvae.kernels.dense.dense_forward``, …), found by identity in every loaded
+``npvae.layers.dense.dense_forward``, …), found by identity in every loaded
 ``npvae`` module.  The wrappers cost about a microsecond per call, so the
 profiled step is slightly slower than an unwrapped one; both are reported.
 """

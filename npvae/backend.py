@@ -1,7 +1,8 @@
 """The compute-backend switch and the thread-count setting.
 
 Every elementwise formula on the training path exists twice with one contract:
-a readable NumPy reference and a Numba ``@njit`` kernel (``npvae.kernels``).
+a readable NumPy reference and a Numba ``@njit`` twin in a ``*_numba`` module beside it
+(``npvae.layers``, ``npvae.distributions``).
 This module decides which one runs.  Matrix products always go through
 NumPy's BLAS on both backends.
 

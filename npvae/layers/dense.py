@@ -3,7 +3,7 @@
 ``a = x W + b``, ``h = f(a)``; backward ``da = dh ⊙ f'(a)``, ``dW = xᵀ da``,
 ``db = Σ_n da``, ``dx = da Wᵀ``.  Matrix products go through BLAS
 (``np.matmul``) on every backend; the elementwise part is the fused
-bias + activation kernel of :mod:`npvae.kernels.activations`.
+bias + activation kernel of :mod:`npvae.layers.activations`.
 """
 from __future__ import annotations
 
