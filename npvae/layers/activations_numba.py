@@ -69,34 +69,170 @@ def _bias_act_row(a, b, has_bias, code, h, i):
         h[i, j] = _act(v, code)
 
 
-@njit(cache=True)
-def _bias_act_fwd(a, b, has_bias, code, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, code, h, i)
-
-
-@njit(cache=True, parallel=True)
-def _bias_act_fwd_par(a, b, has_bias, code, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, code, h, i)
-
-
 @njit(cache=True, inline="always")
 def _bias_act_bwd_row(dh, h, code, da, i):
     for j in range(dh.shape[1]):
         da[i, j] = dh[i, j] * _dact(h[i, j], code)
 
 
+# One compiled kernel per activation: the code is a constant in each, so the branch
+# on it folds away and the row loops vectorise.  (Passed at run time, the code kept
+# LLVM from vectorising: the ReLU backward on 1024 x 400 float32 took 2.7 ms, 77
+# times a copy of the same bytes; specialised, ~0.1 ms.)  Serial and ``prange``
+# versions; each output row is written by one thread.
 @njit(cache=True)
-def _bias_act_bwd(dh, h, code, da):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, code, da, i)
+def _fwd_identity(a, b, has_bias, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 0, h, i)
 
 
 @njit(cache=True, parallel=True)
-def _bias_act_bwd_par(dh, h, code, da):
+def _fwd_identity_par(a, b, has_bias, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 0, h, i)
+
+
+@njit(cache=True)
+def _bwd_identity(dh, h, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 0, da, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_identity_par(dh, h, da):
     for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, code, da, i)
+        _bias_act_bwd_row(dh, h, 0, da, i)
+
+
+@njit(cache=True)
+def _fwd_relu(a, b, has_bias, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 1, h, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_relu_par(a, b, has_bias, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 1, h, i)
+
+
+@njit(cache=True)
+def _bwd_relu(dh, h, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 1, da, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_relu_par(dh, h, da):
+    for i in prange(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 1, da, i)
+
+
+@njit(cache=True)
+def _fwd_leaky_relu(a, b, has_bias, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 2, h, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_leaky_relu_par(a, b, has_bias, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 2, h, i)
+
+
+@njit(cache=True)
+def _bwd_leaky_relu(dh, h, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 2, da, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_leaky_relu_par(dh, h, da):
+    for i in prange(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 2, da, i)
+
+
+@njit(cache=True)
+def _fwd_tanh(a, b, has_bias, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 3, h, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_tanh_par(a, b, has_bias, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 3, h, i)
+
+
+@njit(cache=True)
+def _bwd_tanh(dh, h, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 3, da, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_tanh_par(dh, h, da):
+    for i in prange(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 3, da, i)
+
+
+@njit(cache=True)
+def _fwd_sigmoid(a, b, has_bias, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 4, h, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_sigmoid_par(a, b, has_bias, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 4, h, i)
+
+
+@njit(cache=True)
+def _bwd_sigmoid(dh, h, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 4, da, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_sigmoid_par(dh, h, da):
+    for i in prange(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 4, da, i)
+
+
+@njit(cache=True)
+def _fwd_softplus(a, b, has_bias, h):
+    for i in range(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 5, h, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_softplus_par(a, b, has_bias, h):
+    for i in prange(a.shape[0]):
+        _bias_act_row(a, b, has_bias, 5, h, i)
+
+
+@njit(cache=True)
+def _bwd_softplus(dh, h, da):
+    for i in range(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 5, da, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_softplus_par(dh, h, da):
+    for i in prange(dh.shape[0]):
+        _bias_act_bwd_row(dh, h, 5, da, i)
+
+
+#: name -> (forward, forward in parallel, backward, backward in parallel)
+_KERNELS = {
+    "identity": (_fwd_identity, _fwd_identity_par, _bwd_identity, _bwd_identity_par),
+    "relu": (_fwd_relu, _fwd_relu_par, _bwd_relu, _bwd_relu_par),
+    "leaky_relu": (_fwd_leaky_relu, _fwd_leaky_relu_par, _bwd_leaky_relu, _bwd_leaky_relu_par),
+    "tanh": (_fwd_tanh, _fwd_tanh_par, _bwd_tanh, _bwd_tanh_par),
+    "sigmoid": (_fwd_sigmoid, _fwd_sigmoid_par, _bwd_sigmoid, _bwd_sigmoid_par),
+    "softplus": (_fwd_softplus, _fwd_softplus_par, _bwd_softplus, _bwd_softplus_par),
+}
 
 
 def bias_activation_forward(a, b, name, out=None):
@@ -108,8 +244,8 @@ def bias_activation_forward(a, b, name, out=None):
             h[...] = a
     else:
         bias = b if has_bias else a[0]     # any 1-D array of the right dtype; unused
-        kernel = _bias_act_fwd_par if _parallel(a.size) else _bias_act_fwd
-        kernel(a, bias, has_bias, code, h)
+        serial, parallel, _, _ = _KERNELS[name]
+        (parallel if _parallel(a.size) else serial)(a, bias, has_bias, h)
     return h, (h, name, has_bias)
 
 
@@ -123,8 +259,8 @@ def bias_activation_backward(dh, cache, out=None):
             da = out
     else:
         da = np.empty_like(h) if out is None else out
-        kernel = _bias_act_bwd_par if _parallel(h.size) else _bias_act_bwd
-        kernel(dh, h, code, da)
+        _, _, serial, parallel = _KERNELS[name]
+        (parallel if _parallel(h.size) else serial)(dh, h, da)
     return da, (da.sum(axis=0) if has_bias else None)
 
 
