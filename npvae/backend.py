@@ -112,11 +112,6 @@ def compiled_in(module: str):
     return wrap
 
 
-def use_numba() -> bool:
-    """True when the Numba kernels are selected."""
-    return _current() == "numba"
-
-
 def set_num_threads(n_threads: int) -> None:
     """One setting for the thread count of Numba's parallel loops and of BLAS.
 
