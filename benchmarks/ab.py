@@ -29,6 +29,7 @@ import numpy as np, npvae
 from npvae.optim import Adam
 from npvae.training import train_step
 batch, dtype, seconds, model = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+assert npvae.__file__.startswith(sys.argv[6]), f"imported {npvae.__file__}, not {sys.argv[6]}"
 npvae.set_num_threads(int(sys.argv[5]))
 rng = np.random.default_rng(0)
 if model == "vae":
@@ -51,9 +52,13 @@ print(json.dumps(n * batch / (time.perf_counter() - t0)))
 
 
 def run(src, batch, dtype, seconds, model, threads):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
+    src = os.path.abspath(src)
+    env = dict(os.environ, PYTHONPATH=src)
+    # run inside the checkout: ``python -c`` puts the working directory first on sys.path,
+    # so a worker started elsewhere (e.g. in the other checkout) would import that npvae
     out = subprocess.run([sys.executable, "-c", WORKER, str(batch), dtype, str(seconds), model,
-                          str(threads)], env=env, capture_output=True, text=True, check=True)
+                          str(threads), src], env=env, cwd=src, capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
