@@ -82,6 +82,19 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     return loss, terms
 
 
+_TEMPLATES = {}
+
+
+def _state_template(optimizer, dtype):
+    """``{key: (shape, dtype)}`` of the optimiser's state, ``(0,)`` standing for the
+    parameter count; made once per optimiser class and dtype, not once per step."""
+    key = (type(optimizer), np.dtype(dtype))
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = {k: (np.shape(v), np.asarray(v).dtype)
+                           for k, v in optimizer.init_state(0, dtype).items()}
+    return _TEMPLATES[key]
+
+
 def _check_step_inputs(model, x, eps, optimizer):
     """Shapes and dtypes only (microseconds): the compiled kernels and the optimiser's
     update index without bounds checks, so nothing of the wrong size may reach them."""
@@ -93,10 +106,8 @@ def _check_step_inputs(model, x, eps, optimizer):
     got = [e.shape for e in eps] if isinstance(eps, list) else eps.shape
     if got != expected:
         raise ValueError(f"train_step: eps must have shape {expected}, got {got}")
-    template = {k: (np.shape(v), np.asarray(v).dtype) for k, v in
-                optimizer.init_state(0, model._dtype).items()}
     state = model.optimizer_state_
-    for key, (shape, dtype) in template.items():
+    for key, (shape, dtype) in _state_template(optimizer, model._dtype).items():
         value = state.get(key) if isinstance(state, dict) else None
         if (not isinstance(value, np.ndarray) or value.dtype != dtype
                 or value.shape != ((model.layout_.size,) if shape == (0,) else shape)):
