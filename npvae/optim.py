@@ -7,6 +7,7 @@ place, in one pass over all parameters.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -103,10 +104,21 @@ class Adagrad:
 OPTIMIZERS = {"adam": Adam, "sgd": SGD, "adagrad": Adagrad}
 
 
-def make_optimizer(name, learning_rate):
+def make_optimizer(name, learning_rate, options=None):
+    """The optimiser ``name`` at ``learning_rate``; ``options`` (a dict) sets its
+    other constants, e.g. ``{"eps": 1e-4}`` for Adam."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {tuple(OPTIMIZERS)}")
-    return OPTIMIZERS[name](learning_rate=learning_rate)
+    cls = OPTIMIZERS[name]
+    options = dict(options or {})
+    allowed = [p for p in inspect.signature(cls).parameters if p != "learning_rate"]
+    for key, value in options.items():
+        if key not in allowed:
+            raise ValueError(f"unknown option {key!r} of optimizer {name!r}; choose from {allowed}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            raise ValueError(f"optimizer option {key!r} must be a finite number >= 0, got {value!r}")
+    return cls(learning_rate=learning_rate, **options)
 
 
 def clip_grad_norm(g, max_norm):

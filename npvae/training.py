@@ -24,31 +24,11 @@ import numpy as np
 from . import checkpoint
 from ._validation import check_data, check_training
 from .optim import clip_grad_norm, make_optimizer
-
-SCHEDULES = ("constant", "exponential", "cosine")
+from .schedules import SCHEDULES, burda_stage, kl_weight, learning_rate_at  # noqa: F401
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or its gradient became NaN or infinite."""
-
-
-def learning_rate_at(epoch, base, schedule="constant", decay=0.95, epochs=1):
-    """Learning rate for 0-based ``epoch``: constant, ``base · decay^epoch``, or
-    cosine from ``base`` to 0 over ``epochs`` (docs/11-optimisation.md)."""
-    if schedule == "constant":
-        return base
-    if schedule == "exponential":
-        return base * decay ** epoch
-    if schedule == "cosine":
-        return base * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
-    raise ValueError(f"unknown lr_schedule {schedule!r}; choose one of {SCHEDULES}")
-
-
-def kl_weight(step, beta, warmup_steps):
-    """``β`` rising linearly from 0 to ``beta`` over ``warmup_steps`` steps (docs/11-optimisation.md)."""
-    if warmup_steps <= 0:
-        return beta
-    return beta * min(1.0, step / warmup_steps)
 
 
 def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, condition=None,
@@ -243,7 +223,7 @@ class EarlyStopping(Callback):
 def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None,
           y_val=None, batch_transform=None, lr_schedule="constant", lr_decay=0.95,
           kl_warmup_epochs=0.0, clip_norm=None, patience=None, run_dir=None, metadata=None,
-          progress=False, validation_seed=0, callbacks=()):
+          progress=False, validation_seed=0, callbacks=(), optimizer_options=None):
     """Train ``model`` (already initialised) for ``epochs`` more epochs; returns it.
 
     Parameters
@@ -267,6 +247,8 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     metadata : JSON-able dict stored in checkpoints (data set, settings).
     progress : show a progress bar (on a terminal) or a line per epoch.
     callbacks : further :class:`Callback` objects, called after the built-in ones.
+    optimizer_options : the optimiser's other constants, e.g. ``{"eps": 1e-4}``
+        for Adam (pass the same ones when resuming).
 
     Raises
     ------
@@ -289,7 +271,7 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     if batch_transform is None:
         model._lik.check_data(X)
     rng = model.rng_
-    opt = make_optimizer(model.optimizer, learning_rate)
+    opt = make_optimizer(model.optimizer, learning_rate, optimizer_options)
     if model.optimizer_state_ is None:
         model.optimizer_state_ = opt.init_state(model.layout_.size, model._dtype)
     N = X.shape[0]

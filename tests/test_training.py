@@ -282,3 +282,23 @@ def test_adagrad_is_its_formula_and_resumes_exactly(data, tmp_path):
     resumed = npvae.load(tmp_path / "checkpoint.npz")
     train(resumed, data, epochs=1, batch_size=50, learning_rate=0.05)
     np.testing.assert_array_equal(resumed.flat_params_, full.flat_params_)
+
+
+def test_burda_schedule_stages():
+    from npvae.training import burda_stage
+    # stage i lasts 3^i epochs: 1, 3, 9, ... ; eight stages make 3,280 epochs
+    lengths = np.bincount([burda_stage(e) for e in range(3280)])
+    assert list(lengths) == [3 ** i for i in range(8)]
+    assert burda_stage(3280) == 8
+    assert learning_rate_at(0, 1e-3, "burda") == pytest.approx(1e-3)
+    assert learning_rate_at(1, 1e-3, "burda") == pytest.approx(1e-3 * 10 ** (-1 / 7))
+    assert learning_rate_at(3279, 1e-3, "burda") == pytest.approx(1e-4)
+
+
+def test_optimizer_options():
+    from npvae.optim import make_optimizer
+    assert make_optimizer("adam", 1e-3, {"eps": 1e-4}).eps == 1e-4
+    with pytest.raises(ValueError, match="unknown option 'epsilon'"):
+        make_optimizer("adam", 1e-3, {"epsilon": 1e-4})
+    with pytest.raises(ValueError, match="finite number"):
+        make_optimizer("sgd", 1e-3, {"momentum": float("nan")})
