@@ -34,6 +34,9 @@ npvae.set_num_threads(int(sys.argv[5]))
 rng = np.random.default_rng(0)
 if model == "vae":
     m = npvae.VAE(n_latent=20, hidden_sizes=(400,), dtype=dtype, random_state=0)
+elif model == "burda":          # Burda et al.'s one-level model: 784-200-200-50, tanh
+    m = npvae.VAE(n_latent=50, hidden_sizes=(200, 200), activation="tanh", dtype=dtype,
+                  random_state=0)
 else:
     m = npvae.HierarchicalVAE(latent_sizes=(100, 50), hidden_sizes=((200, 200), (100, 100)),
                               dtype=dtype, random_state=0)
@@ -68,7 +71,8 @@ def main(argv=None):
     p.add_argument("b", help="checkout B (after)")
     p.add_argument("--batches", default="1,16,128,1024")
     p.add_argument("--dtype", default="float32")
-    p.add_argument("--models", default="vae")
+    p.add_argument("--models", default="vae", help="vae (784-400-20 ReLU), burda "
+                   "(784-200-200-50 tanh), hvae (two levels); comma-separated")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=1.0, help="timed seconds per measurement")

@@ -3,7 +3,11 @@
 Same arguments, same return values and the same cache ``(h, name, has_bias)``
 as the NumPy reference, so the backends are interchangeable and the tests run
 both.  Loops are nopython, compiled once and cached on disk (``cache=True``).
-No ``fastmath``: the results must match the reference to 1e-12 in float64.
+No LLVM fast-math flags: the results must match the reference to 1e-12 in
+float64.  exp, expm1, log1p and tanh come from :mod:`npvae.fastmath`: libm in
+float64, vectorisable polynomials in float32 (at most a few ulp; see there);
+``error_model="numpy"`` drops the ZeroDivisionError branch that kept the
+sigmoid's loop scalar.
 Arithmetic stays in the input's precision (constants are built from the data,
 ``zero = a - a``), so float32 loops do not round-trip through float64.  Large
 arrays use ``prange`` versions that split rows over threads; each output row is
@@ -16,6 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .. import fastmath
 from .activations import ACTIVATION_CODES, LEAKY_SLOPE
 
 #: arrays at least this large use the ``prange`` kernels (rows split over threads;
@@ -23,7 +28,7 @@ from .activations import ACTIVATION_CODES, LEAKY_SLOPE
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
 # ---------------------------------------------------------------- activations
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _act(a, code):
     zero = a - a                          # 0 in a's own precision (no float64 promotion)
     one = zero + 1
@@ -34,17 +39,15 @@ def _act(a, code):
     if code == 2:      # leaky relu
         return a if a > zero else a * LEAKY_SLOPE
     if code == 3:      # tanh
-        return math.tanh(a)
-    if code == 4:      # sigmoid, stable on both sides
-        if a >= zero:
-            return one / (one + math.exp(-a))
-        e = math.exp(a)
-        return e / (one + e)
+        return fastmath.tanh(a)
+    if code == 4:      # sigmoid, stable on both sides: e = e^{-|a|} never overflows
+        e = fastmath.exp(-abs(a))
+        return one / (one + e) if a >= zero else e / (one + e)
     # softplus: max(a, 0) + log1p(exp(-|a|))
-    return max(a, zero) + math.log1p(math.exp(-abs(a)))
+    return max(a, zero) + fastmath.log1p(fastmath.exp(-abs(a)))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _dact(h, code):
     """f'(a) from h = f(a) alone (see activations.activation_derivative)."""
     zero = h - h
@@ -59,17 +62,17 @@ def _dact(h, code):
         return one - h * h
     if code == 4:
         return h * (one - h)
-    return -math.expm1(-h)                 # softplus' = 1 - exp(-h)
+    return -fastmath.expm1(-h)             # softplus' = 1 - exp(-h)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _bias_act_row(a, b, has_bias, code, h, i):
     for j in range(a.shape[1]):
         v = a[i, j] + b[j] if has_bias else a[i, j]
         h[i, j] = _act(v, code)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _bias_act_bwd_row(dh, h, code, da, i):
     for j in range(dh.shape[1]):
         da[i, j] = dh[i, j] * _dact(h[i, j], code)
@@ -80,145 +83,145 @@ def _bias_act_bwd_row(dh, h, code, da, i):
 # LLVM from vectorising: the ReLU backward on 1024 x 400 float32 took 2.7 ms, 77
 # times a copy of the same bytes; specialised, ~0.1 ms.)  Serial and ``prange``
 # versions; each output row is written by one thread.
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_identity(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 0, h, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _fwd_identity_par(a, b, has_bias, h):
     for i in prange(a.shape[0]):
         _bias_act_row(a, b, has_bias, 0, h, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bwd_identity(dh, h, da):
     for i in range(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 0, da, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _bwd_identity_par(dh, h, da):
     for i in prange(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 0, da, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_relu(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 1, h, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _fwd_relu_par(a, b, has_bias, h):
     for i in prange(a.shape[0]):
         _bias_act_row(a, b, has_bias, 1, h, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bwd_relu(dh, h, da):
     for i in range(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 1, da, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _bwd_relu_par(dh, h, da):
     for i in prange(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 1, da, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_leaky_relu(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 2, h, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _fwd_leaky_relu_par(a, b, has_bias, h):
     for i in prange(a.shape[0]):
         _bias_act_row(a, b, has_bias, 2, h, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bwd_leaky_relu(dh, h, da):
     for i in range(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 2, da, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _bwd_leaky_relu_par(dh, h, da):
     for i in prange(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 2, da, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_tanh(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 3, h, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _fwd_tanh_par(a, b, has_bias, h):
     for i in prange(a.shape[0]):
         _bias_act_row(a, b, has_bias, 3, h, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bwd_tanh(dh, h, da):
     for i in range(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 3, da, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _bwd_tanh_par(dh, h, da):
     for i in prange(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 3, da, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_sigmoid(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 4, h, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _fwd_sigmoid_par(a, b, has_bias, h):
     for i in prange(a.shape[0]):
         _bias_act_row(a, b, has_bias, 4, h, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bwd_sigmoid(dh, h, da):
     for i in range(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 4, da, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _bwd_sigmoid_par(dh, h, da):
     for i in prange(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 4, da, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fwd_softplus(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 5, h, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _fwd_softplus_par(a, b, has_bias, h):
     for i in prange(a.shape[0]):
         _bias_act_row(a, b, has_bias, 5, h, i)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bwd_softplus(dh, h, da):
     for i in range(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 5, da, i)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _bwd_softplus_par(dh, h, da):
     for i in prange(dh.shape[0]):
         _bias_act_bwd_row(dh, h, 5, da, i)
