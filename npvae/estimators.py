@@ -27,61 +27,68 @@ ESTIMATORS = ("pathwise", "score", "mean_baseline", "running_mean", "leave_one_o
 def _check_draws(f, score):
     f = np.asarray(f, dtype=np.float64)
     score = np.asarray(score, dtype=np.float64)
-    if score.ndim == 1:
-        score = score[:, None]
-    if f.ndim != 1 or score.ndim != 2 or score.shape[0] != f.shape[0] or f.shape[0] == 0:
-        raise ValueError(f"need f (S,) and score (S, P) with the same S >= 1, got shapes "
-                         f"{f.shape} and {score.shape}")
+    if score.ndim == f.ndim:
+        score = score[..., None]
+    if f.ndim < 1 or score.shape[:-1] != f.shape or f.shape[-1] == 0:
+        raise ValueError(f"need f (..., S) and score (..., S, P) with the same S >= 1, got "
+                         f"shapes {f.shape} and {score.shape}")
     return f, score
 
 
 def score_function_gradient(f, score, baseline=0.0):
-    """``(1/S) Σ_s (f_s − b_s) ∇_φ log q(z_s)``, ``(P,)``
+    """``(1/S) Σ_s (f_s − b_s) ∇_φ log q(z_s)``, ``(..., P)``
     (docs/13-em-and-variance-reduction.md#baselines-keep-the-estimator-unbiased).
 
-    ``baseline``: a number; ``(S,)``, one per draw (e.g. :func:`leave_one_out_baseline`);
-    or a 2-D array broadcastable to ``(S, P)``, one per draw and coordinate (e.g.
-    :func:`optimal_coefficient`).
+    ``f (..., S)``, ``score (..., S, P)``; leading axes index independent estimates.
+    ``baseline``: a number; ``(..., S)`` like ``f``, one per draw (e.g.
+    :func:`leave_one_out_baseline`); or an array with the dimensions of ``score`` that
+    broadcasts to it, one per draw and coordinate (e.g. :func:`optimal_coefficient`).
     """
     f, score = _check_draws(f, score)
     b = np.asarray(baseline, dtype=np.float64)
-    if b.ndim == 1:
+    if b.ndim == f.ndim and b.ndim > 0:
         if b.shape != f.shape:
-            raise ValueError(f"a 1-D baseline needs one value per draw, shape {f.shape}, "
+            raise ValueError(f"a per-draw baseline needs one value per draw, shape {f.shape}, "
                              f"got {b.shape}")
-        b = b[:, None]
-    elif b.ndim == 2 and np.broadcast_shapes(b.shape, score.shape) != score.shape:
-        raise ValueError(f"baseline of shape {b.shape} does not broadcast to {score.shape}")
-    elif b.ndim > 2:
-        raise ValueError(f"baseline must be a number, (S,) or (S, P), got shape {b.shape}")
-    return np.mean((f[:, None] - b) * score, axis=0)
+        b = b[..., None]
+    elif b.ndim == score.ndim:
+        if any(m not in (1, n) for m, n in zip(b.shape, score.shape)):
+            raise ValueError(f"baseline of shape {b.shape} does not broadcast to {score.shape}")
+    elif b.ndim != 0:
+        raise ValueError(f"baseline must be a number, shaped like f {f.shape} or like score "
+                         f"{score.shape}, got shape {b.shape}")
+    return np.mean((f[..., None] - b) * score, axis=-2)
 
 
 def leave_one_out_baseline(f):
-    """``b_s = (Σ_t f_t − f_s)/(S − 1)``, ``(S,)``: the mean of the other draws, independent
-    of ``z_s`` (docs/13-em-and-variance-reduction.md#the-leave-one-out-baseline)."""
+    """``b_s = (Σ_t f_t − f_s)/(S − 1)`` over the last axis of ``f (..., S)``: the mean
+    of the other draws, independent of ``z_s``
+    (docs/13-em-and-variance-reduction.md#the-leave-one-out-baseline)."""
     f = np.asarray(f, dtype=np.float64)
-    if f.ndim != 1 or f.shape[0] < 2:
-        raise ValueError(f"the leave-one-out baseline needs f (S,) with S >= 2, got {f.shape}")
-    return (f.sum() - f) / (f.shape[0] - 1)
+    if f.ndim < 1 or f.shape[-1] < 2:
+        raise ValueError(f"the leave-one-out baseline needs f (..., S) with S >= 2, got "
+                         f"{f.shape}")
+    return (f.sum(axis=-1, keepdims=True) - f) / (f.shape[-1] - 1)
 
 
 def optimal_coefficient(f, score, leave_one_out=False):
     """The variance-minimising constant baseline per coordinate,
     ``a_p = Σ_s f_s s_sp² / Σ_s s_sp²`` (estimating ``E[f s_p²]/E[s_p²]``;
-    docs/13-em-and-variance-reduction.md#the-optimal-control-variate), ``(1, P)``.
+    docs/13-em-and-variance-reduction.md#the-optimal-control-variate), ``(..., 1, P)``.
 
-    With ``leave_one_out`` each draw gets the coefficient of the other draws, ``(S, P)``,
-    so that it stays independent of its own draw and the estimator unbiased.
+    With ``leave_one_out`` each draw gets the coefficient of the other draws,
+    ``(..., S, P)``, so that it stays independent of its own draw and the estimator
+    unbiased.
     """
     f, score = _check_draws(f, score)
-    num = f[:, None] * score ** 2                                     # (S, P)
-    den = score ** 2                                                  # (S, P)
+    num = f[..., None] * score ** 2                                   # (..., S, P)
+    den = score ** 2                                                  # (..., S, P)
     if not leave_one_out:
-        return num.sum(axis=0, keepdims=True) / den.sum(axis=0, keepdims=True)
-    if f.shape[0] < 2:
+        return num.sum(axis=-2, keepdims=True) / den.sum(axis=-2, keepdims=True)
+    if f.shape[-1] < 2:
         raise ValueError("a leave-one-out coefficient needs S >= 2 draws")
-    return (num.sum(axis=0) - num) / (den.sum(axis=0) - den)
+    return ((num.sum(axis=-2, keepdims=True) - num)
+            / (den.sum(axis=-2, keepdims=True) - den))
 
 
 class RunningMeanBaseline:

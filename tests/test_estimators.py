@@ -108,6 +108,21 @@ def test_bad_input_is_refused():
         score_function_gradient(np.ones(3), np.ones((4, 2)))
     with pytest.raises(ValueError, match="one value per draw"):
         score_function_gradient(np.ones(3), np.ones((3, 2)), baseline=np.ones(2))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        score_function_gradient(np.ones(3), np.ones((3, 2)), baseline=np.ones((2, 2)))
+
+
+def test_leading_axes_are_independent_estimates(rng):
+    """``(R, S)`` draws give the ``R`` estimates one at a time would."""
+    f, score = rng.standard_normal((4, 6)), rng.standard_normal((4, 6, 3))
+    for kind in ("loo", "opt"):
+        b = (leave_one_out_baseline(f) if kind == "loo"
+             else optimal_coefficient(f, score, leave_one_out=True))
+        got = score_function_gradient(f, score, b)                    # (4, 3)
+        for r in range(4):
+            b_r = (leave_one_out_baseline(f[r]) if kind == "loo"
+                   else optimal_coefficient(f[r], score[r], leave_one_out=True))
+            np.testing.assert_allclose(got[r], score_function_gradient(f[r], score[r], b_r))
     with pytest.raises(ValueError, match="estimator must be"):
         x_squared_variance(1.0, 10, "nope")
     with pytest.raises(ValueError, match="decay"):

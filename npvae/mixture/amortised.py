@@ -12,7 +12,7 @@ the price of sharing one network across the examples: the amortisation gap.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax
+from scipy.special import log_softmax, logsumexp
 
 from ..layers import init_weight, mlp_backward, mlp_forward
 from ..optim import Adam
@@ -59,13 +59,14 @@ class AmortisedEncoder:
         return log_softmax(logits, axis=1)
 
 
-def amortised_elbo_forward(x, encoder, mixture):
-    """The mean ELBO with ``q = softmax(MLP_φ(x))`` at ``θ = mixture``
-    (docs/13-em-and-variance-reduction.md#an-amortised-encoder).  Returns ``(elbo, cache)``."""
+def amortised_elbo_forward(x, encoder, a):
+    """The mean ELBO with ``q = softmax(MLP_φ(x))``, given the log joint
+    ``a = log p(x, c)`` ``(N, C)`` of :func:`~npvae.mixture.em.log_joint` (fixed while
+    ``φ`` moves) (docs/13-em-and-variance-reduction.md#an-amortised-encoder).
+    Returns ``(elbo, cache)``."""
     logits, caches = mlp_forward(x, encoder.weights_, encoder.activations)   # (N, C)
     log_q = log_softmax(logits, axis=1)                                     # (N, C)
     q = np.exp(log_q)
-    a = log_joint(x, mixture)                                               # (N, C) log p(x, c)
     elbo_n = np.sum(q * (a - log_q), axis=1)                                # (N,)
     return float(elbo_n.mean()), (caches, q, log_q, a, elbo_n)
 
@@ -102,9 +103,10 @@ def fit_amortised(X, mixture, encoder, n_iter=30, encoder_steps=20, learning_rat
     grad = np.zeros_like(encoder.flat_)                                     # (P,)
     history = {"elbo_steps": [], "elbo_e": [], "elbo_m": [], "log_px": []}
     for _ in range(n_iter):
-        history["log_px"].append(log_marginal(x, mixture).mean())
+        a = log_joint(x, mixture)                                           # (N, C)
+        history["log_px"].append(logsumexp(a, axis=1).mean())
         for _ in range(encoder_steps):
-            elbo, cache = amortised_elbo_forward(x, encoder, mixture)
+            elbo, cache = amortised_elbo_forward(x, encoder, a)
             history["elbo_steps"].append(elbo)
             amortised_elbo_backward(-1.0, cache, grad, encoder)             # d(−ELBO)
             optimizer.step(encoder.flat_, grad, state)

@@ -11,7 +11,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.special import entr, logsumexp
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -53,9 +52,10 @@ def gaussian_log_density(x, means, covariances):
             L = np.linalg.cholesky(cov)                               # (D, D)
         except np.linalg.LinAlgError:
             raise ValueError(f"covariance of component {c} is not positive definite") from None
-        r = solve_triangular(L, (x - mu).T, lower=True)               # (D, N) = L⁻¹ (x − μ)
+        L_inv = np.linalg.inv(L)                                      # (D, D), lower triangular
+        r = (x - mu) @ L_inv.T                                        # (N, D): rows L⁻¹ (x_n − μ)
         log_det = 2.0 * np.sum(np.log(np.diag(L)))
-        out[:, c] = -0.5 * (D * LOG_2PI + log_det + np.sum(r * r, axis=0))
+        out[:, c] = -0.5 * (D * LOG_2PI + log_det + np.sum(r * r, axis=1))
     return out
 
 
