@@ -136,6 +136,7 @@ def toy_part(args, rng):
 # ---------------------------------------------------------- part 2: a VAE
 def vae_part(args, data, rng):
     import npvae
+    from npvae.estimators import vae_encoder_draws, vae_pathwise_gradients
 
     fast = args.fast
     Z = 4 if fast else 10
@@ -149,36 +150,19 @@ def vae_part(args, data, rng):
           f"{model.train_seconds_:.1f} s; test ELBO {elbo:.2f} nats")
 
     x = x_test[[int(rng.integers(len(x_test)))]]                    # (1, D), one image
-    mu, logvar = model.encode(x)
-    sigma = np.exp(0.5 * logvar[0])                                   # (Z,)
 
-    # pathwise: one reparameterised draw per call; β = 0 leaves only the reconstruction term
+    # pathwise: one reparameterised draw per call of the model's own backward (β = 0
+    # leaves only the reconstruction term); score function: log p(x|z) (z − μ)/σ²
+    # = log p(x|z) ε/σ from many cheap forward passes (npvae/estimators.py)
     n_path = 600 if fast else 4000
-    model.set_params(beta=0.0)
-    try:
-        path = np.empty((n_path, Z))
-        for i in range(n_path):
-            eps = rng.standard_normal((1, 1, Z))
-            _, grads = model.loss_and_grads(x, eps)
-            path[i] = -grads["enc_mu_b"]                              # ∇_{b_μ} log p(x|z)
-    finally:
-        model.set_params(beta=1.0)
-
-    # score function: log p(x|z) (z − μ)/σ² = log p(x|z) ε/σ; many cheap forward passes
+    path = vae_pathwise_gradients(model, x, rng.standard_normal((n_path, 1, Z)))   # (n, Z)
     n_score = 20_000 if fast else 100_000
-    chunk = 10_000
-    log_px, eps_all = [], []
-    X = np.repeat(x, chunk, axis=0)
-    for start in range(0, n_score, chunk):
-        eps = rng.standard_normal((1, chunk, Z))
-        log_px.append(model.elbo_terms(X, eps)["reconstruction"])  # (chunk,) log p(x|z_s)
-        eps_all.append(eps[0])
-    log_px, eps_all = np.concatenate(log_px), np.concatenate(eps_all)  # (n,), (n, Z)
-    score = log_px[:, None] * eps_all / sigma                          # (n, Z)
+    log_px, score_mu = vae_encoder_draws(model, x, rng.standard_normal((n_score, Z)))
+    score = log_px[:, None] * score_mu                                 # (n, Z)
     # constant baseline from separate draws (the first half estimates b, the second half uses it)
     half = n_score // 2
     baseline = log_px[:half].mean()
-    score_b = (log_px[half:, None] - baseline) * eps_all[half:] / sigma
+    score_b = (log_px[half:, None] - baseline) * score_mu[half:]
 
     est = {"pathwise": path, "score function": score, "score fn. + baseline": score_b}
     means = {k: v.mean(axis=0) for k, v in est.items()}
