@@ -208,6 +208,12 @@ def _add_train(sub, fmt):
                    help="training objective (iwae: importance-weighted bound with --k samples)")
     t.add_argument("--k", type=_POSITIVE_INT, default=1,
                    help="importance samples for --objective iwae")
+    t.add_argument("--gradient-estimator", choices=("standard", "stl", "dreg"),
+                   default="standard",
+                   help="vae and cvae only: the encoder's gradient; stl drops the score term "
+                        "of log q (Roeder et al. 2017; biased for iwae with k > 1), dreg is "
+                        "the doubly reparameterised estimator for --objective iwae (Tucker et "
+                        "al. 2019)")
     t.add_argument("--inference", choices=("independent", "markov"), default="independent",
                    help="hvae only: factorisation of q")
     t.add_argument("--epochs", type=_COUNT, default=None,

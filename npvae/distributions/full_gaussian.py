@@ -108,3 +108,14 @@ def log_q_full_backward(dlog_q, cache):
     """``∂ log q / ∂s_j = −1`` per sample; returns ``ds (N, Z)``."""
     shape = cache
     return np.broadcast_to(-dlog_q.sum(axis=0)[:, None], shape).astype(dlog_q.dtype)
+
+
+def log_q_full_dz(dlog_q, cache):
+    """``∂/∂z Σ dlog_q ⊙ log q(z|x)`` with ``μ, L`` held fixed (the path term of STL and
+    DReG): ``−Σ⁻¹ (z − μ) = −L⁻ᵀ ε`` at ``z = μ + L ε`` (docs/05-elbo.md#sticking-the-landing).
+
+    ``dlog_q (S, N)``; ``cache`` of :func:`reparameterize_full_forward`.  Returns ``dz (S, N, Z)``.
+    """
+    L, eps = cache
+    x = np.linalg.solve(np.swapaxes(L, -1, -2), eps.transpose(1, 2, 0))   # L⁻ᵀ ε (N, Z, S)
+    return -dlog_q[..., None] * x.transpose(2, 0, 1)

@@ -53,6 +53,17 @@ def log_q_backward(dlog_q, cache):
     return np.broadcast_to(-0.5 * dlog_q.sum(axis=0)[:, None], shape).copy()
 
 
+def log_q_dz(dlog_q, cache):
+    """``∂/∂z Σ dlog_q ⊙ log q(z|x)`` with ``μ, λ`` held fixed (the path term of STL and
+    DReG): ``∂ log N(z; μ, σ²)/∂z = −(z − μ)/σ² = −ε/σ`` at ``z = μ + σ ε``
+    (docs/05-elbo.md#sticking-the-landing).
+
+    ``dlog_q (S, N)``; ``cache`` of :func:`reparameterize_forward`.  Returns ``dz (S, N, Z)``.
+    """
+    sigma, eps = cache
+    return -dlog_q[..., None] * (eps / sigma)
+
+
 def log_normal_forward(z, mu, logvar):
     """``log N(z; μ, diag e^λ) = −½ Σ_j (log 2π + λ_j + (z_j − μ_j)² e^{−λ_j})`` (docs/02-reparameterisation.md#log-density-of-a-diagonal-gaussian).
 

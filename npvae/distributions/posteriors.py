@@ -23,7 +23,7 @@ from scipy.special import logsumexp
 
 from . import full_gaussian as F
 from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_q_backward,
-                       log_q_forward, reparameterize_backward, reparameterize_forward)
+                       log_q_dz, log_q_forward, reparameterize_backward, reparameterize_forward)
 
 
 class Posterior(abc.ABC):
@@ -55,6 +55,12 @@ class Posterior(abc.ABC):
     @abc.abstractmethod
     def log_q_backward(self, dlog_q, cache):
         """Returns ``dhead``: ``log q`` at a reparameterised sample does not depend on ``μ``."""
+
+    def log_q_dz(self, dlog_q, sample_cache):
+        """``dz (S, N, Z)``: the gradient of ``Σ dlog_q ⊙ log q(z|x)`` through ``z`` alone,
+        the parameters held fixed (STL and DReG, docs/05-elbo.md#sticking-the-landing);
+        ``sample_cache`` from :meth:`sample_forward`."""
+        raise NotImplementedError(f"{type(self).__name__} has no path derivative of log q")
 
     def kl_forward(self, mu, head):
         """Closed-form ``KL(q ‖ N(0, I))`` per example: ``(kl (N,), cache)``."""
@@ -112,6 +118,12 @@ class DiagonalGaussian(Posterior):
             return log_q_backward(dlog_q.reshape(1, S * N), inner).reshape(S, N, Z)
         return log_q_backward(dlog_q, cache)
 
+    def log_q_dz(self, dlog_q, sample_cache):
+        if isinstance(sample_cache[0], str):              # per-sample parameters
+            S, N = dlog_q.shape
+            return log_q_dz(dlog_q.reshape(1, S * N), sample_cache[1]).reshape(S, N, -1)
+        return log_q_dz(dlog_q, sample_cache)
+
     def kl_forward(self, mu, logvar):
         return kl_standard_normal_forward(mu, logvar)
 
@@ -168,6 +180,9 @@ class FullCovarianceGaussian(Posterior):
         rows, cols = np.tril_indices(Z)
         dv[:, np.flatnonzero(rows == cols)] = F.log_q_full_backward(dlog_q, q_c)
         return dv
+
+    def log_q_dz(self, dlog_q, sample_cache):
+        return F.log_q_full_dz(dlog_q, sample_cache[1])
 
     def cholesky(self, v, Z):
         """``L (N, Z, Z)`` from the head's output."""

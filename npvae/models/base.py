@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
 
-from .. import checkpoint, objectives, training
+from .. import checkpoint, gradient_estimators, objectives, training
 from .._validation import (check_defined, check_dtype, check_features, check_noise,
                            check_number, check_positive_int)
 from ..optim import OPTIMIZERS
@@ -240,7 +240,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _iwae_objective(self, X, eps, need_grads=True, condition=None):
         """``−(1/N) Σ_n L_K(x_n)`` and its gradient ``Σ_k w̃_k ∇ log w_k``
-        (docs/06-importance-weighting.md; Burda et al. 2016).
+        (docs/06-importance-weighting.md; Burda et al. 2016), or the encoder's by STL/DReG.
 
         ``terms`` holds ``iwae`` (``L_K`` per example) and the Monte Carlo ELBO parts.
         """
@@ -252,9 +252,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         loss = float(-bound.mean())
         if not need_grads:
             return loss, None, terms
-        flat = self._log_weights_backward(objectives.iwae_bound_backward(b_c, self._dtype),
-                                          cache)
-        return loss, flat, terms
+        return loss, gradient_estimators.iwae_backward(self, b_c, cache), terms
 
     def log_weights(self, X, eps):
         """Importance log-weights ``log w_k = log p(x, z_k) − log q(z_k|x)`` ``(K, N)``

@@ -79,7 +79,7 @@ class ConditionalVAE(VAE):
     n_latent, hidden_sizes, decoder_hidden_sizes, activation, likelihood,
     likelihood_params, posterior, n_samples,
     beta, objective, k, optimizer, learning_rate, batch_size, epochs, dtype,
-    random_state :
+    random_state, gradient_estimator :
         As for :class:`~npvae.VAE` (``objective="iwae"`` with ``k`` samples gives
         the conditional IWAE bound on ``log p(x|c)``, docs/06-importance-weighting.md).
 
@@ -98,14 +98,15 @@ class ConditionalVAE(VAE):
                  activation="relu", likelihood="bernoulli", likelihood_params=None,
                  posterior="diagonal", n_samples=1, beta=1.0, objective="elbo", k=1,
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
-                 dtype="float64", random_state=None, classes=None):
+                 dtype="float64", random_state=None, classes=None, gradient_estimator="standard"):
         super().__init__(n_latent=n_latent, hidden_sizes=hidden_sizes,
                          decoder_hidden_sizes=decoder_hidden_sizes, activation=activation,
                          likelihood=likelihood, likelihood_params=likelihood_params,
                          posterior=posterior, n_samples=n_samples, beta=beta,
                          objective=objective, k=k, optimizer=optimizer,
                          learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
-                         dtype=dtype, random_state=random_state)
+                         dtype=dtype, random_state=random_state,
+                         gradient_estimator=gradient_estimator)
         self.classes = classes
 
     def get_params(self, deep=True):

@@ -20,6 +20,7 @@ import numpy as np
 from .._validation import check_data, check_defined, check_positive_int, check_widths
 from ..distributions.gaussian import log_normal_backward, log_normal_forward
 from ..distributions.posteriors import make_posterior
+from ..gradient_estimators import check_gradient_estimator, kl_path_backward
 from ..layers.activations import check_activation
 from ..layers.dense import init_weight
 from ..objectives import elbo_loss, monte_carlo_kl_backward, monte_carlo_kl_forward
@@ -60,6 +61,12 @@ class VAE(BaseVAE):
         with ``k`` samples (docs/06-importance-weighting.md; Burda et al. 2016).
     k : int
         ``K``, importance samples per example for ``objective="iwae"``.
+    gradient_estimator : ``"standard"`` (the exact gradient at the noise drawn),
+        ``"stl"`` (the score term of ``log q`` dropped, Roeder et al. 2017; unbiased
+        for the ELBO, biased for IWAE with ``k > 1``) or ``"dreg"`` (doubly
+        reparameterised, Tucker et al. 2019; ``objective="iwae"`` only).  Only the
+        encoder's gradient changes (docs/05-elbo.md#sticking-the-landing,
+        docs/06-importance-weighting.md#doubly-reparameterised-gradients).
     optimizer, learning_rate, batch_size, epochs : training defaults for ``fit``.
     dtype : ``"float32"`` or ``"float64"``.
     random_state : int, Generator or None
@@ -77,7 +84,7 @@ class VAE(BaseVAE):
                  activation="relu", likelihood="bernoulli", likelihood_params=None,
                  posterior="diagonal", n_samples=1, beta=1.0, objective="elbo", k=1,
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
-                 dtype="float64", random_state=None):
+                 dtype="float64", random_state=None, gradient_estimator="standard"):
         self.n_latent = n_latent
         self.hidden_sizes = hidden_sizes
         self.decoder_hidden_sizes = decoder_hidden_sizes
@@ -95,11 +102,13 @@ class VAE(BaseVAE):
         self.epochs = epochs
         self.dtype = dtype
         self.random_state = random_state
+        self.gradient_estimator = gradient_estimator
 
     # ------------------------------------------------------------ architecture
     def _build(self):
         check_positive_int(self.n_latent, "n_latent")
         check_activation(self.activation)
+        check_gradient_estimator(self.gradient_estimator, self.objective)
         self._post = make_posterior(self.posterior)
         self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
@@ -147,7 +156,9 @@ class VAE(BaseVAE):
         """Negative β-ELBO and its gradient by the chain rule (docs/05-elbo.md):
         through the decoder MLP and the likelihood, the reparameterisation, the
         KL (closed form, or Monte Carlo for a posterior without one) and the
-        encoder MLP.  Returns ``(loss, flat_grad or None, terms)``.
+        encoder MLP.  With ``gradient_estimator="stl"`` the KL's gradient is that of
+        its Monte Carlo form with the score term dropped (docs/05-elbo.md#sticking-the-landing);
+        the loss is the same.  Returns ``(loss, flat_grad or None, terms)``.
         """
         P, post = self.params_, self._post
         mu, head, enc_c = self._encode_forward(X, condition)                # (N, Z), (N, ·)
@@ -163,7 +174,10 @@ class VAE(BaseVAE):
         # backward from the seeds ∂loss/∂log p(x|z_s) = −1/(SN), ∂loss/∂KL = β/N
         flat, G = self._grad_buffer()
         dz = self._decoder.backward(G, dlog_px, dec_c)                      # (S, N, Z)
-        if post.closed_form_kl:
+        if self.gradient_estimator == "stl":         # through z only: log q's parameters fixed
+            dz += kl_path_backward(post, dkl, z, z_c)
+            dmu_kl = dhead_kl = 0
+        elif post.closed_form_kl:
             dmu_kl, dhead_kl = post.kl_backward(dkl, kl_c)                  # (N, Z), (N, ·)
         else:
             dz_kl, dhead_kl = monte_carlo_kl_backward(post, dkl, kl_c)
@@ -185,14 +199,23 @@ class VAE(BaseVAE):
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
 
-    def _log_weights_backward(self, dlog_w, cache):
-        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters."""
+    def _log_weights_backward(self, dlog_w, cache, path_scale=None):
+        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters.
+
+        With ``path_scale (K, N)`` (STL, DReG: docs/06-importance-weighting.md#doubly-reparameterised-gradients)
+        ``log q``'s parameters are held fixed: its seed goes to ``z`` instead, and the
+        encoder's gradient on each ``z_k`` is multiplied by ``path_scale_k``.
+        """
         enc_c, z_c, dec_c, pz_c, q_c = cache
         flat, G = self._grad_buffer()
         dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
         dz += log_normal_backward(dlog_w, pz_c)[0]                          # via log p(z)
-        dmu, dhead = self._post.sample_backward(dz, z_c)
-        dhead += self._post.log_q_backward(-dlog_w, q_c)                    # via −log q
+        if path_scale is None:                                              # the exact gradient
+            dmu, dhead = self._post.sample_backward(dz, z_c)
+            dhead += self._post.log_q_backward(-dlog_w, q_c)                # via −log q
+        else:                                                               # score term dropped
+            dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
+            dmu, dhead = self._post.sample_backward(dz * path_scale[..., None], z_c)
         self._encoder.backward(G, dmu, dhead, enc_c)
         return flat
 
