@@ -2,7 +2,7 @@
 Ding, Farsiu & Tarokh, "Fisher Auto-Encoders", AISTATS 2021).
 
 The model is the VAE's — encoder ``q(z|x) = N(μ(x), diag e^{λ(x)})``, Gaussian
-decoder ``p(x|z) = N(g(z), σ² I)`` with a fixed ``σ² = e^{obs_logvar}``, prior
+decoder ``p(x|z) = N(g(z), σ² I)`` with a fixed ``σ² = e^{decoder_logvar}``, prior
 ``N(0, I)`` — trained on the Fisher divergence between the joint densities
 ``p(x, z) = p(z) p(x|z)`` and ``q(x, z) = p_data(x) q(z|x)`` instead of the
 ELBO.  Made tractable (docs/14-fisher-autoencoder.md#a-tractable-objective),
@@ -47,7 +47,7 @@ class FisherAutoencoder(VAE):
         Widths of the decoder's hidden layers; ``None`` mirrors the encoder.
     activation : ``"tanh"``, ``"softplus"``, ``"sigmoid"`` or ``"identity"`` — a smooth
         activation: the gradient of the loss needs ``f''``.
-    obs_logvar : float
+    decoder_logvar : float
         ``log σ²`` of the Gaussian decoder ``p(x|z) = N(g(z), σ² I)`` (fixed).
     n_samples : int
         ``S``, samples of ``z`` per example in the loss.
@@ -71,14 +71,14 @@ class FisherAutoencoder(VAE):
     k = 1
 
     def __init__(self, n_latent=20, hidden_sizes=(200,), decoder_hidden_sizes=None,
-                 activation="tanh", obs_logvar=0.0, n_samples=1, optimizer="adam",
+                 activation="tanh", decoder_logvar=0.0, n_samples=1, optimizer="adam",
                  learning_rate=1e-3, batch_size=100, epochs=10, dtype="float64",
                  random_state=None):
         self.n_latent = n_latent
         self.hidden_sizes = hidden_sizes
         self.decoder_hidden_sizes = decoder_hidden_sizes
         self.activation = activation
-        self.obs_logvar = obs_logvar
+        self.decoder_logvar = decoder_logvar
         self.n_samples = n_samples
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -89,11 +89,11 @@ class FisherAutoencoder(VAE):
 
     @property
     def likelihood_params(self):
-        """The decoder ``N(g(z), e^{obs_logvar} I)``: a Gaussian with fixed variance."""
-        return {"variance": "fixed", "logvar": self.obs_logvar}
+        """The decoder ``N(g(z), e^{decoder_logvar} I)``: a Gaussian with fixed variance."""
+        return {"variance": "fixed", "logvar": self.decoder_logvar}
 
     def _build(self):
-        check_number(self.obs_logvar, "obs_logvar", minimum=-np.inf)
+        check_number(self.decoder_logvar, "decoder_logvar", minimum=-np.inf)
         if self.activation not in SMOOTH_ACTIVATIONS:
             raise ValueError(f"FisherAutoencoder needs a smooth activation (its gradient uses "
                              f"f''), one of {SMOOTH_ACTIVATIONS}; got {self.activation!r}")
@@ -140,7 +140,7 @@ class FisherAutoencoder(VAE):
         """
         S, N, Z = eps.shape
         D, R = X.shape[1], S * N
-        inv_var = float(np.exp(-self.obs_logvar))                          # 1/σ²
+        inv_var = float(np.exp(-self.decoder_logvar))                      # 1/σ²
         x = np.broadcast_to(X, (S, N, D)).reshape(R, D)                    # (R, D)
         e = eps.reshape(R, Z)                                              # (R, Z)
         enc_layers, enc_acts = self._encoder_layers()
