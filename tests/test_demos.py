@@ -27,10 +27,12 @@ DEMOS = {
     "05_manifold_and_beta": ["manifold_and_interpolation.png", "beta_comparison.png"],
     "06_hierarchical_levels": ["levels.png", "kl_per_level.png"],
     "07_conditional_and_full_covariance": ["full_covariance.png"],
+    "11_fisher_autoencoder": ["fisher_vs_vae.png"],
 }
 #: demos that use data (and must say which)
 USES_DATA = {"01_gradient_estimators", "04_autoencoder_vs_vae", "05_manifold_and_beta",
-             "06_hierarchical_levels", "07_conditional_and_full_covariance"}
+             "06_hierarchical_levels", "07_conditional_and_full_covariance",
+             "11_fisher_autoencoder"}
 
 NUMBER_LINE = re.compile(r"^\s{2}(?P<key>.+?)\s+=\s+(?P<value>\S+)\s*$")
 
