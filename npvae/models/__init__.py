@@ -2,7 +2,8 @@
 likelihoods of :mod:`npvae.distributions` and the objectives of
 :mod:`npvae.objectives`; :mod:`.base` holds what they share."""
 from .conditional import ConditionalVAE
+from .fisher import FisherAutoencoder
 from .hierarchical import HierarchicalVAE
 from .vae import VAE
 
-__all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE"]
+__all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE", "FisherAutoencoder"]
