@@ -69,6 +69,7 @@ class FisherAutoencoder(VAE):
     beta = 1.0
     objective = "elbo"
     k = 1
+    gradient_estimator = "standard"     # the Fisher loss has its own gradient (no ELBO estimator)
 
     def __init__(self, n_latent=20, hidden_sizes=(200,), decoder_hidden_sizes=None,
                  activation="tanh", decoder_logvar=0.0, n_samples=1, optimizer="adam",
