@@ -31,6 +31,7 @@ written without its optimiser state as ``DIR/<model>/final.npz``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -71,15 +72,26 @@ def _resume(run_dir, name, args):
     return m
 
 
-def _final(m, run_dir):
-    """The trained model without its optimiser state (a third of the size), float32."""
+#: what ``npvae evaluate``/``sample``/``plot --checkpoint`` read: the data the model was trained on
+DATA_METADATA = {"dataset": "mnist", "binarization": "dynamic", "validation_size": 0,
+                 "split_seed": 0, "image_shape": [28, 28], "data_dir": None}
+
+
+def _final(m, run_dir, settings=None):
+    """The trained model without its optimiser state (a third of the size), float32,
+    with the metadata the command line needs and the training settings; prints its
+    SHA-256."""
     state, m.optimizer_state_ = m.optimizer_state_, None
     try:
         path = os.path.join(run_dir, "final.npz")
-        npvae.save(m, path)
+        meta = {"data": DATA_METADATA, "benchmark": "burda_table1", "settings": settings or {},
+                "reference": "Burda, Grosse & Salakhutdinov (2016), Table 1"}
+        npvae.save(m, path, meta)
     finally:
         m.optimizer_state_ = state
-    return f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)"
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, sha256 {digest})"
 
 
 def main(argv=None):
@@ -119,7 +131,7 @@ def main(argv=None):
         if m is None:
             m = make(name, args.dtype, args.seed)
             m.initialize(ds.n_features)
-            m._set_output_bias(ds.as_float("train", "float64")[:10000])
+            m._set_output_bias(convert_batch(ds.x_train[:10000], "none", "float64"))
         done = m.n_iter_
         t0 = time.perf_counter()
         train(m, ds.x_train, epochs=max(args.epochs - done, 0), batch_size=args.batch_size,
@@ -131,7 +143,8 @@ def main(argv=None):
               batch_transform=lambda xb, rng: convert_batch(xb, "dynamic", args.dtype, rng))
         train_s = time.perf_counter() - t0 + sum(r["seconds"] for r in m.history_[:done])
         if run_dir:
-            final = _final(m, run_dir)
+            final = _final(m, run_dir, checkpoint.read_metadata(
+                os.path.join(run_dir, "checkpoint.npz")).get("settings"))
             print(f"{name}: trained {m.n_iter_} epochs; {final}", flush=True)
         t0 = time.perf_counter()
         nll = -m.log_likelihood(x_test, n_importance=args.k_eval, random_state=1)
