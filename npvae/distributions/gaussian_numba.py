@@ -1,23 +1,25 @@
 """Compiled (Numba) twins of the diagonal Gaussian kernels of :mod:`npvae.distributions.gaussian`.
 
 Same arguments, same return values and the same cache layouts as the NumPy
-references.  No ``fastmath``; arithmetic in the input's precision where it
-matters (see :mod:`npvae.layers.activations_numba`).
+references.  No LLVM fast-math flags; arithmetic in the input's precision
+where it matters (see :mod:`npvae.layers.activations_numba`), and ``exp`` from
+:mod:`npvae.fastmath` (libm in float64, a vectorisable polynomial in float32).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from numba import njit
 
+from .. import fastmath
+
 # ---------------------------------------------------------------- Gaussian
 @njit(cache=True)
-def _reparam_fwd(mu, logvar, eps, sigma, z):
+def _reparam_fwd(mu, logvar, eps, sigma, z, half):
     S, N, Z = eps.shape
     for n in range(N):
         for j in range(Z):
-            sigma[n, j] = math.exp(0.5 * logvar[n, j])
+            sigma[n, j] = fastmath.exp(half * logvar[n, j])     # half: 0.5 in logvar's dtype
     for s in range(S):
         for n in range(N):
             for j in range(Z):
@@ -41,7 +43,7 @@ def _reparam_bwd(dz, sigma, eps, dmu, dlogvar):
 def reparameterize_forward(mu, logvar, eps):
     sigma = np.empty_like(mu)
     z = np.empty(eps.shape, mu.dtype)
-    _reparam_fwd(mu, logvar, eps, sigma, z)
+    _reparam_fwd(mu, logvar, eps, sigma, z, logvar.dtype.type(0.5))
     return z, (sigma, eps)
 
 
@@ -56,12 +58,13 @@ def reparameterize_backward(dz, cache):
 @njit(cache=True)
 def _kl_std_fwd(mu, logvar, var, kl):
     N, Z = mu.shape
+    for n in range(N):                     # the exponentials in a loop of their own: SIMD
+        for j in range(Z):
+            var[n, j] = fastmath.exp(logvar[n, j])
     for n in range(N):
         acc = 0.0
         for j in range(Z):
-            v = math.exp(logvar[n, j])
-            var[n, j] = v
-            acc += mu[n, j] * mu[n, j] + v - 1.0 - logvar[n, j]
+            acc += mu[n, j] * mu[n, j] + var[n, j] - 1.0 - logvar[n, j]
         kl[n] = 0.5 * acc
 
 
@@ -92,16 +95,16 @@ def kl_standard_normal_backward(dkl, cache):
 @njit(cache=True)
 def _kl_diag_fwd(mu_q, lv_q, mu_p, lv_p, var_q, inv_var_p, diff, kl):
     R, Z = mu_q.shape
+    for r in range(R):                     # the exponentials in a loop of their own: SIMD
+        for j in range(Z):
+            var_q[r, j] = fastmath.exp(lv_q[r, j])
+            inv_var_p[r, j] = fastmath.exp(-lv_p[r, j])
+            diff[r, j] = mu_q[r, j] - mu_p[r, j]
     for r in range(R):
         acc = 0.0
         for j in range(Z):
-            vq = math.exp(lv_q[r, j])
-            ivp = math.exp(-lv_p[r, j])
-            d = mu_q[r, j] - mu_p[r, j]
-            var_q[r, j] = vq
-            inv_var_p[r, j] = ivp
-            diff[r, j] = d
-            acc += lv_p[r, j] - lv_q[r, j] + (vq + d * d) * ivp - 1.0
+            d = diff[r, j]
+            acc += lv_p[r, j] - lv_q[r, j] + (var_q[r, j] + d * d) * inv_var_p[r, j] - 1.0
         kl[r] = 0.5 * acc
 
 
