@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .. import fastmath
 from .activations import ACTIVATION_CODES, LEAKY_SLOPE
@@ -73,9 +73,13 @@ def _bias_act_row(a, b, has_bias, code, h, i):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _bias_act_bwd_row(dh, h, code, da, i):
+def _bias_act_bwd_row(dh, h, code, da, i, acc, has_bias):
+    """Row ``i`` of ``da = dh ⊙ f'``, added into ``acc`` (a partial ``db``) as it goes."""
     for j in range(dh.shape[1]):
-        da[i, j] = dh[i, j] * _dact(h[i, j], code)
+        v = dh[i, j] * _dact(h[i, j], code)
+        da[i, j] = v
+        if has_bias:
+            acc[j] += v
 
 
 # One compiled kernel per activation: the code is a constant in each, so the branch
@@ -96,15 +100,18 @@ def _fwd_identity_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_identity(dh, h, da):
+def _bwd_identity(dh, h, da, db, has_bias):
     for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 0, da, i)
+        _bias_act_bwd_row(dh, h, 0, da, i, db, has_bias)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_identity_par(dh, h, da):
-    for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 0, da, i)
+def _bwd_identity_par(dh, h, da, partial, has_bias):
+    T = partial.shape[0]
+    rows = (dh.shape[0] + T - 1) // T
+    for t in prange(T):                    # thread block t owns rows and partial[t]
+        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
+            _bias_act_bwd_row(dh, h, 0, da, i, partial[t], has_bias)
 
 
 @njit(cache=True, error_model="numpy")
@@ -120,15 +127,18 @@ def _fwd_relu_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_relu(dh, h, da):
+def _bwd_relu(dh, h, da, db, has_bias):
     for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 1, da, i)
+        _bias_act_bwd_row(dh, h, 1, da, i, db, has_bias)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_relu_par(dh, h, da):
-    for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 1, da, i)
+def _bwd_relu_par(dh, h, da, partial, has_bias):
+    T = partial.shape[0]
+    rows = (dh.shape[0] + T - 1) // T
+    for t in prange(T):                    # thread block t owns rows and partial[t]
+        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
+            _bias_act_bwd_row(dh, h, 1, da, i, partial[t], has_bias)
 
 
 @njit(cache=True, error_model="numpy")
@@ -144,15 +154,18 @@ def _fwd_leaky_relu_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_leaky_relu(dh, h, da):
+def _bwd_leaky_relu(dh, h, da, db, has_bias):
     for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 2, da, i)
+        _bias_act_bwd_row(dh, h, 2, da, i, db, has_bias)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_leaky_relu_par(dh, h, da):
-    for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 2, da, i)
+def _bwd_leaky_relu_par(dh, h, da, partial, has_bias):
+    T = partial.shape[0]
+    rows = (dh.shape[0] + T - 1) // T
+    for t in prange(T):                    # thread block t owns rows and partial[t]
+        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
+            _bias_act_bwd_row(dh, h, 2, da, i, partial[t], has_bias)
 
 
 @njit(cache=True, error_model="numpy")
@@ -168,15 +181,18 @@ def _fwd_tanh_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_tanh(dh, h, da):
+def _bwd_tanh(dh, h, da, db, has_bias):
     for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 3, da, i)
+        _bias_act_bwd_row(dh, h, 3, da, i, db, has_bias)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_tanh_par(dh, h, da):
-    for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 3, da, i)
+def _bwd_tanh_par(dh, h, da, partial, has_bias):
+    T = partial.shape[0]
+    rows = (dh.shape[0] + T - 1) // T
+    for t in prange(T):                    # thread block t owns rows and partial[t]
+        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
+            _bias_act_bwd_row(dh, h, 3, da, i, partial[t], has_bias)
 
 
 @njit(cache=True, error_model="numpy")
@@ -192,15 +208,18 @@ def _fwd_sigmoid_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_sigmoid(dh, h, da):
+def _bwd_sigmoid(dh, h, da, db, has_bias):
     for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 4, da, i)
+        _bias_act_bwd_row(dh, h, 4, da, i, db, has_bias)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_sigmoid_par(dh, h, da):
-    for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 4, da, i)
+def _bwd_sigmoid_par(dh, h, da, partial, has_bias):
+    T = partial.shape[0]
+    rows = (dh.shape[0] + T - 1) // T
+    for t in prange(T):                    # thread block t owns rows and partial[t]
+        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
+            _bias_act_bwd_row(dh, h, 4, da, i, partial[t], has_bias)
 
 
 @njit(cache=True, error_model="numpy")
@@ -216,15 +235,18 @@ def _fwd_softplus_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_softplus(dh, h, da):
+def _bwd_softplus(dh, h, da, db, has_bias):
     for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 5, da, i)
+        _bias_act_bwd_row(dh, h, 5, da, i, db, has_bias)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_softplus_par(dh, h, da):
-    for i in prange(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 5, da, i)
+def _bwd_softplus_par(dh, h, da, partial, has_bias):
+    T = partial.shape[0]
+    rows = (dh.shape[0] + T - 1) // T
+    for t in prange(T):                    # thread block t owns rows and partial[t]
+        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
+            _bias_act_bwd_row(dh, h, 5, da, i, partial[t], has_bias)
 
 
 #: name -> (forward, forward in parallel, backward, backward in parallel)
@@ -260,11 +282,18 @@ def bias_activation_backward(dh, cache, out=None):
         if out is not None and out is not dh:
             out[...] = dh
             da = out
-    else:
-        da = np.empty_like(h) if out is None else out
-        _, _, serial, parallel = _KERNELS[name]
-        (parallel if _parallel(h.size) else serial)(dh, h, da)
-    return da, (da.sum(axis=0) if has_bias else None)
+        return da, (da.sum(axis=0) if has_bias else None)
+    da = np.empty_like(h) if out is None else out
+    _, _, serial, parallel = _KERNELS[name]
+    H = h.shape[1]
+    if not _parallel(h.size):
+        db = np.zeros(H, h.dtype)            # db = Σ_n da[n], summed as the rows are made
+        serial(dh, h, da, db, has_bias)
+        return da, (db if has_bias else None)
+    # per-thread partial sums of db, added at the end (no two threads write one entry)
+    partial = np.zeros((min(get_num_threads(), h.shape[0]) if has_bias else 1, H), h.dtype)
+    parallel(dh, h, da, partial, has_bias)
+    return da, (partial.sum(axis=0) if has_bias else None)
 
 
 
