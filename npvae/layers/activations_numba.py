@@ -9,7 +9,8 @@ float64, vectorisable polynomials in float32 (at most a few ulp; see there);
 ``error_model="numpy"`` drops the ZeroDivisionError branch that kept the
 sigmoid's loop scalar.
 Arithmetic stays in the input's precision (constants are built from the data,
-``zero = a - a``), so float32 loops do not round-trip through float64.  Large
+``zero = a - a``, ``one = zero + np.float32(1)``), so float32 loops do not round-trip
+through float64.  Large
 arrays use ``prange`` versions that split rows over threads; each output row is
 written by exactly one thread.
 """
@@ -26,12 +27,14 @@ from .activations import ACTIVATION_CODES, LEAKY_SLOPE
 #: arrays at least this large use the ``prange`` kernels (rows split over threads;
 #: each row is written by one thread only, so there is no race)
 PARALLEL_MIN_ELEMENTS = 1 << 16
+#: 1 as a float32: float32 + float32 stays float32, float64 + float32 is float64
+_ONE = np.float32(1.0)
 
 # ---------------------------------------------------------------- activations
 @njit(cache=True, inline="always", error_model="numpy")
 def _act(a, code):
     zero = a - a                          # 0 in a's own precision (no float64 promotion)
-    one = zero + 1
+    one = zero + _ONE                     # (zero + 1 would be float64: an int promotes float32)
     if code == 0:      # identity
         return a
     if code == 1:      # relu
@@ -51,7 +54,7 @@ def _act(a, code):
 def _dact(h, code):
     """f'(a) from h = f(a) alone (see activations.activation_derivative)."""
     zero = h - h
-    one = zero + 1
+    one = zero + _ONE
     if code == 0:
         return one
     if code == 1:
