@@ -188,3 +188,25 @@ def test_config_runs_a_recorded_run_again(tmp_path, capsys):
                  "--no-figures", "--out", str(tmp_path / "c")]) == 0
     assert main(["train", "--config", str(tmp_path / "nope.json"), "--quiet"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_burda_schedule_and_adam_eps_from_the_command_line(tmp_path, monkeypatch, capsys):
+    seen = []
+    real = npvae.training.make_optimizer
+
+    def spy(name, lr, options=None):
+        seen.append(options)
+        return real(name, lr, options)
+
+    monkeypatch.setattr(npvae.training, "make_optimizer", spy)
+    out = str(tmp_path / "run")
+    assert run(["train", "--dataset", "digits", "--epochs", "2", *FAST, "--out", out,
+                "--lr-schedule", "burda", "--adam-eps", "1e-4"], capsys)[0] == 0
+    rates = [r["learning_rate"] for r in history(out)]
+    assert rates == pytest.approx([1e-3, 1e-3 * 10 ** (-1 / 7)])
+    assert seen[-1] == {"eps": 1e-4}
+    assert json.load(open(os.path.join(out, "config.json")))["adam_eps"] == 1e-4
+    # resumed further: the stored epsilon and schedule continue (epochs 3 and 4: stage 1)
+    assert run(["train", "--out", out, "--resume", "--epochs", "4", "--quiet"], capsys)[0] == 0
+    assert seen[-1] == {"eps": 1e-4}
+    assert [r["learning_rate"] for r in history(out)][2:] == pytest.approx([1e-3 * 10 ** (-1 / 7)] * 2)

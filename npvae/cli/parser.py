@@ -225,8 +225,11 @@ def _add_train(sub, fmt):
     t.add_argument("--lr", type=_finite_float(0), default=1e-3, help="learning rate")
     t.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam",
                    help="optimiser (default: adam)")
-    t.add_argument("--lr-schedule", choices=("constant", "exponential", "cosine"),
-                   default="constant", help="learning rate over the epochs")
+    t.add_argument("--lr-schedule", choices=("constant", "exponential", "cosine", "burda"),
+                   default="constant", help="learning rate over the epochs (burda: Burda et "
+                   "al.'s stages, 3^i epochs at lr*10^(-i/7))")
+    t.add_argument("--adam-eps", type=_finite_float(0), default=1e-8, metavar="EPS",
+                   help="Adam's epsilon (Burda et al. used 1e-4)")
     t.add_argument("--lr-decay", type=_finite_float(0), default=0.95,
                    help="per-epoch factor for --lr-schedule exponential")
     t.add_argument("--kl-warmup", type=_finite_float(0, inclusive=True), default=0.0,
@@ -251,8 +254,8 @@ def _add_train(sub, fmt):
                       help="continue the run in --out from its checkpoint up to --epochs in "
                            "all; its settings are kept, except the training flags given "
                            "(--lr, --epochs, --batch-size, --lr-schedule, --lr-decay, "
-                           "--kl-warmup, --clip-norm, --patience, --quiet, --threads, "
-                           "--backend, --no-figures)")
+                           "--kl-warmup, --clip-norm, --patience, --adam-eps, --quiet, "
+                           "--threads, --backend, --no-figures)")
     mode.add_argument("--overwrite", action="store_true",
                       help="replace the run already in --out (its checkpoints, history, "
                            "results and figures are removed first)")

@@ -17,7 +17,7 @@ from .common import (CLIError, _dataset_for_run, _load_checkpoint, _notice, _rem
 
 #: training flags that ``--resume`` takes from the command line over the stored settings
 OVERRIDES = ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule", "kl_warmup", "clip_norm",
-             "patience", "threads", "backend")
+             "patience", "threads", "backend", "adam_eps")
 #: flags of the invocation itself, never taken from the stored run
 PER_RUN = ("out", "data_dir", "resume", "overwrite", "quiet", "no_figures")
 

@@ -127,7 +127,7 @@ def _new_run(args):
                      "split_seed": args.seed, "image_shape": list(ds.image_shape),
                      "source": ds.source}}
     settings = {k: config[k] for k in ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule",
-                                       "kl_warmup", "clip_norm", "patience")}
+                                       "kl_warmup", "clip_norm", "patience", "adam_eps")}
     return model, ds, out, settings, meta, created
 
 
@@ -194,7 +194,9 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=
                    lr_schedule=settings["lr_schedule"], lr_decay=settings["lr_decay"],
                    kl_warmup_epochs=settings["kl_warmup"], clip_norm=settings["clip_norm"],
                    patience=settings["patience"], run_dir=out, metadata=meta,
-                   progress=not quiet)
+                   progress=not quiet,
+                   optimizer_options={"eps": settings["adam_eps"]}
+                   if model.optimizer == "adam" else None)
     try:
         if _conditional(model):
             train(model, x_train, ds.y_train[:len(x_train)], X_val=x_val,
