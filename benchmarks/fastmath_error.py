@@ -78,34 +78,17 @@ def _tanh(x):
     return F.tanh(x)
 
 
-@njit
-def _ref_exp(x):
-    return math.exp(x)
-
-
-@njit
-def _ref_expm1(x):
-    return math.expm1(x)
-
-
-@njit
-def _ref_log1p(x):
-    return math.log1p(x)
-
-
-@njit
-def _ref_tanh(x):
-    return math.tanh(x)
 
 
 ONE_BITS = 0x3F800000          # the bits of 1.0f
 INF_BITS = 0x7F800000
-#: name -> (function, reference, [(first bits, end bits, sign)])
+#: name -> (function, reference (the libm function that float64 arguments get), [(first bits,
+#: end bits, sign)])
 FUNCTIONS = {
-    "exp": (_exp, _ref_exp, [(0, INF_BITS, 1.0), (0, INF_BITS, -1.0)]),
-    "expm1": (_expm1, _ref_expm1, [(0, INF_BITS, 1.0), (0, INF_BITS, -1.0)]),
-    "log1p": (_log1p, _ref_log1p, [(0, ONE_BITS + 1, 1.0)]),
-    "tanh": (_tanh, _ref_tanh, [(0, INF_BITS, 1.0), (0, INF_BITS, -1.0)]),
+    "exp": (_exp, F._libm_exp, [(0, INF_BITS, 1.0), (0, INF_BITS, -1.0)]),
+    "expm1": (_expm1, F._libm_expm1, [(0, INF_BITS, 1.0), (0, INF_BITS, -1.0)]),
+    "log1p": (_log1p, F._libm_log1p, [(0, ONE_BITS + 1, 1.0)]),
+    "tanh": (_tanh, F._libm_tanh, [(0, INF_BITS, 1.0), (0, INF_BITS, -1.0)]),
 }
 
 

@@ -35,7 +35,7 @@ _LN2_HI = _f(0.693359375)                  # ln 2 = HI + LO, HI with 9 significa
 _LN2_LO = _f(-2.12194440e-4)               # so n·HI is exact for |n| < 2^15
 _ROUND = _f(12582912.0)                    # 1.5·2^23: (v + R) − R rounds v to an integer
 _EXP_MIN, _EXP_MAX = _f(-104.0), _f(89.0)     # e^x below: 0; above: inf in float32
-_ONE, _TWO, _HALF = _f(1.0), _f(2.0), _f(0.5)
+_ONE, _TWO = _f(1.0), _f(2.0)
 _E2, _E3, _E4, _E5, _E6, _E7 = (_f(c) for c in (
     0.5000000013379488, 0.16666666532287916, 0.041666465527968724, 0.00833336074093427,
     0.001393359755544878, 0.00019857781867831003))

@@ -111,6 +111,8 @@ def make_optimizer(name, learning_rate, options=None):
         raise ValueError(f"unknown optimizer {name!r}; choose one of {tuple(OPTIMIZERS)}")
     cls = OPTIMIZERS[name]
     options = dict(options or {})
+    if not options:                    # the common case, once per step in train_step
+        return cls(learning_rate=learning_rate)
     allowed = [p for p in inspect.signature(cls).parameters if p != "learning_rate"]
     for key, value in options.items():
         if key not in allowed:

@@ -103,21 +103,6 @@ def _fwd_identity_par(a, b, has_bias, h):
 
 
 @njit(cache=True, error_model="numpy")
-def _bwd_identity(dh, h, da, db, has_bias):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 0, da, i, db, has_bias)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_identity_par(dh, h, da, partial, has_bias):
-    T = partial.shape[0]
-    rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # thread block t owns rows and partial[t]
-        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
-            _bias_act_bwd_row(dh, h, 0, da, i, partial[t], has_bias)
-
-
-@njit(cache=True, error_model="numpy")
 def _fwd_relu(a, b, has_bias, h):
     for i in range(a.shape[0]):
         _bias_act_row(a, b, has_bias, 1, h, i)
@@ -254,7 +239,7 @@ def _bwd_softplus_par(dh, h, da, partial, has_bias):
 
 #: name -> (forward, forward in parallel, backward, backward in parallel)
 _KERNELS = {
-    "identity": (_fwd_identity, _fwd_identity_par, _bwd_identity, _bwd_identity_par),
+    "identity": (_fwd_identity, _fwd_identity_par, None, None),    # backward: da = dh
     "relu": (_fwd_relu, _fwd_relu_par, _bwd_relu, _bwd_relu_par),
     "leaky_relu": (_fwd_leaky_relu, _fwd_leaky_relu_par, _bwd_leaky_relu, _bwd_leaky_relu_par),
     "tanh": (_fwd_tanh, _fwd_tanh_par, _bwd_tanh, _bwd_tanh_par),
