@@ -177,12 +177,28 @@ def check_widths(widths, name):
 
 def check_features(model, X, reset, dtype=None):
     """``X`` checked by :func:`npvae._validation.check_data` (clear one-line messages),
-    then by scikit-learn's ``validate_data`` (``n_features_in_``, feature names)."""
-    from sklearn.utils.validation import validate_data
-
+    then its number of features (and column names) against the model's: for an array
+    by :func:`check_n_features`; for a data frame, or a model
+    fitted on one, by scikit-learn's ``validate_data`` (which knows their names)."""
     checked = check_data(X, dtype=dtype)
-    validate_data(model, X, reset=reset, skip_check_array=True)    # names and n_features
+    if isinstance(X, (np.ndarray, list, tuple)) and not hasattr(model, "feature_names_in_"):
+        check_n_features(model, checked, reset)
+    else:
+        from sklearn.utils.validation import validate_data
+
+        validate_data(model, X, reset=reset, skip_check_array=True)    # names and n_features
     return checked
+
+
+def check_n_features(model, X, reset):
+    """scikit-learn's ``n_features_in_`` convention for an array ``X`` ``(N, D)``:
+    set on ``reset``, else ``D`` must match it (the message is scikit-learn's)."""
+    n_features = X.shape[1]
+    if reset:
+        model.n_features_in_ = n_features
+    elif hasattr(model, "n_features_in_") and n_features != model.n_features_in_:
+        raise ValueError(f"X has {n_features} features, but {type(model).__name__} is "
+                         f"expecting {model.n_features_in_} features as input.")
 
 
 def check_defined(values, what):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import pickle
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -20,8 +22,16 @@ import npvae
 SMALL = dict(likelihood="gaussian", epochs=2, batch_size=10, random_state=0)
 
 
-@parametrize_with_checks([npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL),
-                          npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=(4,), **SMALL)])
+with warnings.catch_warnings():
+    # npvae's models follow the estimator protocol without inheriting BaseEstimator
+    # (npvae/models/estimator.py says why); scikit-learn warns about it when collecting
+    warnings.filterwarnings("ignore", message="Estimator .* does not inherit")
+    _CHECKS = parametrize_with_checks([
+        npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL),
+        npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=(4,), **SMALL)])
+
+
+@_CHECKS
 def test_sklearn_check_estimator(estimator, check):
     check(estimator)
 
@@ -150,3 +160,71 @@ def test_evaluation_noise_is_per_example_and_independent():
     assert abs(corr) < 0.15                                       # neighbours independent
     np.testing.assert_array_equal(example_keyed_noise(X[::-1], [3], 2, np.float64)[0],
                                   eps[:, ::-1])                   # order does not matter
+
+
+# ------------------------------------------------ the protocol without BaseEstimator
+def test_training_and_scoring_do_not_import_sklearn():
+    """The reason npvae/models/estimator.py exists: ~90 MiB and a second of start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, npvae\n"
+            "X = np.random.default_rng(0).standard_normal((40, 5))\n"
+            "m = npvae.VAE(n_latent=2, hidden_sizes=(4,), likelihood='gaussian', epochs=1)\n"
+            "m.fit(X).score_samples(X); m.transform(X); repr(m)\n"
+            "m.set_params(beta=0.5).fit(X)\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sklearn', 'pandas')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()[-1]
+    assert out == "[]", out
+    with pytest.raises(NotFittedError, match="no parameters yet"):      # scikit-learn's own
+        npvae.VAE().transform(np.zeros((2, 3)))
+
+
+def test_repr_set_params_and_errors():
+    m = npvae.VAE(n_latent=3, hidden_sizes=(8,), learning_rate=0.01)
+    assert repr(m) == "VAE(hidden_sizes=(8,), learning_rate=0.01, n_latent=3)"
+    assert repr(npvae.VAE()) == "VAE()"
+    assert m.set_params(beta=0.5) is m and m.beta == 0.5
+    with pytest.raises(ValueError, match="Invalid parameter 'nope' for estimator"):
+        m.set_params(nope=1)
+    assert clone(m).get_params() == m.get_params()
+
+
+def test_feature_count_checked_without_sklearn(fitted):
+    m, X = fitted
+    assert m.n_features_in_ == 5 and not hasattr(m, "feature_names_in_")
+    with pytest.raises(ValueError, match="X has 4 features, but VAE is expecting 5"):
+        m.transform(X[:, :4])
+    assert m.transform(X.tolist()).shape == (60, 2)          # lists as arrays
+
+
+def test_data_frames_feature_names_and_pandas_output(fitted):
+    pd = pytest.importorskip("pandas")
+    _, X = fitted
+    df = pd.DataFrame(X, columns=list("abcde"))
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL).fit(df)
+    assert list(m.feature_names_in_) == list("abcde")
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        m.transform(X)                                       # fitted with names, given none
+    with pytest.raises(ValueError, match="feature names"):
+        m.transform(df.rename(columns={"a": "z"}))
+    out = m.set_output(transform="pandas").transform(df)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["vae0", "vae1"]
+    np.testing.assert_array_equal(out.to_numpy(), m.set_output(transform="default").transform(df))
+    m.fit(X)                                                 # refit on an array: names gone
+    assert not hasattr(m, "feature_names_in_")
+    assert list(m.get_feature_names_out()) == ["vae0", "vae1"]
+
+
+def test_pipeline_and_grid_search():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.random.default_rng(1).standard_normal((60, 5))
+    pipe = make_pipeline(StandardScaler(), npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL))
+    assert pipe.fit_transform(X).shape == (60, 2)
+    search = GridSearchCV(npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL),
+                          {"beta": [0.5, 1.0]}, cv=2).fit(X)
+    assert search.best_params_["beta"] in (0.5, 1.0)

@@ -16,8 +16,6 @@ input validation, and the objectives of :mod:`npvae.objectives`.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.exceptions import NotFittedError
 
 from .. import checkpoint, gradient_estimators, objectives, training
 from .._validation import (check_defined, check_dtype, check_features, check_noise,
@@ -25,6 +23,7 @@ from .._validation import (check_defined, check_dtype, check_features, check_noi
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamLayout, ParamViews
+from .estimator import EstimatorMixin, not_fitted_error
 
 #: rows per chunk when scoring or encoding large arrays (bounds memory)
 CHUNK = 2048
@@ -32,7 +31,7 @@ CHUNK = 2048
 EVALUATION_SEED = 0
 
 
-class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseVAE(EstimatorMixin):
     """Shared behaviour of :class:`~npvae.VAE`, :class:`~npvae.HierarchicalVAE` and
     :class:`~npvae.ConditionalVAE`."""
 
@@ -105,7 +104,7 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         matches ``params_`` is an error, never a kernel reading out of bounds.
         """
         if not hasattr(self, "flat_params_"):
-            raise NotFittedError(f"this {type(self).__name__} has no parameters yet: call "
+            raise not_fitted_error(f"this {type(self).__name__} has no parameters yet: call "
                                  "initialize(n_features) or fit(X) first")
         if repr(sorted(self.get_params(deep=False).items())) != getattr(self, "_built_for", None):
             self._check_settings()
@@ -136,8 +135,8 @@ class BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _check_X(self, X, check_values=True, reset=False):
         """Data ``(N, D)``: 2-D, real, numeric, dense, finite once converted to the
-        model's dtype (one-line messages), then scikit-learn's ``validate_data`` for the
-        number and names of features, and the likelihood's support."""
+        model's dtype (one-line messages), then the number (and names) of features, and
+        the likelihood's support."""
         X = check_features(self, X, reset, self._dtype)
         if check_values:
             self._lik.check_data(X)
