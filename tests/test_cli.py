@@ -151,3 +151,37 @@ def test_other_models_from_the_cli(tmp_path, extra, capsys):
     else:
         assert main(["sample", "--out", out, "--label", "2", "--output", target]) == 2
         assert "conditional" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["vae", "hvae", "cvae"])
+def test_the_report_scores_in_chunks_as_one_call_would(kind):
+    """``_evaluate_and_report`` converts and scores a split CHUNK rows at a time (so a
+    split is never held as floats in full); its ELBO and active units are those of one
+    ``score_samples(x, random_state=seed)`` / ``active_units(x)`` on the whole split."""
+    from types import SimpleNamespace
+
+    from npvae.cli.evaluate import _evaluate_and_report
+    from npvae.models.base import CHUNK
+
+    rng = np.random.default_rng(0)
+    n = 2 * CHUNK + 37                                       # three chunks, the last short
+    bits = (rng.random((n, 12)) < 0.3).astype(np.uint8)
+    stored = 255 * bits                                      # binary sets store 0/255
+    y = rng.integers(0, 3, n)
+    ds = SimpleNamespace(x_train=None, x_valid=None, x_test=stored, y_test=y, y_train=None,
+                         y_valid=None, name="toy", binarization="static")
+    small = dict(hidden_sizes=(8,), dtype="float32", random_state=0)
+    model = {"vae": lambda: npvae.VAE(n_latent=3, **small),
+             "hvae": lambda: npvae.HierarchicalVAE(latent_sizes=(3, 2), **small),
+             "cvae": lambda: npvae.ConditionalVAE(n_latent=3, classes=[0, 1, 2], **small)}[kind]()
+    model.initialize(12)
+    x = bits.astype(np.float32)
+    cond = (y,) if kind == "cvae" else ()
+    res = _evaluate_and_report(model, ds, "test", 5, 0, quiet=True)
+    whole = model.score_samples(x, *cond, random_state=5)
+    assert res["n_examples"] == n
+    assert res["elbo"] == pytest.approx(float(whole.mean()), rel=1e-6)
+    assert res["active_units"] == model.active_units(x, *cond)
+    part = _evaluate_and_report(model, ds, "test", 5, 0, quiet=True, max_examples=CHUNK + 1)
+    first = model.score_samples(x[:CHUNK + 1], *(c[:CHUNK + 1] for c in cond), random_state=5)
+    assert part["elbo"] == pytest.approx(float(first.mean()), rel=1e-6)

@@ -104,12 +104,17 @@ def _to_input(x, likelihood, dtype):
     return convert_batch(x, "none", dtype)
 
 
-def _split_x(ds, split, model):
-    """A stored split as ``model``'s input (see :func:`_to_input`)."""
+def _stored_split(ds, split):
+    """A split as stored (``uint8`` pixels)."""
     x = {"train": ds.x_train, "valid": ds.x_valid, "test": ds.x_test}.get(split)
     if x is None:
         raise CLIError(f"{ds.name} has no {split!r} split")
-    return _to_input(x, model.likelihood, model.dtype)
+    return x
+
+
+def _split_x(ds, split, model):
+    """A stored split as ``model``'s input (see :func:`_to_input`)."""
+    return _to_input(_stored_split(ds, split), model.likelihood, model.dtype)
 
 
 def _batch_transform(ds, model):

@@ -7,9 +7,10 @@ import os
 
 import numpy as np
 
+from ..objectives import active_units
 from .common import (CLIError, _checkpoint_path, _conditional, _dataset_for_run, _describe,
-                     _display, _load_checkpoint, _say, _setup_compute, _split_x,
-                     _write_json)
+                     _display, _load_checkpoint, _say, _setup_compute, _stored_split,
+                     _to_input, _write_json)
 from .figures import write_figures
 
 
@@ -17,17 +18,40 @@ def _labels(ds, split):
     return {"train": ds.y_train, "valid": ds.y_valid, "test": ds.y_test}[split]
 
 
+def _elbo_and_means(model, stored, labels, seed):
+    """ELBO per example ``(N,)`` and the posterior means per level (for the active
+    units; None for a model without them) of the stored examples, converted and scored
+    :data:`~npvae.models.base.CHUNK` rows at a time, so that a split is never held as
+    floats in full.  The same numbers as one ``score_samples(x, random_state=seed)``:
+    its noise is drawn chunk by chunk, in chunks of this size, from one generator."""
+    from ..models.base import CHUNK
+
+    rng = np.random.default_rng(seed)
+    elbo, means = [], []
+    sizes = list(getattr(model, "latent_sizes", None) or [getattr(model, "n_latent", 0)])
+    has_au = hasattr(model, "active_units")
+    for start in range(0, len(stored), CHUNK):
+        xb = _to_input(stored[start:start + CHUNK], model.likelihood, model.dtype)
+        cond = () if labels is None else (labels[start:start + CHUNK],)
+        elbo.append(model.score_samples(xb, *cond, random_state=rng))
+        if has_au:
+            means.append(model.transform(xb, *cond))       # (n, Z_1 + … + Z_L)
+    if not has_au:
+        return np.concatenate(elbo), None
+    mu = np.concatenate(means)
+    return np.concatenate(elbo), np.split(mu, np.cumsum(sizes)[:-1], axis=1)
+
+
 def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None,
                          source=None):
     """Scores of ``model`` on a split, printed with ``source``: which parameters they are
     (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s)."""
-    x = _split_x(ds, split, model)
-    if max_examples:
-        x = x[:max_examples]
-    cond = (_labels(ds, split)[:len(x)],) if _conditional(model) else ()
-    elbo = model.score_samples(x, *cond, random_state=seed)
-    D = x.shape[1]
-    res = {"split": split, "n_examples": int(x.shape[0]), "elbo": float(elbo.mean()),
+    stored = _stored_split(ds, split)
+    n = min(len(stored), max_examples) if max_examples else len(stored)
+    labels = _labels(ds, split)[:n] if _conditional(model) else None
+    elbo, means = _elbo_and_means(model, stored[:n], labels, seed)
+    D = stored.shape[1]
+    res = {"split": split, "n_examples": int(n), "elbo": float(elbo.mean()),
            "elbo_se": float(elbo.std(ddof=1) / np.sqrt(len(elbo))) if len(elbo) > 1 else None}
     if source:
         res["parameters"] = source
@@ -35,14 +59,16 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
     _say(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
          f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})", quiet)
     if n_importance and hasattr(model, "log_likelihood"):
+        x = _to_input(stored[:n], model.likelihood, model.dtype)
+        cond = () if labels is None else (labels,)
         ll = model.log_likelihood(x, *cond, n_importance=n_importance, random_state=seed)
         nll = -ll
         res.update(nll=float(nll.mean()), nll_se=float(nll.std(ddof=1) / np.sqrt(len(nll))),
                    bits_per_dim=float(nll.mean() / (D * np.log(2))), n_importance=n_importance)
         _say(f"{split} NLL (K={n_importance}): {res['nll']:.3f} ± {res['nll_se']:.3f} nats, "
              f"{res['bits_per_dim']:.4f} bits/dim", quiet)
-    if hasattr(model, "active_units"):
-        au = model.active_units(x, *cond)
+    if means is not None:
+        au = active_units(means)
         res["active_units"] = au
         _say(f"active units: {au}", quiet)
     return res
