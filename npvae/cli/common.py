@@ -112,9 +112,9 @@ def _stored_split(ds, split):
     return x
 
 
-def _split_x(ds, split, model):
-    """A stored split as ``model``'s input (see :func:`_to_input`)."""
-    return _to_input(_stored_split(ds, split), model.likelihood, model.dtype)
+def _split_x(ds, split, model, stop=None):
+    """A stored split (its first ``stop`` rows) as ``model``'s input (see :func:`_to_input`)."""
+    return _to_input(_stored_split(ds, split)[:stop], model.likelihood, model.dtype)
 
 
 def _batch_transform(ds, model):

@@ -37,7 +37,7 @@ def write_figures(model, ds, out, seed=0):
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     shape = tuple(ds.image_shape)
-    x = _split_x(ds, "test", model)[:_N_SHOWN]
+    x = _split_x(ds, "test", model, stop=_N_SHOWN)
     labels = ds.y_test[:_N_SHOWN] if ds.y_test is not None else None
     shown, grey = _shown_inputs(ds, len(x))
     if _conditional(model):

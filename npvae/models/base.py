@@ -1,4 +1,5 @@
-"""What every npvae model shares: the scikit-learn estimator plumbing.
+"""What every npvae model shares: validation, objectives, scoring and training,
+built on the estimator protocol of :mod:`npvae.models.estimator`.
 
 A model subclass describes its networks and parameters (``_build``,
 ``_param_shapes``, ``_init_params``), the shape of its noise
