@@ -79,6 +79,26 @@ def test_plot(run):
         assert_png(os.path.join(run, "figures", f"{name}.png"))
 
 
+def test_a_checkpoint_elsewhere_writes_its_figures_to_out(run, tmp_path):
+    """``--checkpoint FILE --out DIR``: sample and plot write into DIR, never beside FILE
+    (a shipped model's folder stays as it was)."""
+    import shutil
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    ckpt = shipped / "model.npz"
+    shutil.copy(os.path.join(run, "best.npz"), ckpt)
+    out = tmp_path / "mine"
+    assert main(["sample", "--checkpoint", str(ckpt), "--out", str(out), "--seed", "1"]) == 0
+    assert_png(str(out / "figures" / "samples-prior-seed1.png"))
+    assert main(["plot", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    for name in FIGURES:
+        assert_png(str(out / "figures" / f"{name}.png"))
+    assert sorted(os.listdir(shipped)) == ["model.npz"]
+    assert main(["sample", "--checkpoint", str(ckpt), "--seed", "2"]) == 0    # no --out: beside it
+    assert_png(str(shipped / "figures" / "samples-prior-seed2.png"))
+
+
 def test_auto_falls_back_to_digits_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("NPVAE_DATA", raising=False)
     monkeypatch.setenv("NPVAE_CACHE", str(tmp_path / "cache"))

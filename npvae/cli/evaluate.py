@@ -98,6 +98,13 @@ def _image_shape(meta, model):
     return (side, side) if side * side == model.n_features_in_ else (1, model.n_features_in_)
 
 
+def _figures_home(args, path):
+    """Where ``figures/`` goes: ``--out`` when given (so that ``--checkpoint
+    pretrained/...`` never writes into the folder of a shipped model), else the
+    checkpoint's own folder."""
+    return args.out or os.path.dirname(path) or "."
+
+
 def cmd_sample(args):
     from .. import plots
 
@@ -115,7 +122,7 @@ def cmd_sample(args):
         means = model.sample(args.n, random_state=args.seed)
     which = (f"label{args.label}" if args.label is not None
              else "classes" if _conditional(model) else "prior")
-    output = args.output or os.path.join(os.path.dirname(path), "figures",
+    output = args.output or os.path.join(_figures_home(args, path), "figures",
                                          f"samples-{which}-seed{args.seed}.png")
     plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
                        title=f"{args.n} samples from the prior (seed {args.seed})")
@@ -129,6 +136,6 @@ def cmd_plot(args):
     path = _checkpoint_path(args)
     model, meta = _load_checkpoint(path)
     ds = _dataset_for_run(args, meta, path)
-    paths = write_figures(model, ds, os.path.dirname(path) or ".", seed=args.seed)
+    paths = write_figures(model, ds, _figures_home(args, path), seed=args.seed)
     print("wrote " + ", ".join(paths))
     return 0

@@ -145,7 +145,7 @@ def _add_common(p):
     p.add_argument("--out", default=None, metavar="DIR",
                    help="run folder (checkpoint, history, config, figures); "
                         "default for train: runs/<model>-<dataset>; the other commands "
-                        "need it (or --checkpoint)")
+                        "need it (or --checkpoint; with both, what they write goes to --out)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="folder holding the data files, searched before $NPVAE_DATA, the "
                         "cache (~/.cache/npvae) and a download (default: none; train "
@@ -293,7 +293,8 @@ def _add_sample(sub, fmt):
     s.add_argument("--label", type=int, default=None,
                    help="class to generate (conditional models; default: every class in turn)")
     s.add_argument("--output", default=None, metavar="PNG",
-                   help="PNG path (default: <out>/figures/samples-<prior|label<N>|classes>-seed<seed>.png); the raw "
+                   help="PNG path (default: <out>/figures/samples-<prior|label<N>|classes>-seed<seed>.png, <out> "
+                        "the checkpoint's folder when only --checkpoint is given); the raw "
                         "means go beside it as .npy")
 
 
