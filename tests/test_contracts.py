@@ -5,10 +5,13 @@ A posterior without a closed-form KL gets the Monte Carlo estimate
 method of the contract cannot be built."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 import npvae
+from npvae import checkpoint
 from npvae.distributions import posteriors
 from npvae.distributions.likelihoods import LIKELIHOODS, Likelihood, make_likelihood
 from npvae.distributions.posteriors import DiagonalGaussian, Posterior, make_posterior
@@ -128,3 +131,19 @@ def test_load_in_a_fresh_process(tmp_path):
         out = subprocess.run([sys.executable, "-c", code % str(path)], capture_output=True,
                              text=True, timeout=120)
         assert out.stdout.strip() == "VAE", out.stderr
+
+
+def test_a_compressed_checkpoint_loads_the_same_and_is_smaller(tmp_path):
+    """``save(compress=True)``: the same model back (parameters, history, metadata, RNG),
+    with the history's text deflated."""
+    X = (np.random.default_rng(0).random((40, 6)) < 0.4).astype(np.float64)
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), epochs=60, batch_size=20,
+                  random_state=0).fit(X)
+    plain = npvae.save(m, tmp_path / "plain.npz", {"note": "x"})
+    packed = npvae.save(m, tmp_path / "packed.npz", {"note": "x"}, compress=True)
+    assert os.path.getsize(packed) < 0.5 * os.path.getsize(plain)
+    a, b = npvae.load(plain), npvae.load(packed)
+    np.testing.assert_array_equal(a.flat_params_, b.flat_params_)
+    assert a.history_ == b.history_ == m.history_ and len(b.history_) == 60
+    assert checkpoint.read_metadata(packed) == {"note": "x"}
+    assert a.rng_.bit_generator.state == b.rng_.bit_generator.state
