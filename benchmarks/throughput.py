@@ -362,15 +362,7 @@ class CpuMeter:
         self._start = None
 
     def _ours(self):
-        total = 0
-        for pid in self.pids:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    rest = f.read().rsplit(")", 1)[1].split()
-                total += int(rest[11]) + int(rest[12])        # utime + stime
-            except (OSError, IndexError, ValueError):
-                pass
-        return total
+        return _process_ticks(self.pids)
 
     def _snapshot(self):
         with open("/proc/stat") as f:
@@ -394,6 +386,22 @@ class CpuMeter:
         elapsed = max(t1 - t0, 1e-9) * self.hz
         return {"others_cores": max(0.0, (busy1 - busy0) - (ours1 - ours0)) / elapsed,
                 "steal_cores": (steal1 - steal0) / elapsed}
+
+
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_ticks(pids):
+    """CPU time (clock ticks, user + system) used so far by the processes ``pids``."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            total += int(rest[11]) + int(rest[12])        # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 # ------------------------------------------------------------------- timing
@@ -449,11 +457,17 @@ def measure_config(workers, model, dtype, threads, batch, args, data_path):
     meter = CpuMeter([w.proc.pid for w in workers.values()]).start()
     for _ in range(args.repeats):
         for fw in active:
+            # the other workers should be idle now: one whose threads still spin after
+            # its own turn takes cores from this one, and 'other load' cannot see it
+            others = [w.proc.pid for name, w in workers.items() if name != fw]
+            t0, cpu0 = time.monotonic(), _process_ticks(others)
             m = workers[fw].request("measure", min_time=args.min_time, min_steps=3)
             if "error" in m:
                 rec["skipped"][fw] = m["error"]
                 continue
             rec["frameworks"][fw]["rounds"].append(m["examples_per_second"])
+            busy = (_process_ticks(others) - cpu0) / _HZ / max(time.monotonic() - t0, 1e-9)
+            rec["frameworks"][fw].setdefault("others_busy_cores", []).append(busy)
         if "npvae" in active:
             g = workers["npvae"].request("gemm", min_time=args.min_time, min_steps=3)
             if "error" not in g:
