@@ -108,6 +108,10 @@ def build_parser():
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                    help="before each configuration, wait up to SECONDS for other processes "
                         f"to use less than {BUSY_CORES} of a core (0: do not wait)")
+    p.add_argument("--gap", type=float, default=0.25, metavar="SECONDS",
+                   help="idle pause before each framework's turn, so that the threads of "
+                        "the one timed before (OpenBLAS and OpenMP spin after their work) "
+                        "are asleep when the next starts (default 0.25)")
     p.add_argument("--no-pin", action="store_true",
                    help="do not bind each worker to the first THREADS CPUs")
     p.add_argument("--openblas-coretype", default=None, metavar="NAME",
@@ -460,6 +464,7 @@ def measure_config(workers, model, dtype, threads, batch, args, data_path):
             # the other workers should be idle now: one whose threads still spin after
             # its own turn takes cores from this one, and 'other load' cannot see it
             others = [w.proc.pid for name, w in workers.items() if name != fw]
+            time.sleep(getattr(args, "gap", 0.0))
             t0, cpu0 = time.monotonic(), _process_ticks(others)
             m = workers[fw].request("measure", min_time=args.min_time, min_steps=3)
             if "error" in m:
