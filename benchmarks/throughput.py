@@ -348,6 +348,22 @@ class Worker:
 
 
 # --------------------------------------------------------- the machine's load
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_ticks(pids):
+    """CPU time (clock ticks, user + system) used so far by the processes ``pids``."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            total += int(rest[11]) + int(rest[12])        # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 class CpuMeter:
     """How busy the machine was with *other* processes during a measurement.
 
@@ -362,7 +378,6 @@ class CpuMeter:
 
     def __init__(self, pids):
         self.pids = [os.getpid()] + list(pids)
-        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._start = None
 
     def _ours(self):
@@ -387,25 +402,9 @@ class CpuMeter:
             return {}
         t1, busy1, steal1, ours1 = self._snapshot()
         t0, busy0, steal0, ours0 = self._start
-        elapsed = max(t1 - t0, 1e-9) * self.hz
+        elapsed = max(t1 - t0, 1e-9) * _HZ
         return {"others_cores": max(0.0, (busy1 - busy0) - (ours1 - ours0)) / elapsed,
                 "steal_cores": (steal1 - steal0) / elapsed}
-
-
-_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _process_ticks(pids):
-    """CPU time (clock ticks, user + system) used so far by the processes ``pids``."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            total += int(rest[11]) + int(rest[12])        # utime + stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
 
 
 # ------------------------------------------------------------------- timing

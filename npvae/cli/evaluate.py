@@ -28,8 +28,8 @@ def _elbo_and_means(model, stored, labels, seed):
 
     rng = np.random.default_rng(seed)
     elbo, means = [], []
-    sizes = list(getattr(model, "latent_sizes", None) or [getattr(model, "n_latent", 0)])
     has_au = hasattr(model, "active_units")
+    sizes = list(model.latent_sizes) if hasattr(model, "latent_sizes") else [model.n_latent]
     for start in range(0, len(stored), CHUNK):
         xb = _to_input(stored[start:start + CHUNK], model.likelihood, model.dtype)
         cond = () if labels is None else (labels[start:start + CHUNK],)
