@@ -394,6 +394,19 @@ def test_training_curves_draw_the_kl_of_each_level(tmp_path, drawn, levels):
     assert not any("level" in label for label, _, _ in drawn["v.png"]["panels"][2]["lines"])
 
 
+def test_training_curves_without_validation_do_not_explain_a_dashed_line(tmp_path, drawn):
+    """A run with no validation split (Burda et al.'s schedule trains on all 60,000):
+    the per-level KL panel keys no line style it does not draw."""
+    hist = hierarchical_history()
+    for row in hist:
+        for key in [k for k in row if k.startswith("val_")]:
+            row[key] = None
+    F.plot_training_curves(hist, tmp_path / "h.png", dpi=DPI)
+    kl = drawn["h.png"]["panels"][2]
+    assert not any("validation" in label for label in kl["legend"])
+    assert not any(style == "--" for _, style, _ in kl["lines"])
+
+
 def test_training_curves_leave_a_far_off_first_epoch_off_the_axis(tmp_path, drawn):
     hist = make_history(12)
     hist[0]["train_elbo"] = -40000.0  # a Gaussian model's first epoch

@@ -197,8 +197,9 @@ def plot_training_curves(
                 series(ax_kl, f"val_kl_{l}", color=colour, linestyle="--")
                 kl_keys += [f"train_kl_{l}", f"val_kl_{l}"]
             ax_kl.set_title(r"KL$(q\,\|\,p)$: total and per level")
-            ax_kl.plot([], [], color="0.4", label="train (solid)")
-            ax_kl.plot([], [], color="0.4", linestyle="--", label="validation (dashed)")
+            if np.isfinite(cols["val_kl"]).any():     # the line styles need a key
+                ax_kl.plot([], [], color="0.4", label="train (solid)")
+                ax_kl.plot([], [], color="0.4", linestyle="--", label="validation (dashed)")
         else:
             series(ax_kl, "train_kl", color="C3", label="train")
             series(ax_kl, "val_kl", color="C3", linestyle="--", label="validation")
