@@ -58,6 +58,7 @@ def test_hierarchical_figures_per_level(tmp_path, drawn):
     assert "z_1" in manifold["suptitle"] and "3-D" in manifold["suptitle"]
     assert "fig. 4" not in manifold["suptitle"]
     assert "decoder reads $z_1$" in manifold["panels"][0]["title"]
+    assert "the others at the test codes' mean" in manifold["suptitle"]
     assert "z_1" in drawn["interpolation.png"]["suptitle"]
     assert "p(z_1 | z_2)" in drawn["samples.png"]["suptitle"]  # ancestral sampling
 
@@ -68,6 +69,7 @@ def test_hierarchical_2d_bottom_level_is_not_called_figure_4(tmp_path, drawn):
     assert "whole 2-D latent space $z_1$" in manifold["suptitle"]
     assert "fig. 4" not in manifold["suptitle"]
     assert "not N(0, I)" in manifold["panels"][0]["title"]
+    assert "N(m, s²)" in manifold["panels"][0]["title"]    # the grid is where the codes are
 
 
 def test_conditional_samples_name_each_row_by_class(tmp_path, drawn):

@@ -596,6 +596,28 @@ def test_plot_manifold_fixes_other_dims_at_zero(tmp_path):
     np.testing.assert_allclose(z[:n, 1], grid[-1])  # at the top value of dim 1
 
 
+def test_plot_manifold_moves_the_grid_to_center_and_scale(tmp_path, drawn):
+    """Where the codes are not N(0, I): z = m + s Φ⁻¹(u) in the plotted dimensions,
+    m in the others; the ticks give those z and the title says where the slice is."""
+    n = 5
+    decode = make_decode(3)
+    m, s = np.array([0.5, -2.0, 3.0]), (2.0, 0.25)
+    F.plot_manifold(decode, SHAPE, tmp_path / "mc.png", n=n, latent_dims=(2, 0), n_latent=3,
+                    center=m, scale=s, center_name="the codes' mean", dpi=DPI)
+    z = decode.calls[0]
+    grid = ndtri(np.linspace(0.05, 0.95, n))
+    np.testing.assert_array_equal(z[:, 1], -2.0)
+    np.testing.assert_allclose(z[:n, 2], 3.0 + 2.0 * grid)       # first row: dim 2 varies
+    np.testing.assert_allclose(z[::n, 0], 0.5 + 0.25 * grid[::-1])  # first column: dim 0
+    fig = drawn["mc.png"]
+    assert "the others at the codes' mean" in fig["suptitle"]
+    assert "N(m, s²)" in fig["panels"][0]["title"]
+    for bad, match in [(dict(center=[0.0, 1.0]), "center"), (dict(center=[0, np.nan, 0]), "center"),
+                       (dict(scale=(1.0, 0.0)), "scale"), (dict(scale=1.0), "scale")]:
+        with pytest.raises(ValueError, match=match):
+            F.plot_manifold(decode, SHAPE, tmp_path / "x.png", n_latent=3, **bad)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

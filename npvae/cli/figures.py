@@ -90,12 +90,20 @@ def _manifold(plots, decode, z, model, n_levels, shape, fig_dir):
     if n_latent > 2:
         notes.append(f"dimensions {dims[0]} and {dims[1]}: the two whose test posterior "
                      "means vary most")
+    where = {}
     if hierarchical:
         notes.append(f"the decoder reads $z_1$ only, level 1 of {n_levels}")
+        # z₁'s prior p(z₁|z₂) is not N(0, I): put the grid where the test codes are
+        center = z.mean(axis=0)                                 # (Z,)
+        scale = np.maximum(z[:, list(dims)].std(axis=0), 1e-6)  # (2,)
+        where = dict(center=center, scale=scale, center_name="the test codes' mean")
+        notes.append("m, s: mean and standard deviation of the test posterior means; "
+                     "the prior of $z_1$ is p($z_1$ | $z_2$), not N(0, I)")
     return plots.plot_manifold(decode, shape, os.path.join(fig_dir, "manifold.png"), n=20,
                                n_latent=n_latent, latent_dims=dims,
                                latent_name="$z_1$" if hierarchical else "z",
-                               standard_prior=n_levels == 1, note="; ".join(notes) or None)
+                               standard_prior=n_levels == 1, note="\n".join(notes) or None,
+                               **where)
 
 
 def _hierarchical(model):

@@ -61,18 +61,20 @@ def _call_decode(decode: DecodeFn, z: np.ndarray, d: int, name: str = "decode") 
 
 
 def manifold_title(n_latent: int, latent_dims: tuple[int, int] = (0, 1),
-                   latent_name: str = "z", standard_prior: bool = True) -> str:
+                   latent_name: str = "z", standard_prior: bool = True,
+                   others_at: str = "0") -> str:
     """What :func:`plot_manifold` shows, in one line (its default title).
 
     With a 2-D latent and a standard normal prior the grid covers the whole
     latent space: the learned data manifold of Kingma & Welling (2014, fig. 4).
-    With more dimensions it is a 2-D slice through the origin, and says so.
+    With more dimensions it is a 2-D slice through the origin (or through the
+    point ``others_at`` names), and says so.
     """
     d0, d1 = latent_dims
     of = "" if latent_name == "z" else f" {latent_name}"
     if n_latent > 2:
         return (f"A 2-D slice of the {n_latent}-D latent space{of}: "
-                f"dimensions {d0} and {d1}, the others at 0")
+                f"dimensions {d0} and {d1}, the others at {others_at}")
     if standard_prior:
         return (f"Learned data manifold: the whole 2-D latent space{of} "
                 "(Kingma & Welling 2014, fig. 4)")
@@ -92,6 +94,9 @@ def plot_manifold(
     standard_prior: bool = True,
     note: str | None = None,
     quantiles: tuple[float, float] = (0.05, 0.95),
+    center: np.ndarray | None = None,
+    scale: Sequence[float] | None = None,
+    center_name: str = "their mean",
     dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Plot decoded latent codes on a grid: the learned manifold (Kingma &
@@ -106,6 +111,10 @@ def plot_manifold(
     other latent dimensions are fixed to 0, the prior mean: with
     ``n_latent > 2`` the figure is a slice through the origin, not the
     manifold, and its title says so (see :func:`manifold_title`).
+    Where the latent's distribution is not ``N(0, I)`` (the bottom level of a
+    hierarchical VAE) ``center`` ``m`` and ``scale`` ``s`` move the grid to
+    where the codes are: ``z = m + s Φ⁻¹(u)`` in the two plotted dimensions,
+    ``m`` in the others.
     ``decode`` is called once with all ``n * n`` points.
 
     In the figure, ``latent_dims[0]`` increases from left to right and
@@ -142,6 +151,12 @@ def plot_manifold(
         A further line under the title (e.g. why these dimensions).
     quantiles : (float, float), keyword-only, default (0.05, 0.95)
         First and last grid point in the unit square, ``0 < lo < hi < 1``.
+    center : array of shape (Z,), optional, keyword-only
+        The point ``m`` the slice passes through; default the origin.
+    scale : (float, float), optional, keyword-only
+        ``s`` per plotted dimension, > 0; default 1.
+    center_name : str, keyword-only, default "their mean"
+        What ``center`` is, for the title ("the others at …").
     dpi : float, keyword-only
         Resolution of the PNG.
 
@@ -176,15 +191,23 @@ def plot_manifold(
     lo, hi = (float(q) for q in quantiles)
     if not (0.0 < lo < hi < 1.0):
         raise ValueError(f"quantiles must satisfy 0 < lo < hi < 1, got {quantiles!r}")
+    moved = center is not None or scale is not None
+    m = np.zeros(n_latent) if center is None else np.asarray(center, dtype=np.float64)  # (Z,)
+    if m.shape != (n_latent,) or not np.all(np.isfinite(m)):
+        raise ValueError(f"center must be {n_latent} finite numbers, got shape {m.shape}")
+    s_dims = np.ones(2) if scale is None else np.asarray(scale, dtype=np.float64)  # (2,)
+    if s_dims.shape != (2,) or not np.all(np.isfinite(s_dims) & (s_dims > 0)):
+        raise ValueError(f"scale must be two positive numbers, got {scale!r}")
     dpi = _check_dpi(dpi)
     out = _png_path(path)
     h, w = shape
 
     u = np.linspace(lo, hi, n)  # (n,) points of the unit interval
-    values = ndtri(u)  # (n,) z = Φ⁻¹(u), increasing
+    cols = m[d0] + s_dims[0] * ndtri(u)  # (n,) z = m + s Φ⁻¹(u), increasing
+    rows = m[d1] + s_dims[1] * ndtri(u)  # (n,)
     # tile (r, c): latent_dims[1] decreases down the rows, latent_dims[0] grows along columns
-    z_rows, z_cols = np.meshgrid(values[::-1], values, indexing="ij")  # (n, n) each
-    z = np.zeros((n * n, n_latent), dtype=np.float64)  # (M, Z), M = n*n
+    z_rows, z_cols = np.meshgrid(rows[::-1], cols, indexing="ij")  # (n, n) each
+    z = np.tile(m, (n * n, 1))  # (M, Z), M = n*n
     z[:, d0] = z_cols.ravel()
     z[:, d1] = z_rows.ravel()
     means = _call_decode(decode, z, h * w)  # (M, D)
@@ -200,17 +223,22 @@ def plot_manifold(
         # z at a few tiles: the spacing is even in probability, not in z
         ticks = np.unique(np.round(np.linspace(0, n - 1, 5)).astype(int))
         ax.set_xticks([c * w + (w - 1) / 2 for c in ticks],
-                      [f"{values[c]:.2f}" for c in ticks], fontsize="small")
+                      [f"{cols[c]:.2f}" for c in ticks], fontsize="small")
         ax.set_yticks([r * h + (h - 1) / 2 for r in ticks],
-                      [f"{values[::-1][r]:.2f}" for r in ticks], fontsize="small")
+                      [f"{rows[::-1][r]:.2f}" for r in ticks], fontsize="small")
         ax.tick_params(length=2)
         ax.set_xlabel(f"{latent_name} dim {d0}")
         ax.set_ylabel(f"{latent_name} dim {d1}")
         _image_colorbar(fig, im, ax, label="decoder mean")
-        head = title or manifold_title(n_latent, (d0, d1), latent_name, standard_prior)
-        lines = [f"{n}×{n} grid of $z = \\Phi^{{-1}}(u)$, u = {lo:g} … {hi:g}: "
-                 "equal N(0, 1) probability between neighbours"]
-        if not standard_prior:
+        head = title or manifold_title(n_latent, (d0, d1), latent_name, standard_prior,
+                                       center_name if center is not None else "0")
+        if moved:
+            lines = [f"{n}×{n} grid of $z = m + s\\,\\Phi^{{-1}}(u)$, u = {lo:g} … {hi:g}: "
+                     "equal N(m, s²) probability between neighbours"]
+        else:
+            lines = [f"{n}×{n} grid of $z = \\Phi^{{-1}}(u)$, u = {lo:g} … {hi:g}: "
+                     "equal N(0, 1) probability between neighbours"]
+        if not standard_prior and not moved:
             lines.append(f"the prior of {latent_name} is not N(0, I) in this model: "
                          "the grid follows N(0, I) quantiles all the same")
         if note:
