@@ -8,8 +8,8 @@ reads ``RUN_DIR/<model>/final.npz`` (float32, no optimiser state) and the row th
 
 - ``pretrained/<file>.npz``: the model, its data metadata and training settings,
   deflated; the training history with its floats kept to 7 significant digits (a
-  float32 run's averages carry no more; the full digits of 3,280 epochs were a
-  third of the one-level file);
+  float32 run's averages carry no more; the full digits of 3,280 epochs were an
+  eighth of the one-level file);
 - ``pretrained/<file>.json``: the model card (architecture, schedule, test scores,
   training time, the commands that train and evaluate it, the file's SHA-256);
 - its line in ``pretrained/SHA256SUMS`` (``sha256sum -c SHA256SUMS`` checks it).
@@ -19,13 +19,13 @@ The parameters are not touched: the shipped file scores exactly as the run did.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import npvae
 from npvae import checkpoint
+from npvae.data.files import sha256_file
 
 from .burda_table1 import PUBLISHED
 
@@ -53,10 +53,11 @@ def rounded(history, digits=7):
 def ship(model_name, run_dir, results, out_dir=REPO / "pretrained", machine=None):
     """Write the pretrained file, its card and its SHA256SUMS line; return the card."""
     stem, description, reference = MODELS[model_name]
-    rows = [r for r in json.loads(Path(results).read_text())["rows"] if r["model"] == model_name]
+    table = json.loads(Path(results).read_text())
+    rows = [r for r in table["rows"] if r["model"] == model_name]
     if not rows:
         raise SystemExit(f"{results}: no row for {model_name}")
-    row, settings = rows[0], json.loads(Path(results).read_text())["settings"]
+    row, settings = rows[0], table["settings"]
     src = Path(run_dir) / model_name / "final.npz"
     model = npvae.load(src)
     if model.optimizer_state_ is not None or model.n_iter_ != row["epochs"]:
@@ -66,7 +67,7 @@ def ship(model_name, run_dir, results, out_dir=REPO / "pretrained", machine=None
     out_dir.mkdir(exist_ok=True)
     dst = out_dir / f"{stem}.npz"
     npvae.save(model, dst, checkpoint.read_metadata(src), compress=True)
-    digest = hashlib.sha256(dst.read_bytes()).hexdigest()
+    digest = sha256_file(dst)
     sums = out_dir / "SHA256SUMS"
     lines = [ln for ln in (sums.read_text().splitlines() if sums.exists() else [])
              if ln.strip() and not ln.endswith(dst.name)]
