@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 from scipy import stats
+from scipy.special import logsumexp
 from sklearn.base import clone
 
 import npvae
@@ -414,3 +415,35 @@ class TestBadInput:
     def test_unfitted(self):
         with pytest.raises(ValueError, match="initialize"):
             npvae.HierarchicalVAE().transform(self.X)
+
+
+@pytest.mark.parametrize("inference", INFERENCES)
+def test_log_likelihood_against_quadrature(inference):
+    """The importance-sampled ``log p̂(x)`` of a trained two-level model with one unit
+    per level against ``log ∬ p(x|z_1) p(z_1|z_2) N(z_2; 0, 1) dz_1 dz_2`` on a grid
+    (whose p(x) sum to one over all 2^D images): an estimator that dropped or doubled
+    a density would miss by far more than its standard error."""
+    rng = np.random.default_rng(0)
+    X = synthetic_binary(400, rng, D=6, n_protos=3)
+    m = npvae.HierarchicalVAE(latent_sizes=(1, 1), hidden_sizes=((8,), (8,)),
+                              inference=inference, random_state=0)
+    m.fit(X, epochs=20, batch_size=40, learning_rate=1e-2)
+    every_x = (np.arange(64)[:, None] >> np.arange(6) & 1).astype(float)   # (64, D)
+
+    z1 = np.linspace(-12, 12, 2401)                                # grid of z_1, step 0.01
+    z2 = np.linspace(-8, 8, 801)                                   # grid of z_2, step 0.02
+    logits = m.decode(z1[:, None])                                 # (2401, D)
+    log_px = every_x @ logits.T - np.logaddexp(0, logits).sum(1)   # (64, 2401): log p(x|z_1)
+    mu, logvar, _ = m._prior_forward(0, z2[None, :, None])         # (1, 801, 1) each
+    log_pz = (stats.norm.logpdf(z1[None, :], mu[0], np.exp(0.5 * logvar[0]))   # (801, 2401)
+              + stats.norm.logpdf(z2)[:, None])                    # log p(z_1|z_2) p(z_2)
+    exact = np.array([logsumexp(lp[None, :] + log_pz) for lp in log_px]) + np.log(0.01 * 0.02)
+    assert abs(logsumexp(exact)) < 1e-6                            # (64,) log p(x): Σ p(x) = 1
+
+    common = every_x[np.argsort(exact)[-6:]]                       # (6, D), the likeliest
+    K = 20_000
+    estimate = m.log_likelihood(common, n_importance=K, random_state=0)            # (6,)
+    w = np.exp(m.log_weights(common, m.draw_noise(6, n_samples=K, random_state=1)))  # (K, 6)
+    se = w.std(0) / (np.sqrt(K) * w.mean(0))                     # s.e. of log p̂ (delta method)
+    assert np.all(se < 0.01) and np.ptp(np.sort(exact)[-6:]) > 0.3
+    assert np.all(np.abs(estimate - np.sort(exact)[-6:]) < 4 * se + 1e-3), (estimate, exact, se)
