@@ -12,11 +12,12 @@ import importlib
 import json
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
+
+from ._atomic import atomic_file
 
 FORMAT_VERSION = 1
 
@@ -105,20 +106,8 @@ def save(model, path, metadata=None, compress=False):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "wb", suffix=".npz") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
     return path
 
 

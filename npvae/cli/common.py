@@ -10,9 +10,10 @@ import glob
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
+
+from .._atomic import atomic_file
 
 
 # ----------------------------------------------------------------------- messages
@@ -209,16 +210,8 @@ def _clear_run(out):
 
 def _write_text_atomic(path, text):
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "w", suffix=".json") as f:
+        f.write(text)
 
 
 def _write_json(path, obj):

@@ -25,9 +25,10 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from .._atomic import atomic_file
 
 from .registry import (DATASET_FOLDERS, REGISTRY, ChecksumError, DataNotFoundError,
                        DownloadError, FileSpec, _canonical_name)
@@ -247,26 +248,20 @@ def download_file(urls, dest, sha256: str, size: int | None = None,
 
 
 def _download_one(url: str, dest: Path, sha256: str, size, timeout: float) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+    with atomic_file(dest, "wb", prefix=f".{dest.name}.", suffix=".part") as out, \
+            _open_url(url, timeout) as response:
         digest, n_bytes = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, _open_url(url, timeout) as response:
-            while chunk := response.read(_CHUNK):
-                n_bytes += len(chunk)
-                digest.update(chunk)
-                out.write(chunk)
-                if size is not None and n_bytes > size:
-                    raise ChecksumError(dest, sha256, digest.hexdigest(),
-                                        f" (download from {url} exceeded {size} bytes)")
+        while chunk := response.read(_CHUNK):
+            n_bytes += len(chunk)
+            digest.update(chunk)
+            out.write(chunk)
+            if size is not None and n_bytes > size:
+                raise ChecksumError(dest, sha256, digest.hexdigest(),
+                                    f" (download from {url} exceeded {size} bytes)")
         actual = digest.hexdigest()
         if actual != sha256 or (size is not None and n_bytes != size):
             raise ChecksumError(dest, sha256, actual,
                                 f" (downloaded {n_bytes} bytes from {url})")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     with contextlib.suppress(OSError):
         _HASH_CACHE[_stat_key(dest)] = actual
     return dest
