@@ -173,8 +173,14 @@ class Progress(Callback):
         self.stream.flush()
 
     def on_epoch_end(self, state, r):
-        line = (f"epoch {r['epoch']}/{state.total_epochs}  train ELBO {r['train_elbo']:.3f} "
-                f"(rec {r['train_reconstruction']:.3f}, KL {r['train_kl']:.3f})")
+        line = f"epoch {r['epoch']}/{state.total_epochs}  "
+        iwae = "train_iwae" in r                # the IWAE bound L_k is the objective
+        if iwae:
+            line += f"train L_{state.model.k} {r['train_iwae']:.3f}, "
+        line += (f"train ELBO {r['train_elbo']:.3f} "
+                 f"(rec {r['train_reconstruction']:.3f}, KL {r['train_kl']:.3f})")
+        if iwae and "val_iwae" in r:
+            line += f"  val L_{state.model.k} {r['val_iwae']:.3f}"
         if "val_elbo" in r:
             line += f"  val ELBO {r['val_elbo']:.3f}"
         self.say(line + f"  {r['examples_per_second']:,.0f} ex/s  {r['seconds']:.1f}s")

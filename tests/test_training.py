@@ -324,3 +324,14 @@ def test_optimizer_options():
         make_optimizer("adam", 1e-3, {"epsilon": 1e-4})
     with pytest.raises(ValueError, match="finite number"):
         make_optimizer("sgd", 1e-3, {"momentum": float("nan")})
+
+
+def test_an_iwae_run_reports_the_bound_it_climbs(capsys):
+    """The per-epoch line of an IWAE run names L_k, the objective, beside the ELBO."""
+    x = (np.random.default_rng(0).random((60, 8)) < 0.4).astype(float)
+    for objective, shows in (("iwae", True), ("elbo", False)):
+        m = small(objective=objective, k=3).initialize(8)
+        train(m, x, epochs=1, batch_size=20, X_val=x[:20], progress=True)
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert ("train L_3 " in line and "val L_3 " in line) == shows, line
+        assert "train ELBO " in line and "val ELBO " in line
