@@ -31,7 +31,6 @@ written without its optimiser state as ``DIR/<model>/final.npz``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import time
@@ -41,6 +40,7 @@ import numpy as np
 import npvae
 from npvae import checkpoint
 from npvae.data import convert_batch, load_dataset
+from npvae.data.files import sha256_file
 from npvae.training import train
 
 PUBLISHED = {"vae-1": 86.76, "vae-2": 85.33, "iwae5-1": 85.54, "iwae50-1": 84.78}
@@ -89,9 +89,7 @@ def _final(m, run_dir, settings=None):
         npvae.save(m, path, meta, compress=True)       # the history of 3,280 epochs: text
     finally:
         m.optimizer_state_ = state
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, sha256 {digest})"
+    return f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, sha256 {sha256_file(path)})"
 
 
 def main(argv=None):
