@@ -149,7 +149,7 @@ def test_public_methods(worker, model, X, eps, method, check_input, k, max_rows)
 
 
 FIELDS = ["format_version", "model_class", "model_params", "n_features_in", "layout",
-          "flat_params", "rng_state", "epoch", "history", "metadata", "optimizer_keys",
+          "flat_params", "flat_params_bytes", "rng_state", "epoch", "history", "metadata", "optimizer_keys",
           "optimizer_m", "optimizer_v", "optimizer_t"]
 
 

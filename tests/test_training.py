@@ -179,6 +179,21 @@ class TestCheckpointFile:
         assert open(path, "rb").read() == before
         assert os.listdir(tmp_path) == ["m.npz"]
 
+    def test_compressed_files_hold_byte_planes(self, tmp_path, data):
+        """``compress=True`` stores the parameters as byte planes (format 2): read back
+        bit for bit; planes of the wrong shape are refused in one line."""
+        m = small(dtype="float32").fit(data.astype(float), epochs=1)
+        path = checkpoint.save(m, tmp_path / "m.npz", compress=True)
+        with np.load(path) as f:
+            assert "flat_params" not in f and f["flat_params_bytes"].shape == (4, m.flat_params_.size)
+            assert int(f["format_version"]) == 2
+            arrays = {k: f[k] for k in f.files}
+        np.testing.assert_array_equal(npvae.load(path).flat_params_, m.flat_params_)
+        arrays["flat_params_bytes"] = arrays["flat_params_bytes"][:, :-1]
+        np.savez(tmp_path / "bad.npz", **arrays)
+        with pytest.raises(checkpoint.CheckpointError, match="parameter bytes are uint8"):
+            npvae.load(tmp_path / "bad.npz")
+
     def test_a_signal_just_after_the_temporary_file_is_made(self, tmp_path, monkeypatch):
         """A SIGTERM lands at a bytecode boundary; right after the temporary file is
         created (``mkstemp`` then still had to return its name) it left an orphan."""
