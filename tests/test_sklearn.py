@@ -127,6 +127,30 @@ def test_set_output_pandas(fitted):
     m.set_output(transform="default")
 
 
+def test_global_transform_output_and_its_override(fitted):
+    pd = pytest.importorskip("pandas")
+    import sklearn
+
+    m, X = fitted
+    with sklearn.config_context(transform_output="pandas"):
+        out = m.transform(X)
+        assert isinstance(out, pd.DataFrame) and list(out.columns) == ["vae0", "vae1"]
+        assert isinstance(m.set_output(transform="default").transform(X), np.ndarray)
+    df = pd.DataFrame(X, index=np.arange(100, 160))
+    assert list(m.set_output(transform="pandas").transform(df).index) == list(range(100, 160))
+
+
+def test_set_output_and_feature_names_refuse_with_one_line(fitted):
+    m, _ = fitted
+    with pytest.raises(ValueError, match="one of"):
+        m.set_output(transform="arrow")
+    assert list(m.get_feature_names_out(list("abcde"))) == ["vae0", "vae1"]
+    with pytest.raises(ValueError, match="length"):
+        m.get_feature_names_out(["a"])
+    with pytest.raises(NotFittedError):
+        npvae.VAE().get_feature_names_out()
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.ones((3, 5), dtype=complex), "Complex"),
     (np.full((3, 5), 1e39), "float32"),

@@ -10,9 +10,10 @@ settings that differ from their defaults, ``fit_transform``, ``set_output``,
 Why not inherit from scikit-learn: importing ``sklearn.base`` imports SciPy's
 statistics, joblib and (when installed) pandas — about 90 MiB of memory and a
 second of start-up for every ``npvae`` command, none of which training needs.
-Here scikit-learn is imported only where its own machinery does the work (tags,
-feature-name checks, DataFrame output, the ``NotFittedError`` raised), that is
-when the caller already uses scikit-learn or pandas.
+Here scikit-learn is imported only where its own public machinery does the work
+(tags, feature-name checks, the global output setting, the ``NotFittedError``
+raised), that is when the caller already uses scikit-learn or pandas; nothing
+private of scikit-learn's is used, so its upgrades cannot break this module.
 """
 from __future__ import annotations
 
@@ -37,12 +38,39 @@ def _wrap_output(method):
     @functools.wraps(method)
     def wrapped(self, X, *args, **kwargs):
         out = method(self, X, *args, **kwargs)
-        if "sklearn" not in sys.modules:
+        container = _output_container(self)
+        if container == "default":
             return out
-        from sklearn.utils._set_output import _wrap_data_with_container
+        names = self.get_feature_names_out()                       # (C,) object
+        if container == "pandas":
+            import pandas as pd
 
-        return _wrap_data_with_container("transform", out, X, self)
+            index = X.index if isinstance(X, pd.DataFrame) else None
+            return pd.DataFrame(out, index=index, columns=names)
+        import polars as pl
+
+        return pl.DataFrame(out, schema=names.tolist(), orient="row")
     return wrapped
+
+
+_CONTAINERS = ("default", "pandas", "polars")
+
+
+def _output_container(estimator):
+    """The container ``transform`` returns: the estimator's ``set_output`` choice where
+    one was made, else scikit-learn's global ``transform_output`` (public
+    ``sklearn.get_config``), else ``"default"``."""
+    config = estimator.__dict__.get("_sklearn_output_config", {})
+    if "transform" in config:
+        return config["transform"]
+    if "sklearn" not in sys.modules:
+        return "default"
+    import sklearn
+
+    container = sklearn.get_config().get("transform_output", "default")
+    if container not in _CONTAINERS:
+        raise ValueError(f"transform_output must be one of {_CONTAINERS}, got {container!r}")
+    return container
 
 
 class EstimatorMixin:
@@ -115,17 +143,34 @@ class EstimatorMixin:
         """Output container of ``transform`` and ``fit_transform``: ``"default"`` (arrays),
         ``"pandas"`` or ``"polars"``; None leaves it unchanged.  Returns ``self``."""
         if transform is not None:
+            if transform not in _CONTAINERS:
+                raise ValueError(f"set_output: transform must be one of {_CONTAINERS}, "
+                                 f"got {transform!r}")
             self.__dict__.setdefault("_sklearn_output_config", {})["transform"] = transform
         return self
 
     def get_feature_names_out(self, input_features=None):
         """Names of ``transform``'s columns: the lowercased class name and the column
-        index (``vae0``, ``vae1``, …), as scikit-learn's decompositions name theirs."""
-        from sklearn.utils.validation import _generate_get_feature_names_out, check_is_fitted
+        index (``vae0``, ``vae1``, …), as scikit-learn's decompositions name theirs.
+        ``input_features``, when given, must match the features seen in ``fit``."""
+        if not self.__sklearn_is_fitted__():
+            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet. "
+                                   "Call 'fit' with appropriate arguments before using "
+                                   "this estimator.")
+        if input_features is not None:
+            given = np.asarray(input_features, dtype=object)       # (D,)
+            seen = getattr(self, "feature_names_in_", None)
+            if seen is not None and not np.array_equal(given, seen):
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(given) != self.n_features_in_:
+                raise ValueError(f"input_features should have length equal to number of "
+                                 f"features ({self.n_features_in_}), got {len(given)}")
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
 
-        check_is_fitted(self, "_n_features_out")
-        return _generate_get_feature_names_out(self, self._n_features_out,
-                                               input_features=input_features)
+    def __sklearn_is_fitted__(self):
+        """scikit-learn's rule (``check_is_fitted``): an attribute ending in ``_`` is set."""
+        return any(k.endswith("_") and not k.startswith("__") for k in vars(self))
 
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, TargetTags, Tags, TransformerTags
