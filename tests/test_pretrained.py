@@ -136,3 +136,16 @@ def test_shipping_keeps_the_parameters_and_rounds_only_the_history(tmp_path):
     assert c["published_nll"] == 85.33 and c["n_importance"] == 7
     assert "--models vae-2" in c["command"] and "burda-vae-2level.npz" in c["evaluate_command"]
     assert json.loads((out / "burda-vae-2level.json").read_text()) == c
+
+
+def test_results_figure_draws_every_shipped_model(tmp_path):
+    from benchmarks import burda_figure
+
+    found = burda_figure.entries(PRETRAINED)
+    expected = [label for stem, (label, *_) in burda_figure.MODELS.items()
+                if f"{stem}.npz" in listed()]
+    assert expected and [f[0] for f in found] == expected
+    for _, key, _, history, card in found:
+        assert len(history) == card["epochs"] and all(key in h for h in history)
+    out = burda_figure.plot(found, tmp_path / "f.png")
+    assert Path(out).stat().st_size > 10_000
