@@ -54,7 +54,6 @@ def iwae_backward(model, log_w, cache):
     receives it only along the path through ``z_k``, scaled per sample by
     ``path_scale``: ``1`` (STL) or ``w̃_k`` (DReG, so ``−w̃_k²/N`` in all).
     ``log_w (K, N)``; ``cache`` from the model's ``_log_weights_forward``.
-    Models without the option (the hierarchical VAE) use the standard estimator.
     """
     dlog_w = iwae_bound_backward(log_w, model._dtype)                         # (K, N)
     estimator = getattr(model, "gradient_estimator", "standard")

@@ -9,6 +9,8 @@ docs/06-importance-weighting.md#doubly-reparameterised-gradients).
   objective with ``log q``'s parameters and the weights' coefficients frozen
   (checked by finite differences), so the hand-written seeds are right.
 * The setting is validated, cloned, checkpointed and reachable from the CLI.
+
+The hierarchical VAE's estimators: tests/test_gradient_estimators_hierarchical.py.
 """
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ import os
 
 import numpy as np
 import pytest
-from scipy.special import softmax
 
 import npvae
 from npvae.cli import main
 from npvae.distributions.gaussian import LOG_2PI, log_normal_forward
 from npvae.gradcheck import directional_derivative
+
+from _estimator_checks import (assert_unbiased, exact_gradient_of_the_surrogate, flat_grad,
+                               one_sample_identities, only_the_encoder_changes, z_scores)
 
 D, N = 6, 3
 
@@ -38,46 +42,16 @@ def model(estimator="standard", objective="iwae", k=5, posterior="diagonal", **k
     return npvae.VAE(**settings).initialize(D)
 
 
-def is_encoder(m):
-    """``(P,)`` True on the encoder's entries of the flat parameter vector."""
-    return np.concatenate([np.full(int(np.prod(s)), name.startswith("enc"))
-                           for name, s in m.layout_.shapes.items()])
-
-
-def flat_grad(m, X, eps):
-    return m._objective(X, eps, m.beta)[1].copy()
-
-
 # ------------------------------------------------------------------ decoder identity
 @pytest.mark.parametrize("objective, k, estimators", [
     ("iwae", 5, ("stl", "dreg")), ("elbo", 1, ("stl",))])
 @pytest.mark.parametrize("posterior", ["diagonal", "full"])
 def test_decoder_gradient_and_loss_are_the_standard_ones(objective, k, estimators, posterior):
-    X = data()
-    std = model("standard", objective, k, posterior, n_samples=3)
-    eps = std.draw_noise(N, random_state=4)
-    loss0, g0 = std._objective(X, eps, 1.0)[:2]
-    g0, enc = g0.copy(), is_encoder(std)
-    for name in estimators:
-        m = model(name, objective, k, posterior, n_samples=3)
-        loss, g = m._objective(X, eps, 1.0)[:2]
-        assert loss == loss0
-        np.testing.assert_array_equal(g[~enc], g0[~enc])
-        assert not np.allclose(g[enc], g0[enc])              # the encoder's does change
+    only_the_encoder_changes(lambda name: model(name, objective, k, posterior, n_samples=3),
+                             estimators, data())
 
 
 # ------------------------------------------------------------------ unbiasedness
-def z_scores(a, b, X, draws):
-    """Per encoder parameter, ``mean(g_a − g_b) / its standard error`` over ``draws``
-    noise draws (the same noise for both: a paired comparison)."""
-    enc = is_encoder(a)
-    diffs = np.array([(flat_grad(a, X, e) - flat_grad(b, X, e))[enc]
-                      for e in (a.draw_noise(N, random_state=i) for i in range(draws))])
-    se = diffs.std(axis=0, ddof=1) / np.sqrt(draws)
-    keep = se > 0
-    return diffs.mean(axis=0)[keep] / se[keep]
-
-
 @pytest.mark.parametrize("estimator, objective, k, posterior", [
     ("dreg", "iwae", 5, "diagonal"), ("dreg", "iwae", 5, "full"),
     ("stl", "elbo", 1, "diagonal"), ("stl", "elbo", 1, "full"), ("stl", "iwae", 1, "diagonal")])
@@ -85,8 +59,7 @@ def test_encoder_gradient_is_unbiased(estimator, objective, k, posterior):
     X = data()
     z = z_scores(model(estimator, objective, k, posterior, n_samples=2),
                  model("standard", objective, k, posterior, n_samples=2), X, 1500)
-    assert z.size > 10
-    assert np.mean(z ** 2) < 2.0 and np.max(np.abs(z)) < 5.0, (np.mean(z ** 2), z)
+    assert_unbiased(z)
 
 
 def test_stl_is_biased_for_iwae_with_several_samples():
@@ -123,25 +96,13 @@ def surrogate(m, X, eps, coef, mu0, head0, posterior):
 @pytest.mark.parametrize("posterior", ["diagonal", "full"])
 def test_encoder_gradient_is_the_exact_gradient_of_the_frozen_surrogate(estimator, objective,
                                                                         k, posterior):
-    X, rng = data(), np.random.default_rng(7)
+    X = data()
     m = model(estimator, objective, k, posterior, n_samples=3)
     eps = m.draw_noise(N, random_state=3)
     mu0, head0, _ = m._encode_forward(X, None)
-    log_w = m._log_weights_forward(X, eps)[0]                                 # (K, N)
-    coef = {"dreg": softmax(log_w, axis=0) ** 2, "stl": softmax(log_w, axis=0)}[estimator]
-    if objective == "elbo":
-        coef = np.full(eps.shape[:2], 1.0 / eps.shape[0])                     # (S, N)
-    g, enc = flat_grad(m, X, eps), is_encoder(m)
-    for _ in range(3):
-        v = rng.standard_normal(g.size) * enc
-        num = directional_derivative(
-            lambda: surrogate(m, X, eps, coef, mu0.copy(), head0.copy(), posterior),
-            m.flat_params_, v)
-        assert abs(g @ v - num) / (abs(g @ v) + abs(num)) < 1e-7
-        dec = rng.standard_normal(g.size) * ~enc                 # the decoder's: the loss's own
-        num = directional_derivative(lambda: m._objective(X, eps, 1.0, False)[0],
-                                     m.flat_params_, dec)
-        assert abs(g @ dec - num) / (abs(g @ dec) + abs(num)) < 1e-7
+    exact_gradient_of_the_surrogate(
+        m, X, eps, estimator, objective,
+        lambda coef: surrogate(m, X, eps, coef, mu0.copy(), head0.copy(), posterior))
 
 
 @pytest.mark.parametrize("objective", ["elbo", "iwae"])
@@ -156,12 +117,7 @@ def test_standard_is_still_the_exact_gradient(objective):
 
 
 def test_with_one_sample_dreg_is_stl_and_stl_iwae_is_stl_elbo():
-    X = data()
-    eps = model().draw_noise(N, n_samples=1, random_state=6)
-    dreg, stl = flat_grad(model("dreg", k=1), X, eps), flat_grad(model("stl", k=1), X, eps)
-    np.testing.assert_array_equal(dreg, stl)
-    np.testing.assert_allclose(flat_grad(model("stl", "elbo", 1), X, eps), stl, rtol=1e-10,
-                               atol=1e-14)
+    one_sample_identities(model, data())
 
 
 # ------------------------------------------------------------------ the setting
@@ -177,11 +133,6 @@ def test_bad_settings_are_one_line_errors(kw, match):
     m.set_params(**kw)                                    # validated at use, as scikit-learn asks
     with pytest.raises(ValueError, match=match):
         m.loss_and_grads(data(), m.draw_noise(N))
-
-
-def test_the_hierarchical_vae_has_no_such_option():
-    with pytest.raises(TypeError, match="gradient_estimator"):
-        npvae.HierarchicalVAE(gradient_estimator="dreg")
 
 
 def test_parameter_clone_and_conditional():
@@ -227,9 +178,18 @@ def test_cli_trains_with_dreg(tmp_path):
     assert npvae.load(os.path.join(out, "checkpoint.npz")).gradient_estimator == "dreg"
 
 
+def test_cli_trains_the_hierarchical_vae_with_stl(tmp_path):
+    out = str(tmp_path / "run")
+    i = TINY.index("--latent")
+    args = TINY[:i] + ["--latent", "2,2"] + TINY[i + 2:]
+    assert main(["train", *args, "--model", "hvae", "--inference", "markov",
+                 "--gradient-estimator", "stl", "--out", out]) == 0
+    assert npvae.load(os.path.join(out, "checkpoint.npz")).gradient_estimator == "stl"
+
+
 @pytest.mark.parametrize("extra, said", [
     (["--gradient-estimator", "dreg"], "objective='iwae'"),
-    (["--gradient-estimator", "stl", "--model", "hvae", "--latent", "2,2"], "vae and cvae")])
+    (["--gradient-estimator", "dreg", "--model", "hvae", "--latent", "2,2"], "objective='iwae'")])
 def test_cli_refuses_what_does_not_apply(tmp_path, extra, said, capsys):
     i = TINY.index("--latent")
     args = TINY[:i] + TINY[i + 2:] + ([] if "--latent" in extra else ["--latent", "2"])

@@ -259,9 +259,6 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
     if args.objective != "elbo" or args.k != 1:
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
-        if args.model == "hvae":
-            raise CLIError("--gradient-estimator stl/dreg is for --model vae and cvae (the "
-                           "hierarchical VAE has only the standard estimator)")
         common.update(gradient_estimator=args.gradient_estimator)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)

@@ -210,7 +210,7 @@ def _add_train(sub, fmt):
                    help="importance samples for --objective iwae")
     t.add_argument("--gradient-estimator", choices=("standard", "stl", "dreg"),
                    default="standard",
-                   help="vae and cvae only: the encoder's gradient; stl drops the score term "
+                   help="the encoder's gradient; stl drops the score term "
                         "of log q (Roeder et al. 2017; biased for iwae with k > 1), dreg is "
                         "the doubly reparameterised estimator for --objective iwae (Tucker et "
                         "al. 2019)")

@@ -64,6 +64,21 @@ def log_q_dz(dlog_q, cache):
     return -dlog_q[..., None] * (eps / sigma)
 
 
+def log_q_dparams(dlog_q, cache):
+    """``∂/∂(μ, λ) Σ dlog_q ⊙ log N(z; μ, e^λ)`` with the sample ``z`` held fixed (the
+    score term of STL): ``∂/∂μ = (z − μ)/σ² = ε/σ`` and ``∂/∂λ = ½((z − μ)²/σ² − 1)
+    = ½(ε² − 1)`` at ``z = μ + σ ε``.  Plus the path term of :func:`log_q_dz` pushed
+    through :func:`reparameterize_backward`, it gives :func:`log_q_backward`'s
+    ``(0, −½)`` (docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels).
+
+    ``dlog_q (S, N)``; ``cache`` of :func:`reparameterize_forward` with ``σ`` broadcasting
+    against ``ε (S, N, Z)``.  Returns ``(dmu, dlogvar)``, each ``(S, N, Z)``, per sample.
+    """
+    sigma, eps = cache
+    d = dlog_q[..., None]                                  # (S, N, 1)
+    return d * (eps / sigma), d * (0.5 * (eps * eps - 1.0))
+
+
 def log_normal_forward(z, mu, logvar):
     """``log N(z; μ, diag e^λ) = −½ Σ_j (log 2π + λ_j + (z_j − μ_j)² e^{−λ_j})`` (docs/02-reparameterisation.md#log-density-of-a-diagonal-gaussian).
 

@@ -23,7 +23,8 @@ from scipy.special import logsumexp
 
 from . import full_gaussian as F
 from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_q_backward,
-                       log_q_dz, log_q_forward, reparameterize_backward, reparameterize_forward)
+                       log_q_dparams, log_q_dz, log_q_forward, reparameterize_backward,
+                       reparameterize_forward)
 
 
 class Posterior(abc.ABC):
@@ -61,6 +62,12 @@ class Posterior(abc.ABC):
         the parameters held fixed (STL and DReG, docs/05-elbo.md#sticking-the-landing);
         ``sample_cache`` from :meth:`sample_forward`."""
         raise NotImplementedError(f"{type(self).__name__} has no path derivative of log q")
+
+    def log_q_dparams(self, dlog_q, sample_cache):
+        """``(dmu, dhead)`` per sample ``(S, N, ·)``: the gradient of ``Σ dlog_q ⊙ log q(z|·)``
+        on ``q``'s parameters with the sample held fixed (where the parameters are
+        themselves functions of another sample: docs/07-hierarchical-vae.md)."""
+        raise NotImplementedError(f"{type(self).__name__} has no score derivative of log q")
 
     def kl_forward(self, mu, head):
         """Closed-form ``KL(q ‖ N(0, I))`` per example: ``(kl (N,), cache)``."""
@@ -123,6 +130,13 @@ class DiagonalGaussian(Posterior):
             S, N = dlog_q.shape
             return log_q_dz(dlog_q.reshape(1, S * N), sample_cache[1]).reshape(S, N, -1)
         return log_q_dz(dlog_q, sample_cache)
+
+    def log_q_dparams(self, dlog_q, sample_cache):
+        if isinstance(sample_cache[0], str):              # per-sample parameters
+            S, N = dlog_q.shape
+            dmu, dlogvar = log_q_dparams(dlog_q.reshape(1, S * N), sample_cache[1])
+            return dmu.reshape(S, N, -1), dlogvar.reshape(S, N, -1)
+        return log_q_dparams(dlog_q, sample_cache)
 
     def kl_forward(self, mu, logvar):
         return kl_standard_normal_forward(mu, logvar)

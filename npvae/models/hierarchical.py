@@ -30,19 +30,20 @@ import numpy as np
 
 from .._validation import (check_data, check_defined, check_latent_sizes,
                            check_level_widths, check_noise_levels, check_positive_int)
-from ..distributions.gaussian import (kl_diagonal_backward, kl_diagonal_forward,
-                                      log_normal_backward, log_normal_forward)
+from ..distributions.gaussian import kl_diagonal_backward, kl_diagonal_forward
 from ..distributions.posteriors import DiagonalGaussian
+from ..gradient_estimators import check_gradient_estimator
 from ..layers.activations import check_activation
 from ..layers.dense import init_weight
 from ..objectives import elbo_loss
 from .base import CHUNK, BaseVAE
+from .hierarchical_densities import SampleDensities
 from .networks import Decoder, GaussianNetwork
 
 INFERENCE = ("independent", "markov")
 
 
-class HierarchicalVAE(BaseVAE):
+class HierarchicalVAE(SampleDensities, BaseVAE):
     """VAE with ``L`` stochastic levels and hand-written gradients (docs/07-hierarchical-vae.md;
     Burda et al. 2016; Sønderby et al. 2016).
 
@@ -61,6 +62,10 @@ class HierarchicalVAE(BaseVAE):
     activation, likelihood, likelihood_params, n_samples, beta, objective, k,
     optimizer, learning_rate, batch_size, epochs, dtype, random_state :
         As for :class:`~npvae.VAE`.
+    gradient_estimator : ``"standard"``, ``"stl"`` or ``"dreg"`` (IWAE), as for
+        :class:`~npvae.VAE`, with every level's ``log q`` parameters held fixed
+        (docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels).  With
+        ``"stl"`` the ELBO's KL terms are Monte Carlo for either inference.
 
     Attributes
     ----------
@@ -73,7 +78,7 @@ class HierarchicalVAE(BaseVAE):
                  inference="independent", activation="tanh", likelihood="bernoulli",
                  likelihood_params=None, n_samples=1, beta=1.0, objective="elbo", k=1,
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
-                 dtype="float64", random_state=None):
+                 dtype="float64", random_state=None, gradient_estimator="standard"):
         self.latent_sizes = latent_sizes
         self.hidden_sizes = hidden_sizes
         self.inference = inference
@@ -90,12 +95,14 @@ class HierarchicalVAE(BaseVAE):
         self.epochs = epochs
         self.dtype = dtype
         self.random_state = random_state
+        self.gradient_estimator = gradient_estimator
 
     # ------------------------------------------------------------ architecture
     def _build(self):
         check_activation(self.activation)
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
+        check_gradient_estimator(self.gradient_estimator, self.objective)
         self._sizes = check_latent_sizes(self.latent_sizes)                # [Z_1, …, Z_L]
         self._hidden = check_level_widths(self.hidden_sizes, len(self._sizes))  # per level
         act, L = self.activation, len(self._sizes)
@@ -224,10 +231,10 @@ class HierarchicalVAE(BaseVAE):
         ``ELBO = (1/S) Σ_s log p(x|z_1^s) − KL(q(z_L|·) ‖ N(0, I))
         − Σ_{l<L} E_{q(z_{l+1})} KL(q(z_l|·) ‖ p(z_l|z_{l+1}))``.  ``"independent"``:
         closed-form KLs given the samples of ``z_{l+1}``; ``"markov"``: Monte
-        Carlo ``log q − log p`` on the same samples.  ``terms`` holds
+        Carlo ``log q − log p`` on the same samples (and for either with STL).  ``terms`` holds
         ``reconstruction``, ``kl_1`` … ``kl_L`` (β not applied), ``kl`` and ``elbo``.
         """
-        if self.inference == "markov":
+        if self.inference == "markov" or self.gradient_estimator == "stl":
             return self._elbo_monte_carlo(X, eps, beta, need_grads)
         P, L = self.params_, self._n_levels()
         mus, logvars, zs, inf_c = self._inference_forward(X, eps)
@@ -258,74 +265,6 @@ class HierarchicalVAE(BaseVAE):
         dzs = [np.zeros_like(z) if d is None else d for d, z in zip(dzs, zs)]
         self._inference_backward(G, dzs, dmus, dlogvars, inf_c)
         return loss, flat, terms
-
-    # ---------------------------------------------- log-densities on samples
-    def _log_densities_forward(self, X, eps):
-        """Every log-density at the samples ``z^s`` from ``eps``: ``(log_px (S, N),
-        log_q, log_p, cache)`` with ``log_q[l] = log q(z_l|·)`` (change of variables)
-        and ``log_p[l] = log p(z_l|z_{l+1})``, ``log_p[L−1] = log N(z_L; 0, I)``."""
-        P, L = self.params_, self._n_levels()
-        mus, logvars, zs, inf_c = self._inference_forward(X, eps)
-        log_px, dec_c = self._decoder.forward(P, zs[0], X)                 # (S, N)
-        log_q, q_c = zip(*[self._post.log_q_forward(lv, e) for lv, e in zip(logvars, eps)])
-        log_p, p_c = [], []
-        for l in range(L - 1):
-            mu_p, logvar_p, pr_c = self._prior_forward(l, zs[l + 1])       # (S, N, Z_l)
-            lp, lp_c = log_normal_forward(zs[l], mu_p, logvar_p)           # (S, N)
-            log_p.append(lp)
-            p_c.append((lp_c, pr_c))
-        lp_top, top_c = log_normal_forward(zs[L - 1], 0.0, 0.0)            # (S, N)
-        log_p.append(lp_top)
-        p_c.append(top_c)
-        return log_px, list(log_q), log_p, (inf_c, zs, dec_c, q_c, p_c)
-
-    def _log_densities_backward(self, dlog_px, dlog_q, dlog_p, cache):
-        """Gradient of ``Σ dlog_px ⊙ log_px + Σ_l (dlog_q[l] ⊙ log_q[l] + dlog_p[l] ⊙
-        log_p[l])`` with respect to the flat parameters."""
-        inf_c, zs, dec_c, q_c, p_c = cache
-        L = self._n_levels()
-        flat, G = self._grad_buffer()
-        dzs = [np.zeros_like(z) for z in zs]
-        dzs[0] += self._decoder.backward(G, dlog_px, dec_c)                # via log p(x|z_1)
-        for l in range(L - 1):                                              # via log p(z_l|z_{l+1})
-            lp_c, pr_c = p_c[l]
-            dz, dmu_p, dlogvar_p = log_normal_backward(dlog_p[l], lp_c)
-            dzs[l] += dz
-            dzs[l + 1] += self._prior_backward(l, G, dmu_p, dlogvar_p, pr_c)
-        dzs[L - 1] += log_normal_backward(dlog_p[L - 1], p_c[L - 1])[0]    # via log p(z_L)
-        dlogvars = [self._post.log_q_backward(dlog_q[l], q_c[l]) for l in range(L)]
-        self._inference_backward(G, dzs, [None] * L, dlogvars, inf_c)
-        return flat
-
-    def _elbo_monte_carlo(self, X, eps, beta, need_grads=True):
-        """The markov ELBO: ``KL_l ≈ (1/S) Σ_s [log q(z_l^s|·) − log p(z_l^s|z_{l+1}^s)]``,
-        and ``log q(z_L|z_{L−1}) − log N(z_L; 0, I)`` at the top (Burda et al. 2016)."""
-        S, N = eps[0].shape[:2]
-        log_px, log_q, log_p, cache = self._log_densities_forward(X, eps)
-        kls = [(lq - lp).mean(axis=0) for lq, lp in zip(log_q, log_p)]      # (N,) each
-        loss, terms, dlog_px, dkl = elbo_loss(log_px, kls, beta, self._dtype)
-        if not need_grads:
-            return loss, None, terms
-        # ∂loss/∂log q_l = β/(S N) = dkl/S, ∂loss/∂log p_l = −β/(S N)
-        d = np.broadcast_to(dkl / S, (S, N))
-        L = self._n_levels()
-        flat = self._log_densities_backward(dlog_px, [d] * L, [-d] * L, cache)
-        return loss, flat, terms
-
-    # --------------------------------------------------- importance weights
-    def _log_weights_forward(self, X, eps, condition=None):
-        """``log w_k = log p(x|z_1^k) + log N(z_L^k; 0, I) + Σ_{l<L} log p(z_l^k|z_{l+1}^k)
-        − Σ_l log q(z_l^k|·)`` ``(K, N)`` (docs/07-hierarchical-vae.md)."""
-        log_px, log_q, log_p, cache = self._log_densities_forward(X, eps)
-        log_pz = np.sum(log_p, axis=0)                                      # (K, N)
-        log_qz = np.sum(log_q, axis=0)                                      # (K, N)
-        parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_qz}
-        return log_px + log_pz - log_qz, parts, cache
-
-    def _log_weights_backward(self, dlog_w, cache):
-        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters."""
-        L = self._n_levels()
-        return self._log_densities_backward(dlog_w, [-dlog_w] * L, [dlog_w] * L, cache)
 
     # ------------------------------------------------------------- public API
     def _means_forward(self, X):
