@@ -17,6 +17,10 @@ estimator for a few epochs, then the test negative log-likelihood
 ``−log p̂(x)`` by importance sampling (``model.log_likelihood``).  In full mode
 on a subset of MNIST (the sizes are printed); in fast mode on the digits.
 
+Part 3: part 1 for a two-level hierarchical VAE with markov inference, whose
+STL and DReG also carry the path through the upper encoder's input
+(docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels).
+
 Run: ``python demos/10_gradient_snr.py [--fast] [--out DIR]``.
 """
 from __future__ import annotations
@@ -39,29 +43,18 @@ def flat(grads, names):
     return np.concatenate([grads[n].ravel() for n in names])
 
 
-def snr_part(args, data):
-    """Median SNR over encoder / decoder parameters against K for each estimator."""
-    import npvae
-
-    fast = args.fast
-    hidden, Z = ((32,), 4) if fast else ((200,), 20)
-    model = npvae.VAE(n_latent=Z, hidden_sizes=hidden, dtype="float64", random_state=args.seed)
-    epochs = C.pick(args, data, 3, 2, 20)
-    C.train_model(model, data, epochs=epochs, batch_size=100, learning_rate=1e-3)
-    print(f"[{NAME}] partially trained a {data.n_features}-{hidden[0]}-{Z} VAE (ELBO, "
-          f"{epochs} epochs on {len(data.x_train)} images, {model.train_seconds_:.1f} s)")
+def measure_snr(model, X, Ks, R, seed):
+    """Median SNR ``|mean g| / sd g`` over ``R`` noise draws, per ``K`` and estimator,
+    over the encoders' parameters and over the rest (decoder, priors)."""
     names = list(model.layout_.shapes)
     sizes = [int(np.prod(model.layout_.shapes[n])) for n in names]
     enc = np.repeat([n.startswith("enc") for n in names], sizes)
-    X = data.train_binary(8, seed=args.seed, dtype=np.float64)             # (8, D) fixed batch
-    Ks = (1, 3, 10, 30) if fast else (1, 5, 10, 50, 100)
-    R = 60 if fast else 250
-    rng = np.random.default_rng(args.seed + 1)
+    rng = np.random.default_rng(seed)
     snr = {e: {"encoder": [], "decoder": []} for e in ESTIMATORS}
     for K in Ks:
         draws = {e: np.empty((R, enc.size)) for e in ESTIMATORS}
         for r in range(R):
-            eps = rng.standard_normal((K, len(X), Z))                      # shared by the three
+            eps = model.draw_noise(len(X), n_samples=K, random_state=rng)   # shared by the three
             for e in ESTIMATORS:
                 model.set_params(objective="iwae", k=K, gradient_estimator=e)
                 draws[e][r] = flat(model.loss_and_grads(X, eps)[1], names)
@@ -70,9 +63,12 @@ def snr_part(args, data):
             ok = s > 0
             snr[e]["encoder"].append(np.median(m[ok & enc] / s[ok & enc]))
             snr[e]["decoder"].append(np.median(m[ok & ~enc] / s[ok & ~enc]))
-    Ks = np.array(Ks)
-    floor = np.sqrt(2 / np.pi) / np.sqrt(R)
+    return snr
 
+
+def plot_snr(args, snr, Ks, R, title, filename, generative="decoder"):
+    """Encoder SNR against K per estimator (left), the generative side's (right)."""
+    floor = np.sqrt(2 / np.pi) / np.sqrt(R)
     fig = C.new_figure((11.5, 4.6))
     ax1, ax2 = fig.subplots(1, 2)
     for e in ESTIMATORS:
@@ -84,7 +80,7 @@ def snr_part(args, data):
              label="all three estimators (identical)")
     b = snr["standard"]["decoder"][0]
     ax2.plot(Ks, b * np.sqrt(Ks), ":", color="0.4", lw=1, label="∝ √K from K = 1")
-    for ax, what in ((ax1, "encoder"), (ax2, "decoder")):
+    for ax, what in ((ax1, "encoder"), (ax2, generative)):
         ax.axhline(floor, color="k", ls="--", lw=0.8,
                    label=f"floor of a zero-mean gradient, R = {R} draws")
         ax.set_xscale("log")
@@ -94,17 +90,60 @@ def snr_part(args, data):
         ax.set_title(f"{what.capitalize()}: |mean g| / sd g over {R} draws", fontsize="medium")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
-    fig.suptitle(f"SNR of the IWAE gradient on a partially trained VAE, 8 {data.label} images "
-                 "(npvae book, chapter 6)")
-    C.save_figure(fig, args, "gradient_snr.png")
+    fig.suptitle(title)
+    C.save_figure(fig, args, filename)
     res = {}
     for e in ESTIMATORS:
         for K, v in zip(Ks, snr[e]["encoder"]):
             res[f"snr encoder {e} K={K}"] = v
     for K, v in zip(Ks, snr["standard"]["decoder"]):
-        res[f"snr decoder K={K}"] = v
+        res[f"snr {generative} K={K}"] = v
     res["snr floor"] = floor
+    return res
+
+
+def trained_snr(args, data, model, what, seed):
+    """Train ``model`` for a few epochs of the ELBO, then :func:`measure_snr` on a fixed
+    batch of 8 images; returns ``(snr, Ks, R)``."""
+    epochs = C.pick(args, data, 3, 2, 20)
+    C.train_model(model, data, epochs=epochs, batch_size=100, learning_rate=1e-3)
+    print(f"[{NAME}] partially trained {what} (ELBO, {epochs} epochs on "
+          f"{len(data.x_train)} images, {model.train_seconds_:.1f} s)")
+    X = data.train_binary(8, seed=args.seed, dtype=np.float64)             # (8, D) fixed batch
+    Ks = (1, 3, 10, 30) if args.fast else (1, 5, 10, 50, 100)
+    R = 60 if args.fast else 250
+    return measure_snr(model, X, Ks, R, seed), np.array(Ks), R
+
+
+def snr_part(args, data):
+    """Median SNR over encoder / decoder parameters against K for each estimator."""
+    import npvae
+
+    hidden, Z = ((32,), 4) if args.fast else ((200,), 20)
+    model = npvae.VAE(n_latent=Z, hidden_sizes=hidden, dtype="float64", random_state=args.seed)
+    snr, Ks, R = trained_snr(args, data, model,
+                             f"a {data.n_features}-{hidden[0]}-{Z} VAE", args.seed + 1)
+    res = plot_snr(args, snr, Ks, R,
+                   f"SNR of the IWAE gradient on a partially trained VAE, 8 {data.label} "
+                   "images (npvae book, chapter 6)", "gradient_snr.png")
     return C.report(args, res, "part 1: median SNR against K")
+
+
+def snr_hierarchical_part(args, data):
+    """Part 1 for a two-level hierarchical VAE with markov inference (chapter 7)."""
+    import npvae
+
+    hidden, sizes = ((32,), (4, 2)) if args.fast else ((200,), (20, 10))
+    model = npvae.HierarchicalVAE(latent_sizes=sizes, hidden_sizes=hidden, inference="markov",
+                                  dtype="float64", random_state=args.seed)
+    snr, Ks, R = trained_snr(args, data, model, f"a two-level markov VAE, latent {sizes[0]} "
+                             f"+ {sizes[1]}", args.seed + 2)
+    res = plot_snr(args, snr, Ks, R,
+                   f"SNR of the IWAE gradient on a partially trained two-level VAE (markov "
+                   f"inference), 8 {data.label} images (npvae book, chapter 7)",
+                   "gradient_snr_hierarchical.png", generative="decoder and prior")
+    return C.report(args, {f"hvae {k}": v for k, v in res.items()},
+                    "part 3: median SNR against K, two-level VAE")
 
 
 def nll_part(args, data):
@@ -178,6 +217,7 @@ def main(argv=None):
         data = C.load_data(args, n_train=None if args.fast else 10000)
         results = snr_part(args, data)
         results.update(nll_part(args, data))
+        results.update(snr_hierarchical_part(args, data))
     return C.check_finite(results)
 
 

@@ -29,7 +29,7 @@ DEMOS = {
     "07_conditional_and_full_covariance": ["full_covariance.png"],
     "08_elbo_three_ways": ["elbo_three_ways.png"],
     "09_variance_reduction": ["x_squared_variance.png", "vae_variance.png"],
-    "10_gradient_snr": ["gradient_snr.png", "test_nll.png"],
+    "10_gradient_snr": ["gradient_snr.png", "test_nll.png", "gradient_snr_hierarchical.png"],
     "11_fisher_autoencoder": ["fisher_vs_vae.png"],
 }
 #: demos that use data (and must say which)
