@@ -123,15 +123,27 @@ class Callback:
         return False
 
 
+#: how the validation quantities that decide "best" are named in messages
+SELECTION_NAMES = {"elbo": "ELBO", "iwae": "IWAE bound", "fisher": "Fisher loss"}
+
+
+def selection(model):
+    """``(key, sign)``: the validation quantity ``val_{key}`` that decides the best epoch,
+    the objective's own (the ELBO, the IWAE bound ``L_K``, or a model's ``_selection``
+    such as the Fisher loss), and ``sign`` so that ``sign * value`` is larger when better."""
+    if model.objective == "iwae":
+        return "iwae", 1
+    return getattr(model, "_selection", ("elbo", 1))
+
+
 class TrainState:
     """What the loop knows between epochs: the model, the epoch, the best validation ELBO."""
 
     def __init__(self, model, total_epochs):
         self.model = model
         self.total_epochs = total_epochs
-        #: the validation bound that decides "best": the objective's own (ELBO or L_K)
-        self.bound = "iwae" if model.objective == "iwae" else "elbo"
-        self.best = max((h[f"val_{self.bound}"] for h in model.history_
+        self.bound, self.sign = selection(model)
+        self.best = max((self.sign * h[f"val_{self.bound}"] for h in model.history_
                          if h.get(f"val_{self.bound}") is not None), default=-np.inf)
         self.best_params = model.flat_params_.copy()
         self.improved = False
@@ -177,10 +189,14 @@ class Progress(Callback):
         iwae = "train_iwae" in r                # the IWAE bound L_k is the objective
         if iwae:
             line += f"train L_{state.model.k} {r['train_iwae']:.3f}, "
+        if "train_fisher" in r:                 # the Fisher autoencoder's loss is
+            line += f"train Fisher loss {r['train_fisher']:.1f}, "
         line += (f"train ELBO {r['train_elbo']:.3f} "
                  f"(rec {r['train_reconstruction']:.3f}, KL {r['train_kl']:.3f})")
         if iwae and "val_iwae" in r:
             line += f"  val L_{state.model.k} {r['val_iwae']:.3f}"
+        if "val_fisher" in r:
+            line += f"  val Fisher loss {r['val_fisher']:.1f}"
         if "val_elbo" in r:
             line += f"  val ELBO {r['val_elbo']:.3f}"
         self.say(line + f"  {r['examples_per_second']:,.0f} ex/s  {r['seconds']:.1f}s")
@@ -198,7 +214,7 @@ class RunFolder(Callback):
 
     def on_epoch_end(self, state, record):
         meta = dict(self.metadata or {}, best_val_bound=state.bound,
-                    best_val=None if state.best == -np.inf else state.best)
+                    best_val=None if state.best == -np.inf else state.sign * state.best)
         checkpoint.save(state.model, os.path.join(self.run_dir, "checkpoint.npz"), meta)
         if state.improved:
             checkpoint.save(state.model, os.path.join(self.run_dir, "best.npz"), meta)
@@ -218,9 +234,10 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, state, record):
         if state.since_best < self.patience:
             return False
-        name = "IWAE bound" if state.bound == "iwae" else "ELBO"
+        name = SELECTION_NAMES[state.bound]
+        best = state.sign * state.best
         self.progress.say(f"early stopping: no better validation {name} for {self.patience} "
-                          f"epochs; restoring the best parameters (val {name} {state.best:.3f})")
+                          f"epochs; restoring the best parameters (val {name} {best:.3f})")
         state.model.flat_params_[...] = state.best_params
         return True
 
@@ -332,8 +349,9 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
         if X_val is not None:
             val = _evaluate(model, X_val, max(batch_size, 500), validation_seed, C_val)
             record.update({f"val_{k}": v for k, v in val.items()})
-            if val[state.bound] > state.best:
-                state.best, state.improved, state.since_best = val[state.bound], True, 0
+            score = state.sign * val[state.bound]                 # more is better
+            if score > state.best:
+                state.best, state.improved, state.since_best = score, True, 0
                 state.best_params[...] = model.flat_params_
             else:
                 state.since_best += 1

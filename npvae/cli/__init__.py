@@ -2,7 +2,8 @@
 
 ``npvae train`` writes a run folder (``--out``) holding ``config.json``,
 ``checkpoint.npz`` (after every epoch; ``--resume`` continues from it),
-``best.npz`` (best validation ELBO), ``history.jsonl``, ``results.json`` and
+``best.npz`` (the best epoch by the validation objective: ELBO, IWAE bound or Fisher
+loss), ``history.jsonl``, ``results.json`` and
 ``figures/*.png``.  ``python -m npvae`` is the same command.
 
 Every failure is one line on stderr and a non-zero exit status, never a

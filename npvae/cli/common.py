@@ -262,6 +262,15 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(gradient_estimator=args.gradient_estimator)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
+    if args.model == "fisher":
+        if len(args.latent) != 1 or (args.hidden and isinstance(args.hidden[0], tuple)):
+            raise CLIError("--model fisher takes one --latent size and one group of --hidden "
+                           "widths")
+        return npvae.FisherAutoencoder(
+            n_latent=args.latent[0], hidden_sizes=args.hidden, activation=args.activation,
+            decoder_logvar=args.gaussian_logvar, n_samples=args.samples, optimizer=args.optimizer,
+            learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+            dtype=args.dtype, random_state=args.seed)
     if args.model == "cvae":
         if classes is None:
             raise CLIError("--model cvae needs a labelled data set (mnist, fashion_mnist, "

@@ -80,7 +80,11 @@ def cmd_evaluate(args):
     model, meta = _load_checkpoint(path)
     ds = _dataset_for_run(args, meta, path)
     print(f"data: {_describe(ds, model)}")
-    kind = ("the best validation ELBO's" if os.path.basename(path) == "best.npz"
+    from ..training import SELECTION_NAMES, selection
+
+    best = SELECTION_NAMES.get(meta.get("best_val_bound") if isinstance(meta, dict) else None,
+                               SELECTION_NAMES[selection(model)[0]])
+    kind = (f"the best validation {best}'s" if os.path.basename(path) == "best.npz"
             else "the last epoch's")
     res = _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
                                args.max_examples,

@@ -170,9 +170,11 @@ def _add_train(sub, fmt):
                    help="default: dynamic for mnist/fashion_mnist/digits, static for "
                         "binarized_mnist, none for frey (Gaussian likelihood) and synthetic "
                         "(binary already); always none for --likelihood beta")
-    t.add_argument("--model", choices=("vae", "hvae", "cvae"), default="vae",
+    t.add_argument("--model", choices=("vae", "hvae", "cvae", "fisher"), default="vae",
                    help="vae: one stochastic level; hvae: the hierarchical VAE; cvae: the "
-                        "conditional VAE on the data set's labels")
+                        "conditional VAE on the data set's labels; fisher: the Fisher "
+                        "autoencoder (grey levels, a Gaussian decoder of fixed log-variance "
+                        "--gaussian-logvar, a smooth --activation, tanh by default)")
     t.add_argument("--latent", type=_latent_list, default=(20,), metavar="Z[,Z...]",
                    help="latent size Z (hvae: one size per level, bottom first, e.g. 100,50)")
     t.add_argument("--hidden", type=_hidden_list, default=(400,), metavar="WIDTHS",

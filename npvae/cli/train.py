@@ -64,11 +64,41 @@ def _dataset_key(name):
     return _canonical_name(name)          # unknown names: a one-line ValueError
 
 
+#: flags that set what the Fisher autoencoder's objective has no place for
+_NOT_FISHER = {"objective": "--objective", "k": "--k", "beta": "--beta",
+               "posterior": "--posterior", "gradient_estimator": "--gradient-estimator",
+               "kl_warmup": "--kl-warmup", "gaussian_mean": "--gaussian-mean"}
+
+
+def _fisher_settings(args, given, key):
+    """``--model fisher``: a Gaussian decoder of fixed variance on grey levels
+    (docs/14-fisher-autoencoder.md); refuses, in one line, the flags it cannot honour."""
+    refused = [flag for name, flag in _NOT_FISHER.items() if name in given]
+    if refused:
+        raise CLIError(f"--model fisher has its own objective (the Fisher divergence) and a "
+                       f"linear Gaussian decoder: leave out {', '.join(refused)}")
+    if args.likelihood not in (None, "gaussian"):
+        raise CLIError(f"--model fisher needs --likelihood gaussian (its decoder is a "
+                       f"Gaussian of fixed variance), not {args.likelihood}")
+    if "gaussian_variance" in given and args.gaussian_variance != "fixed":
+        raise CLIError("--model fisher fixes the decoder's variance at --gaussian-logvar: "
+                       f"leave out --gaussian-variance {args.gaussian_variance}")
+    if args.binarization not in (None, "none") or key == "binarized_mnist":
+        raise CLIError("--model fisher models grey levels: use --dataset mnist (or another "
+                       "grey-level set) without --binarization")
+    args.likelihood, args.gaussian_variance, args.gaussian_mean = "gaussian", "fixed", "linear"
+    if "activation" not in given:
+        args.activation = "tanh"                 # its gradient needs f'': relu has none
+    return "none"
+
+
 def _new_run(args):
     """Load the data, build and initialise the model, prepare the run folder."""
     given = explicit(args)
     key = _dataset_key(args.dataset)
     binarization = args.binarization
+    if args.model == "fisher":
+        binarization = _fisher_settings(args, given, key)
     if args.likelihood:
         _likelihood_params(args, args.likelihood, given)       # refuse early
     if args.likelihood in ("beta", "categorical"):
@@ -223,8 +253,10 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=
         checkpoint.save(model, ckpt, meta)
         _rewrite_history(out, model.history_)
     stopped_early = model.n_iter_ < total
-    which = ("the best validation ELBO's, restored by early stopping" if stopped_early
-             else "the last epoch's")
+    from ..training import SELECTION_NAMES, selection
+
+    which = (f"the best validation {SELECTION_NAMES[selection(model)[0]]}'s, restored by early "
+             "stopping" if stopped_early else "the last epoch's")
     results = _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
                                    source=f"{which} (epoch {model.n_iter_}; "
                                           f"`npvae evaluate --out {out}` reads best.npz)")

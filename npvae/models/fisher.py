@@ -70,6 +70,8 @@ class FisherAutoencoder(VAE):
     objective = "elbo"
     k = 1
     gradient_estimator = "standard"     # the Fisher loss has its own gradient (no ELBO estimator)
+    #: what decides the best epoch in training: the validation Fisher loss, lower is better
+    _selection = ("fisher", -1)
 
     def __init__(self, n_latent=20, hidden_sizes=(200,), decoder_hidden_sizes=None,
                  activation="tanh", decoder_logvar=0.0, n_samples=1, optimizer="adam",
