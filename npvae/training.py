@@ -137,7 +137,8 @@ def selection(model):
 
 
 class TrainState:
-    """What the loop knows between epochs: the model, the epoch, the best validation ELBO."""
+    """What the loop knows between epochs: the model, the epoch, the best validation value
+    of the objective (:func:`selection`)."""
 
     def __init__(self, model, total_epochs):
         self.model = model
@@ -189,7 +190,7 @@ class Progress(Callback):
         iwae = "train_iwae" in r                # the IWAE bound L_k is the objective
         if iwae:
             line += f"train L_{state.model.k} {r['train_iwae']:.3f}, "
-        if "train_fisher" in r:                 # the Fisher autoencoder's loss is
+        if "train_fisher" in r:                 # the Fisher autoencoder's objective
             line += f"train Fisher loss {r['train_fisher']:.1f}, "
         line += (f"train ELBO {r['train_elbo']:.3f} "
                  f"(rec {r['train_reconstruction']:.3f}, KL {r['train_kl']:.3f})")
