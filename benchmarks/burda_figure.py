@@ -17,7 +17,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: shipped file stem -> (label, the history's key of the bound that model climbs, colour)
+#: shipped file stem -> (label, the history's key of the bound that model climbs, colour);
+#: a model whose file is not (yet) in pretrained/ is left out of the figure
 MODELS = {
     "burda-vae-1level": ("VAE, 1 level", "train_elbo", "C0"),
     "burda-iwae5-1level": ("IWAE k = 5, 1 level", "train_iwae", "C1"),
@@ -64,8 +65,8 @@ def plot(found, path):
     ax.set_xlim(1, STAGE_ENDS[-1])
     ax.set_ylim(83, 108)
     ax.set_xlabel("epoch (stages of 3ⁱ epochs end at the dotted lines)")
-    ax.set_ylabel("training bound, nats per image (lower is better)")
-    ax.set_title("the bound each model climbs, on the training images")
+    ax.set_ylabel("negative training bound, nats per image (lower is better)")
+    ax.set_title("each model's training objective (its negative bound), per epoch")
     ax.legend(frameon=False)
 
     y = np.arange(len(found))[::-1]                            # (M,) top to bottom

@@ -3,7 +3,7 @@
 :func:`train` is an explicit loop: epochs of shuffled minibatches, each batch
 one :func:`train_step` (forward, backward, update) with Adam or SGD, a
 learning-rate schedule, KL warm-up (Sønderby et al. 2016) and gradient-norm
-clipping; after each epoch a validation ELBO and the callbacks — the progress
+clipping; after each epoch the validation terms and the callbacks — the progress
 display, the run folder (checkpoints, ``history.jsonl``), early stopping and
 any the caller adds (:class:`Callback`).  All randomness (shuffling, dynamic
 binarisation, noise) comes from the model's generator ``rng_``, whose state is
@@ -205,7 +205,7 @@ class Progress(Callback):
 
 
 class RunFolder(Callback):
-    """After every epoch: ``checkpoint.npz``, ``best.npz`` when the validation ELBO
+    """After every epoch: ``checkpoint.npz``, ``best.npz`` when the validation objective
     improved, and one line of ``history.jsonl``."""
 
     def __init__(self, run_dir, metadata=None):
@@ -225,8 +225,8 @@ class RunFolder(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop after ``patience`` epochs without a better validation ELBO and restore
-    the best parameters."""
+    """Stop after ``patience`` epochs without a better validation objective (ELBO, IWAE
+    bound or Fisher loss: :func:`selection`) and restore the best parameters."""
 
     def __init__(self, patience, progress):
         self.patience = patience
@@ -264,10 +264,10 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     kl_warmup_epochs : β rises linearly from 0 over this many epochs (counted
         from the model's first epoch, so a resumed run continues the ramp).
     clip_norm : gradient-norm clipping threshold (None: off).
-    patience : stop after this many epochs without a better validation ELBO,
-        and restore the best parameters (needs ``X_val``).
+    patience : stop after this many epochs without a better validation objective
+        (:func:`selection`), and restore the best parameters (needs ``X_val``).
     run_dir : folder for ``checkpoint.npz`` (after every epoch), ``best.npz``
-        (best validation ELBO) and ``history.jsonl``.
+        (best validation objective) and ``history.jsonl``.
     metadata : JSON-able dict stored in checkpoints (data set, settings).
     progress : show a progress bar (on a terminal) or a line per epoch.
     callbacks : further :class:`Callback` objects, called after the built-in ones.

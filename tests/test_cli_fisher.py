@@ -30,6 +30,8 @@ def test_trains_resumes_and_evaluates(tmp_path, capsys):
     meta = checkpoint.read_metadata(os.path.join(out, "best.npz"))
     vals = [h["val_fisher"] for h in model.history_]
     assert meta["best_val_bound"] == "fisher" and meta["best_val"] == min(vals)
+    assert main(["train", "--out", out, "--resume", "--epochs", "3", "--kl-warmup", "2"]) == 2
+    assert "does not apply to a --model fisher run" in capsys.readouterr().err
     assert main(["train", "--out", out, "--resume", "--epochs", "3", "--no-figures"]) == 0
     assert npvae.load(os.path.join(out, "checkpoint.npz")).n_iter_ == 3
     capsys.readouterr()

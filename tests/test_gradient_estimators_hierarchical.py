@@ -69,7 +69,7 @@ def test_score_and_path_derivatives_add_up_to_the_change_of_variables():
 
 @pytest.mark.parametrize("objective, k, estimators, inference", [
     ("iwae", 4, ("stl", "dreg"), "markov"), ("iwae", 4, ("stl", "dreg"), "independent"),
-    ("elbo", 1, ("stl",), "markov")])
+    ("elbo", 1, ("stl",), "markov"), ("elbo", 1, ("stl",), "independent")])
 def test_generative_gradient_and_loss_are_the_standard_ones(objective, k, estimators,
                                                            inference):
     only_the_encoder_changes(lambda name: model(name, objective, k, inference, n_samples=3),
@@ -151,4 +151,16 @@ def test_setting_is_validated_cloned_and_saved(tmp_path):
     back = npvae.load(npvae.save(m, tmp_path / "m.npz"))
     X, eps = data(), m.draw_noise(N, random_state=0)
     assert back.gradient_estimator == "dreg"
+    np.testing.assert_array_equal(flat_grad(back, X, eps), flat_grad(m, X, eps))
+
+
+def test_copies_leave_the_workspaces_behind():
+    X = data()
+    m = model("dreg")
+    m.loss_and_grads(X, m.draw_noise(N, random_state=0))
+    assert hasattr(m, "_scratch_ws")
+    state = m.__getstate__()
+    assert not [k for k in state if k.endswith("_ws")]
+    back = copy.deepcopy(m)
+    eps = m.draw_noise(N, random_state=1)
     np.testing.assert_array_equal(flat_grad(back, X, eps), flat_grad(m, X, eps))

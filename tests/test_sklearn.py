@@ -140,6 +140,17 @@ def test_global_transform_output_and_its_override(fitted):
     assert list(m.set_output(transform="pandas").transform(df).index) == list(range(100, 160))
 
 
+def test_hierarchical_feature_names_and_pandas_output():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).standard_normal((60, 5))
+    m = npvae.HierarchicalVAE(latent_sizes=(2, 3), hidden_sizes=(4,), **SMALL).fit(X)
+    names = ["hierarchicalvae0", "hierarchicalvae1", "hierarchicalvae2", "hierarchicalvae3",
+             "hierarchicalvae4"]
+    assert list(m.get_feature_names_out()) == names
+    out = m.set_output(transform="pandas").transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == names and out.shape == (60, 5)
+
+
 def test_set_output_and_feature_names_refuse_with_one_line(fitted):
     m, _ = fitted
     with pytest.raises(ValueError, match="one of"):

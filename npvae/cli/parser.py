@@ -240,7 +240,8 @@ def _add_train(sub, fmt):
                    help="clip the gradient's norm at this value (default: no clipping)")
     t.add_argument("--patience", type=_POSITIVE_INT, default=None, metavar="EPOCHS",
                    help="early stopping after this many epochs without a better validation "
-                        "ELBO (default: no early stopping)")
+                        "objective: ELBO, IWAE bound or Fisher loss (default: no early "
+                        "stopping)")
     t.add_argument("--validation-size", type=_validation_size, default=None, metavar="SIZE",
                    help="examples (>= 1) or a fraction in (0, 1) held out of training for "
                         "validation, 0 for none; default: 10000 for MNIST-sized sets, 10%% "

@@ -134,6 +134,9 @@ def prepare_resume(args):
         raise CLIError(f"--resume: {path} holds no run settings (it was not written by "
                        "`npvae train`); continue it from Python with npvae.training.train")
     _refuse_changes(args, given, config, data, out)
+    if config.get("model") == "fisher" and "kl_warmup" in given:
+        raise CLIError("--kl-warmup does not apply to a --model fisher run (the Fisher "
+                       "divergence has no KL weight)")
     settings, changes = _settings(args, given, config)
     from .common import _setup_compute
 

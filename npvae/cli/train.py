@@ -64,16 +64,19 @@ def _dataset_key(name):
     return _canonical_name(name)          # unknown names: a one-line ValueError
 
 
-#: flags that set what the Fisher autoencoder's objective has no place for
-_NOT_FISHER = {"objective": "--objective", "k": "--k", "beta": "--beta",
-               "posterior": "--posterior", "gradient_estimator": "--gradient-estimator",
-               "kl_warmup": "--kl-warmup", "gaussian_mean": "--gaussian-mean"}
+#: settings the Fisher autoencoder's objective has no place for, and their neutral values
+_NOT_FISHER = {"objective": "elbo", "k": 1, "beta": 1.0, "posterior": "diagonal",
+               "gradient_estimator": "standard", "kl_warmup": 0.0}
 
 
 def _fisher_settings(args, given, key):
     """``--model fisher``: a Gaussian decoder of fixed variance on grey levels
-    (docs/14-fisher-autoencoder.md); refuses, in one line, the flags it cannot honour."""
-    refused = [flag for name, flag in _NOT_FISHER.items() if name in given]
+    (docs/14-fisher-autoencoder.md); refuses, in one line, the settings it cannot
+    honour, whether typed or read from ``--config``."""
+    refused = ["--" + name.replace("_", "-") for name, neutral in _NOT_FISHER.items()
+               if getattr(args, name) != neutral]
+    if "gaussian_mean" in given and args.gaussian_mean != "linear":
+        refused.append("--gaussian-mean")
     if refused:
         raise CLIError(f"--model fisher has its own objective (the Fisher divergence) and a "
                        f"linear Gaussian decoder: leave out {', '.join(refused)}")

@@ -122,12 +122,11 @@ class BaseVAE(EstimatorMixin):
             self.params_ = ParamViews(self.layout_, flat)
 
     def __getstate__(self):
-        """Pickle and ``copy.deepcopy``: ``params_`` (views) and workspaces are rebuilt on
-        load as views of the copied ``flat_params_``, so a copy trains and saves itself."""
-        state = dict(super().__getstate__())
-        for key in ("params_", "_grad_ws", "_grad_views_ws"):
-            state.pop(key, None)
-        return state
+        """Pickle and ``copy.deepcopy``: ``params_`` (views) and workspaces (the attributes
+        named ``*_ws``) are rebuilt on load as views of the copied ``flat_params_``, so a
+        copy trains and saves itself."""
+        return {k: v for k, v in super().__getstate__().items()
+                if k != "params_" and not k.endswith("_ws")}
 
     def __setstate__(self, state):
         super().__setstate__(state)

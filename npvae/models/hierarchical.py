@@ -65,7 +65,8 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
     gradient_estimator : ``"standard"``, ``"stl"`` or ``"dreg"`` (IWAE), as for
         :class:`~npvae.VAE`, with every level's ``log q`` parameters held fixed
         (docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels).  With
-        ``"stl"`` the ELBO's KL terms are Monte Carlo for either inference.
+        ``"stl"`` and independent inference the loss and the generative gradient keep the
+        closed-form KL terms; the encoders' gradient is STL's on their Monte Carlo form.
 
     Attributes
     ----------
@@ -231,11 +232,38 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         ``ELBO = (1/S) Σ_s log p(x|z_1^s) − KL(q(z_L|·) ‖ N(0, I))
         − Σ_{l<L} E_{q(z_{l+1})} KL(q(z_l|·) ‖ p(z_l|z_{l+1}))``.  ``"independent"``:
         closed-form KLs given the samples of ``z_{l+1}``; ``"markov"``: Monte
-        Carlo ``log q − log p`` on the same samples (and for either with STL).  ``terms`` holds
+        Carlo ``log q − log p`` on the same samples.  ``terms`` holds
         ``reconstruction``, ``kl_1`` … ``kl_L`` (β not applied), ``kl`` and ``elbo``.
         """
-        if self.inference == "markov" or self.gradient_estimator == "stl":
+        if self.inference == "markov":
             return self._elbo_monte_carlo(X, eps, beta, need_grads)
+        loss, flat, terms = self._elbo_closed_form(X, eps, beta, need_grads)
+        if need_grads and self.gradient_estimator == "stl":
+            flat = self._stl_encoder_gradient(X, eps, beta, flat)
+        return loss, flat, terms
+
+    def _stl_encoder_gradient(self, X, eps, beta, flat):
+        """Independent inference with STL: the loss and the generative networks' gradient
+        stay those of the closed-form KL terms; the encoders' gradient is STL's, on the
+        Monte Carlo KL terms (docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels).
+        ``flat`` is the gradient buffer holding the closed-form gradient."""
+        enc = self._encoder_mask()                                          # (P,) bool
+        generative = flat[~enc]                                             # a copy
+        flat = self._elbo_monte_carlo(X, eps, beta, True)[1]                # the same buffer
+        flat[~enc] = generative
+        return flat
+
+    def _encoder_mask(self):
+        """``(P,)`` True on the encoders' entries of the flat parameter vector."""
+        mask = getattr(self, "_encoder_mask_ws", None)
+        if mask is None or mask.shape != (self.layout_.size,):
+            shapes = self.layout_.shapes
+            mask = self._encoder_mask_ws = np.concatenate(
+                [np.full(int(np.prod(s)), name.startswith("enc")) for name, s in shapes.items()])
+        return mask
+
+    def _elbo_closed_form(self, X, eps, beta, need_grads=True):
+        """The ELBO of independent inference, KL terms in closed form given the samples."""
         P, L = self.params_, self._n_levels()
         mus, logvars, zs, inf_c = self._inference_forward(X, eps)
         log_px, dec_c = self._decoder.forward(P, zs[0], X)                 # (S, N)
@@ -295,6 +323,11 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         self._check_fitted()
         mus, logvars = self._encode_checked(self._check_X(X))
         return [check_defined(mu, "the posterior mean") for mu in mus], logvars
+
+    @property
+    def _n_features_out(self):
+        """Columns of :meth:`transform`: ``Z_1 + … + Z_L``."""
+        return sum(check_latent_sizes(self.latent_sizes))
 
     def transform(self, X):
         """The per-level posterior means concatenated, ``(N, Z_1 + … + Z_L)``."""

@@ -110,7 +110,8 @@ def plot_training_curves(
 
     Panels: the ELBO, the reconstruction term ``E_q[log p(x|z)]`` and the KL
     term, in nats per example; training solid, validation dashed when present;
-    the best validation ELBO is marked with a star. A hierarchical VAE's
+    the best validation ELBO is marked with a star (an IWAE or Fisher run keeps, in
+    ``best.npz``, the best epoch of its own objective instead). A hierarchical VAE's
     history also holds the KL of each level (``train_kl_1`` …
     ``train_kl_L``, ``val_kl_1`` …): the KL panel then shows the total and
     one curve per level. Missing values (``None`` or NaN, e.g. epochs
@@ -176,7 +177,7 @@ def plot_training_curves(
             best = int(np.nanargmax(y))
             ax_elbo.plot(epoch[best], y[best], marker="*", markersize=13, color="C1",
                          linestyle="", zorder=5,
-                         label=f"best validation: {y[best]:.2f} (epoch {epoch[best]:g})")
+                         label=f"best validation ELBO: {y[best]:.2f} (epoch {epoch[best]:g})")
         ax_elbo.set_title("ELBO = reconstruction − KL")
         ax_elbo.set_ylabel("nats per example (higher is better)")
 
