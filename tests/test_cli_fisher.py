@@ -46,7 +46,7 @@ def test_trains_resumes_and_evaluates(tmp_path, capsys):
     (["--gaussian-mean", "sigmoid"], "leave out --gaussian-mean"),
     (["--likelihood", "bernoulli"], "needs --likelihood gaussian"),
     (["--binarization", "dynamic"], "models grey levels"),
-    (["--gaussian-variance", "decoder"], "leave out --gaussian-variance decoder"),
+    (["--gaussian-variance", "decoder"], "leave out --gaussian-variance"),
     (["--activation", "relu"], "smooth activation"),
     (["--latent", "2,2"], "one --latent size")])
 def test_refuses_what_it_cannot_honour(tmp_path, extra, said, capsys):
@@ -63,3 +63,46 @@ def test_the_best_epoch_is_the_lowest_validation_fisher_loss():
     assert selection(npvae.FisherAutoencoder()) == ("fisher", -1)
     assert selection(npvae.VAE()) == ("elbo", 1)
     assert selection(npvae.VAE(objective="iwae", k=3)) == ("iwae", 1)
+
+
+def _vae_config(tmp_path, **changes):
+    """A config.json as a VAE run writes it (every flag recorded, the VAE's values)."""
+    config = {"dataset": "digits", "model": "vae", "latent": [2], "hidden": [16],
+              "activation": "relu", "likelihood": "gaussian", "gaussian_variance": "decoder",
+              "gaussian_mean": "sigmoid", "gaussian_logvar": -2.0, "objective": "elbo", "k": 1,
+              "beta": 1.0, "epochs": 1, "batch_size": 100, "dtype": "float64",
+              "binarization": "none", "out": str(tmp_path / "vae")}
+    config.update(changes)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({}, "give --gaussian-variance fixed --gaussian-mean linear --activation tanh "
+         "(--config holds other values)"),
+    ({"likelihood": "bernoulli", "objective": "iwae", "k": 5},
+     "give --objective elbo --k 1 --likelihood gaussian --gaussian-variance fixed"),
+    ({"gaussian_variance": "fixed", "gaussian_mean": "linear", "activation": "softplus",
+      "beta": 2.0}, "give --beta 1.0 (--config")])
+def test_refuses_a_vae_config_it_cannot_honour(tmp_path, changes, said, capsys):
+    """Values read from ``--config`` are the earlier run's choices: checked like typed
+    ones (not overwritten), and the message says what to give instead."""
+    out = tmp_path / "run"
+    argv = ["train", "--model", "fisher", "--config", _vae_config(tmp_path, **changes),
+            "--out", str(out), "--no-figures"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_trains_from_a_vae_config_once_the_decoder_is_given(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "fisher", "--config", _vae_config(tmp_path),
+                 "--gaussian-variance", "fixed", "--gaussian-mean", "linear",
+                 "--activation", "softplus", "--out", str(out), "--no-figures"]) == 0
+    model = npvae.load(str(out / "checkpoint.npz"))
+    assert isinstance(model, npvae.FisherAutoencoder)
+    assert model.activation == "softplus" and model.decoder_logvar == -2.0
+    assert tuple(model.hidden_sizes) == (16,) and model.n_iter_ == 1

@@ -185,10 +185,12 @@ def apply_config(args):
         raise CLIError(f"--config: {path} is not a run's config.json")
     defaults = train_defaults()
     given = explicit(args)
+    args.from_config_ = set()           # the flags whose values came from the file
     for key, value in config.items():
         if key in defaults and key not in given and key not in PER_RUN + ("config",):
             setattr(args, key, tuple(value) if isinstance(value, list) and key != "hidden"
                     else value)
+            args.from_config_.add(key)
     if "out" not in given:
         args.out = str(config.get("out", "runs/run")).rstrip("/") + "-again"
     return args

@@ -67,32 +67,47 @@ def _dataset_key(name):
 #: settings the Fisher autoencoder's objective has no place for, and their neutral values
 _NOT_FISHER = {"objective": "elbo", "k": 1, "beta": 1.0, "posterior": "diagonal",
                "gradient_estimator": "standard", "kl_warmup": 0.0}
+#: its decoder: checked when typed or read from --config (else they hold the parser's
+#: defaults, which are the VAE's, not a choice)
+_FISHER_DECODER = {"likelihood": "gaussian", "gaussian_variance": "fixed",
+                   "gaussian_mean": "linear"}
 
 
 def _fisher_settings(args, given, key):
     """``--model fisher``: a Gaussian decoder of fixed variance on grey levels
     (docs/14-fisher-autoencoder.md); refuses, in one line, the settings it cannot
     honour, whether typed or read from ``--config``."""
-    refused = ["--" + name.replace("_", "-") for name, neutral in _NOT_FISHER.items()
-               if getattr(args, name) != neutral]
-    if "gaussian_mean" in given and args.gaussian_mean != "linear":
-        refused.append("--gaussian-mean")
-    if refused:
-        raise CLIError(f"--model fisher has its own objective (the Fisher divergence) and a "
-                       f"linear Gaussian decoder: leave out {', '.join(refused)}")
-    if args.likelihood not in (None, "gaussian"):
+    from ..models.fisher import SMOOTH_ACTIVATIONS
+
+    from_config = getattr(args, "from_config_", set())
+    wrong = [name for name, neutral in _NOT_FISHER.items() if getattr(args, name) != neutral]
+    wrong += [name for name, value in _FISHER_DECODER.items() if name in given | from_config
+              and getattr(args, name) not in (None, value)]
+    if "activation" in from_config and args.activation not in SMOOTH_ACTIVATIONS:
+        wrong.append("activation")
+    if "likelihood" in wrong and "likelihood" in given:
         raise CLIError(f"--model fisher needs --likelihood gaussian (its decoder is a "
                        f"Gaussian of fixed variance), not {args.likelihood}")
-    if "gaussian_variance" in given and args.gaussian_variance != "fixed":
-        raise CLIError("--model fisher fixes the decoder's variance at --gaussian-logvar: "
-                       f"leave out --gaussian-variance {args.gaussian_variance}")
+    if wrong:
+        fisher = {**_NOT_FISHER, **_FISHER_DECODER, "activation": "tanh"}
+        typed = [_flag(n) for n in wrong if n in given]
+        read = [f"{_flag(n)} {fisher[n]}" for n in wrong if n not in given]
+        parts = ([f"leave out {', '.join(typed)}"] if typed else []) + (
+            [f"give {' '.join(read)} (--config holds other values)"] if read else [])
+        raise CLIError("--model fisher has its own objective (the Fisher divergence) and a "
+                       "linear Gaussian decoder of fixed variance (--gaussian-logvar): "
+                       + "; ".join(parts))
     if args.binarization not in (None, "none") or key == "binarized_mnist":
         raise CLIError("--model fisher models grey levels: use --dataset mnist (or another "
                        "grey-level set) without --binarization")
     args.likelihood, args.gaussian_variance, args.gaussian_mean = "gaussian", "fixed", "linear"
-    if "activation" not in given:
+    if "activation" not in given | from_config:
         args.activation = "tanh"                 # its gradient needs f'': relu has none
     return "none"
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
 
 
 def _new_run(args):
@@ -150,7 +165,7 @@ def _new_run(args):
     os.makedirs(out, exist_ok=True)
     _remove_orphans(out)
     config = {k: v for k, v in vars(args).items()
-              if k not in ("func", "explicit_", "resume", "overwrite")}
+              if k not in ("func", "explicit_", "from_config_", "resume", "overwrite")}
     config.update(dataset=ds.name, likelihood=likelihood, out=out, binarization=ds.binarization,
                   likelihood_params=lik_params)
     _write_json(os.path.join(out, "config.json"), config)
