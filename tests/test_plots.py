@@ -394,6 +394,30 @@ def test_training_curves_draw_the_kl_of_each_level(tmp_path, drawn, levels):
     assert not any("level" in label for label, _, _ in drawn["v.png"]["panels"][2]["lines"])
 
 
+def test_training_curves_of_an_iwae_show_the_bound_it_trained(tmp_path, drawn):
+    """A model trained on L_K: its bound beside the ELBO in the first panel, and the
+    star on the best validation L_K (the epoch best.npz keeps), not the best ELBO."""
+    hist = make_history(8)
+    for row in hist:
+        row["train_iwae"] = row["train_elbo"] + 2.5
+        if row["val_elbo"] is not None:
+            row["val_iwae"] = row["val_elbo"] + 2.5 - (9 if row["epoch"] == 8 else 0)
+    F.plot_training_curves(hist, tmp_path / "c.png", k=5, dpi=DPI)
+    elbo = drawn["c.png"]["panels"][0]
+    styles = {label: style for label, style, _ in elbo["lines"]}
+    assert styles["train $\\mathcal{L}_{5}$ (the bound trained)"] == "-"
+    assert styles["validation $\\mathcal{L}_{5}$"] == "--"
+    assert styles["train ELBO"] == "-" and "L}_{5}" in elbo["title"]
+    star = [label for label, _, m in elbo["lines"] if m == "*"]
+    # validation L_5 peaks at epoch 6 (epoch 8's was made worse); the ELBO at epoch 8
+    assert star == [f"best validation $\\mathcal{{L}}_{{5}}$: {hist[5]['val_iwae']:.2f} (epoch 6)"]
+    F.plot_training_curves(make_history(), tmp_path / "v.png", k=5, dpi=DPI)   # no L_K: as before
+    assert not any("mathcal" in label for label, _, _ in drawn["v.png"]["panels"][0]["lines"])
+    for bad in (0, 2.5, True, "5"):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            F.plot_training_curves(hist, tmp_path / "b.png", k=bad, dpi=DPI)
+
+
 def test_training_curves_without_validation_do_not_explain_a_dashed_line(tmp_path, drawn):
     """A run with no validation split (Burda et al.'s schedule trains on all 60,000):
     the per-level KL panel keys no line style it does not draw."""

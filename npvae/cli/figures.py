@@ -55,7 +55,8 @@ def write_figures(model, ds, out, seed=0):
                                     title=f"samples from the prior: decoder means at {drawn}"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
-                                                os.path.join(fig_dir, "training_curves.png")))
+                                                os.path.join(fig_dir, "training_curves.png"),
+                                                k=getattr(model, "k", None)))
     levels = _posterior_means(model, x)                 # [(N, Z)], or [(N, Z_l)] per level
     latent_path = os.path.join(fig_dir, "latent.png")
     if len(levels) > 1:
@@ -168,7 +169,8 @@ def _write_conditional_figures(model, x, shown, grey, labels, shape, fig_dir, se
         title="samples by class: each row generated given its label, z ~ p(z)"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
-                                                os.path.join(fig_dir, "training_curves.png")))
+                                                os.path.join(fig_dir, "training_curves.png"),
+                                                k=getattr(model, "k", None)))
     z = model.transform(x, labels)
     paths.append(plots.plot_latent_scatter(z, labels, os.path.join(fig_dir, "latent.png"),
                                            title="posterior means given the labels"))

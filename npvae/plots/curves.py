@@ -20,7 +20,8 @@ __all__ = ["plot_training_curves"]
 
 
 _REQUIRED_HISTORY_KEYS = ("epoch", "train_elbo", "train_reconstruction", "train_kl")
-_OPTIONAL_HISTORY_KEYS = ("val_elbo", "val_reconstruction", "val_kl")
+_OPTIONAL_HISTORY_KEYS = ("val_elbo", "val_reconstruction", "val_kl",
+                          "train_iwae", "val_iwae")  # L_K of a model trained on it
 _LEVEL_KEY = re.compile(r"^(train|val)_kl_(\d+)$")  # per-level KL of a hierarchical VAE
 
 
@@ -104,14 +105,17 @@ def plot_training_curves(
     path: PathLike,
     title: str = "Training curves",
     *,
+    k: int | None = None,
     dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Plot the ELBO and its two terms against the epoch, one panel each.
 
     Panels: the ELBO, the reconstruction term ``E_q[log p(x|z)]`` and the KL
     term, in nats per example; training solid, validation dashed when present;
-    the best validation ELBO is marked with a star (an IWAE or Fisher run keeps, in
-    ``best.npz``, the best epoch of its own objective instead). A hierarchical VAE's
+    the best validation ELBO is marked with a star. A model trained on the
+    importance-weighted bound (``train_iwae``, ``val_iwae`` in its history) has
+    ``L_K`` drawn in the first panel beside the ELBO, and the star marks the
+    best validation ``L_K``, the epoch its ``best.npz`` keeps. A hierarchical VAE's
     history also holds the KL of each level (``train_kl_1`` …
     ``train_kl_L``, ``val_kl_1`` …): the KL panel then shows the total and
     one curve per level. Missing values (``None`` or NaN, e.g. epochs
@@ -134,6 +138,9 @@ def plot_training_curves(
         Output PNG file.
     title : str
         Figure title.
+    k : int or None, keyword-only
+        The number of importance samples of ``train_iwae`` (the legend says
+        ``L_5`` rather than ``L_K``).
     dpi : float, keyword-only
         Resolution of the PNG.
 
@@ -150,6 +157,8 @@ def plot_training_curves(
     """
     cols = _history_columns(history)
     dpi = _check_dpi(dpi)
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k must be a positive integer or None, got {k!r}")
     out = _png_path(path)
     epoch = cols["epoch"]
     levels = _level_numbers(history)
@@ -170,15 +179,24 @@ def plot_training_curves(
     with _figure((14.0, 4.4)) as fig:
         ax_elbo, ax_rec, ax_kl = fig.subplots(1, 3)
 
-        series(ax_elbo, "train_elbo", color="C0", label="train")
-        val = series(ax_elbo, "val_elbo", color="C0", linestyle="--", label="validation")
+        bound = rf"$\mathcal{{L}}_{{{k if k is not None else 'K'}}}$"
+        trained_iwae = np.isfinite(cols["train_iwae"]).any() or np.isfinite(cols["val_iwae"]).any()
+        suffix = " ELBO" if trained_iwae else ""
+        series(ax_elbo, "train_elbo", color="C0", label="train" + suffix)
+        val = series(ax_elbo, "val_elbo", color="C0", linestyle="--", label="validation" + suffix)
+        best_key, best_name = "val_elbo", "ELBO"
+        if trained_iwae:
+            series(ax_elbo, "train_iwae", color="C4", label=f"train {bound} (the bound trained)")
+            val = series(ax_elbo, "val_iwae", color="C4", linestyle="--",
+                         label=f"validation {bound}")
+            best_key, best_name = "val_iwae", bound
         if val is not None:
-            y = cols["val_elbo"]
+            y = cols[best_key]
             best = int(np.nanargmax(y))
             ax_elbo.plot(epoch[best], y[best], marker="*", markersize=13, color="C1",
-                         linestyle="", zorder=5,
-                         label=f"best validation ELBO: {y[best]:.2f} (epoch {epoch[best]:g})")
-        ax_elbo.set_title("ELBO = reconstruction − KL")
+                         linestyle="", zorder=5, label=f"best validation {best_name}: "
+                         f"{y[best]:.2f} (epoch {epoch[best]:g})")
+        ax_elbo.set_title("ELBO = reconstruction − KL" + (f", and {bound}" if trained_iwae else ""))
         ax_elbo.set_ylabel("nats per example (higher is better)")
 
         series(ax_rec, "train_reconstruction", color="C2", label="train")
@@ -207,7 +225,7 @@ def plot_training_curves(
             ax_kl.set_title(r"KL$(q(z|x)\,\|\,p(z))$")
         ax_kl.set_ylabel("nats per example")
 
-        panels = ((ax_elbo, ["train_elbo", "val_elbo"]),
+        panels = ((ax_elbo, ["train_elbo", "val_elbo", "train_iwae", "val_iwae"]),
                   (ax_rec, ["train_reconstruction", "val_reconstruction"]),
                   (ax_kl, kl_keys))
         for ax, keys in panels:
