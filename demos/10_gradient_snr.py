@@ -10,7 +10,9 @@ same for the three estimators).  Rainforth et al. show that the standard
 encoder SNR falls like ``1/√K`` while the decoder's rises like ``√K``; DReG's
 encoder SNR rises with ``K``; STL's rises too, but STL is biased for ``K > 1``.
 A parameter whose true gradient is zero has an SNR estimate near
-``√(2/π)/√R`` from ``R`` draws: the dotted floor.
+``√(2/π)/√R`` from ``R`` draws: the dotted floor.  Those rates hold once the
+weights are near equal; the third panel shows how many of the ``K`` samples count,
+Kish's effective sample size ``(Σ_k w_k)² / Σ_k w_k²`` of the importance weights.
 
 Part 2: the same VAE architecture trained with IWAE (``K`` fixed) by each
 estimator for a few epochs, then the test negative log-likelihood
@@ -29,6 +31,7 @@ import os
 import sys
 
 import numpy as np
+from scipy.special import logsumexp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -43,18 +46,28 @@ def flat(grads, names):
     return np.concatenate([grads[n].ravel() for n in names])
 
 
+def effective_sample_size(log_w):
+    """Kish's effective sample size of each column's importance weights,
+    ``(Σ_k w_k)² / Σ_k w_k²`` from ``log_w (K, N)``: ``(N,)``, between 1 and K."""
+    return np.exp(2 * logsumexp(log_w, axis=0) - logsumexp(2 * log_w, axis=0))
+
+
 def measure_snr(model, X, Ks, R, seed):
     """Median SNR ``|mean g| / sd g`` over ``R`` noise draws, per ``K`` and estimator,
-    over the encoders' parameters and over the rest (decoder, priors)."""
+    over the encoders' parameters and over the rest (decoder, priors); and the
+    effective sample size of the ``K`` weights, averaged over the images and draws."""
     names = list(model.layout_.shapes)
     sizes = [int(np.prod(model.layout_.shapes[n])) for n in names]
     enc = np.repeat([n.startswith("enc") for n in names], sizes)
     rng = np.random.default_rng(seed)
     snr = {e: {"encoder": [], "decoder": []} for e in ESTIMATORS}
+    ess = []
     for K in Ks:
         draws = {e: np.empty((R, enc.size)) for e in ESTIMATORS}
+        ess_draws = np.empty((R, len(X)))                                   # (R, N)
         for r in range(R):
             eps = model.draw_noise(len(X), n_samples=K, random_state=rng)   # shared by the three
+            ess_draws[r] = effective_sample_size(model.log_weights(X, eps))
             for e in ESTIMATORS:
                 model.set_params(objective="iwae", k=K, gradient_estimator=e)
                 draws[e][r] = flat(model.loss_and_grads(X, eps)[1], names)
@@ -63,14 +76,16 @@ def measure_snr(model, X, Ks, R, seed):
             ok = s > 0
             snr[e]["encoder"].append(np.median(m[ok & enc] / s[ok & enc]))
             snr[e]["decoder"].append(np.median(m[ok & ~enc] / s[ok & ~enc]))
-    return snr
+        ess.append(float(ess_draws.mean()))
+    return snr, np.array(ess)
 
 
-def plot_snr(args, snr, Ks, R, title, filename, generative="decoder"):
-    """Encoder SNR against K per estimator (left), the generative side's (right)."""
+def plot_snr(args, snr, ess, Ks, R, title, filename, generative="decoder"):
+    """Encoder SNR against K per estimator (left), the generative side's (middle), the
+    effective sample size of the weights (right)."""
     floor = np.sqrt(2 / np.pi) / np.sqrt(R)
-    fig = C.new_figure((11.5, 4.6))
-    ax1, ax2 = fig.subplots(1, 2)
+    fig = C.new_figure((16.5, 4.6))
+    ax1, ax2, ax3 = fig.subplots(1, 3)
     for e in ESTIMATORS:
         ax1.plot(Ks, snr[e]["encoder"], "o-", color=COLOURS[e], label=LABELS[e])
     a = snr["standard"]["encoder"][0]
@@ -90,6 +105,15 @@ def plot_snr(args, snr, Ks, R, title, filename, generative="decoder"):
         ax.set_title(f"{what.capitalize()}: |mean g| / sd g over {R} draws", fontsize="medium")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
+    ax3.plot(Ks, ess, "o-", color="C4", label="mean over the images and draws")
+    ax3.plot(Ks, Ks, ":", color="0.4", lw=1, label="ESS = K (equal weights)")
+    ax3.set_xscale("log")
+    ax3.set_yscale("log")
+    ax3.set_xlabel("importance samples K")
+    ax3.set_ylabel("effective sample size (Σw)² / Σw²")
+    ax3.set_title("How many of the K samples count", fontsize="medium")
+    ax3.grid(True, which="both", alpha=0.3)
+    ax3.legend(fontsize="small")
     fig.suptitle(title)
     C.save_figure(fig, args, filename)
     res = {}
@@ -99,12 +123,14 @@ def plot_snr(args, snr, Ks, R, title, filename, generative="decoder"):
     for K, v in zip(Ks, snr["standard"]["decoder"]):
         res[f"snr {generative} K={K}"] = v
     res["snr floor"] = floor
+    for K, v in zip(Ks, ess):
+        res[f"ess K={K}"] = v
     return res
 
 
 def trained_snr(args, data, model, what, seed):
     """Train ``model`` for a few epochs of the ELBO, then :func:`measure_snr` on a fixed
-    batch of 8 images; returns ``(snr, Ks, R)``."""
+    batch of 8 images; returns ``(snr, ess, Ks, R)``."""
     epochs = C.pick(args, data, 3, 2, 20)
     C.train_model(model, data, epochs=epochs, batch_size=100, learning_rate=1e-3)
     print(f"[{NAME}] partially trained {what} (ELBO, {epochs} epochs on "
@@ -112,7 +138,8 @@ def trained_snr(args, data, model, what, seed):
     X = data.train_binary(8, seed=args.seed, dtype=np.float64)             # (8, D) fixed batch
     Ks = (1, 3, 10, 30) if args.fast else (1, 5, 10, 50, 100)
     R = 60 if args.fast else 250
-    return measure_snr(model, X, Ks, R, seed), np.array(Ks), R
+    snr, ess = measure_snr(model, X, Ks, R, seed)
+    return snr, ess, np.array(Ks), R
 
 
 def snr_part(args, data):
@@ -121,9 +148,9 @@ def snr_part(args, data):
 
     hidden, Z = ((32,), 4) if args.fast else ((200,), 20)
     model = npvae.VAE(n_latent=Z, hidden_sizes=hidden, dtype="float64", random_state=args.seed)
-    snr, Ks, R = trained_snr(args, data, model,
+    snr, ess, Ks, R = trained_snr(args, data, model,
                              f"a {data.n_features}-{hidden[0]}-{Z} VAE", args.seed + 1)
-    res = plot_snr(args, snr, Ks, R,
+    res = plot_snr(args, snr, ess, Ks, R,
                    f"SNR of the IWAE gradient on a partially trained VAE, 8 {data.label} "
                    "images (npvae book, chapter 6)", "gradient_snr.png")
     return C.report(args, res, "part 1: median SNR against K")
@@ -136,9 +163,9 @@ def snr_hierarchical_part(args, data):
     hidden, sizes = ((32,), (4, 2)) if args.fast else ((200,), (20, 10))
     model = npvae.HierarchicalVAE(latent_sizes=sizes, hidden_sizes=hidden, inference="markov",
                                   dtype="float64", random_state=args.seed)
-    snr, Ks, R = trained_snr(args, data, model, f"a two-level markov VAE, latent {sizes[0]} "
+    snr, ess, Ks, R = trained_snr(args, data, model, f"a two-level markov VAE, latent {sizes[0]} "
                              f"+ {sizes[1]}", args.seed + 2)
-    res = plot_snr(args, snr, Ks, R,
+    res = plot_snr(args, snr, ess, Ks, R,
                    f"SNR of the IWAE gradient on a partially trained two-level VAE (markov "
                    f"inference), 8 {data.label} images (npvae book, chapter 7)",
                    "gradient_snr_hierarchical.png", generative="decoder and prior")

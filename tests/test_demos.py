@@ -137,3 +137,15 @@ def test_default_output_is_git_ignored():
     probe = C.default_out("01_gradient_estimators") / "toy_variance.png"
     done = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", str(probe)])
     assert done.returncode == 0, f"git does not ignore {probe}"
+
+
+def test_demo_10_effective_sample_size():
+    """Kish's (Σw)²/Σw² from log-weights (K, N): K for equal weights, 1 when one
+    weight holds everything, (1 + r)²/(1 + r²) for two weights in ratio r; shifts of
+    a column's log-weights (log p(x) is not known) leave it unchanged."""
+    import numpy as np
+
+    ess = load_demo("10_gradient_snr").effective_sample_size
+    log_w = np.array([[0.0, -300.0, -1000.0], [0.0, -1000.0, -1000.0 + np.log(3)]])  # (2, 3)
+    np.testing.assert_allclose(ess(log_w), [2.0, 1.0, 16 / 10], rtol=1e-12)
+    np.testing.assert_allclose(ess(np.full((7, 2), -90.0)), [7.0, 7.0], rtol=1e-12)
