@@ -84,7 +84,15 @@ def _vae_config(tmp_path, **changes):
     ({"likelihood": "bernoulli", "objective": "iwae", "k": 5},
      "give --objective elbo --k 1 --likelihood gaussian --gaussian-variance fixed"),
     ({"gaussian_variance": "fixed", "gaussian_mean": "linear", "activation": "softplus",
-      "beta": 2.0}, "give --beta 1.0 (--config")])
+      "beta": 2.0}, "give --beta 1.0 (--config"),
+    ({"likelihood": "bernoulli", "binarization": "dynamic"},         # a Bernoulli VAE's
+     "give --likelihood gaussian --gaussian-variance fixed --gaussian-mean linear "
+     "--activation tanh --binarization none (--config"),
+    ({"dataset": "binarized_mnist", "binarization": "static", "likelihood": "bernoulli",
+      "activation": "tanh"}, "--binarization none --dataset mnist (--config"),
+    ({"model": "hvae", "latent": [4, 2], "hidden": [[16], [8]], "gaussian_variance": "fixed",
+      "gaussian_mean": "linear", "activation": "tanh"},               # a hierarchical VAE's
+     "give --latent Z (one size) --hidden WIDTHS (one group) (--config")])
 def test_refuses_a_vae_config_it_cannot_honour(tmp_path, changes, said, capsys):
     """Values read from ``--config`` are the earlier run's choices: checked like typed
     ones (not overwritten), and the message says what to give instead."""
@@ -106,3 +114,13 @@ def test_trains_from_a_vae_config_once_the_decoder_is_given(tmp_path, capsys):
     assert isinstance(model, npvae.FisherAutoencoder)
     assert model.activation == "softplus" and model.decoder_logvar == -2.0
     assert tuple(model.hidden_sizes) == (16,) and model.n_iter_ == 1
+
+
+def test_a_typed_likelihood_and_a_config_are_refused_together(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "fisher", "--config", _vae_config(tmp_path),
+                 "--likelihood", "bernoulli", "--out", str(out), "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert ("leave out --likelihood; give --gaussian-variance fixed --gaussian-mean linear "
+            "--activation tanh (--config holds other values)") in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()

@@ -169,6 +169,12 @@ def prepare_resume(args):
     return model, ds, out, settings, meta
 
 
+def _as_tuples(value):
+    """JSON lists as the parser's tuples: ``[200, 200]`` -> ``(200, 200)``, a hierarchical
+    VAE's ``[[200], [100]]`` -> ``((200,), (100,))``."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def apply_config(args):
     """``npvae train --config RUN/config.json``: the recorded settings become the values
     of every flag not given on the command line (the run-specific ones — output folder,
@@ -188,8 +194,8 @@ def apply_config(args):
     args.from_config_ = set()           # the flags whose values came from the file
     for key, value in config.items():
         if key in defaults and key not in given and key not in PER_RUN + ("config",):
-            setattr(args, key, tuple(value) if isinstance(value, list) and key != "hidden"
-                    else value)
+            setattr(args, key, _as_tuples(value) if key == "hidden"
+                    else tuple(value) if isinstance(value, list) else value)
             args.from_config_.add(key)
     if "out" not in given:
         args.out = str(config.get("out", "runs/run")).rstrip("/") + "-again"

@@ -76,27 +76,34 @@ _FISHER_DECODER = {"likelihood": "gaussian", "gaussian_variance": "fixed",
 def _fisher_settings(args, given, key):
     """``--model fisher``: a Gaussian decoder of fixed variance on grey levels
     (docs/14-fisher-autoencoder.md); refuses, in one line, the settings it cannot
-    honour, whether typed or read from ``--config``."""
+    honour, whether typed or read from ``--config`` (then naming what to give)."""
     from ..models.fisher import SMOOTH_ACTIVATIONS
 
     from_config = getattr(args, "from_config_", set())
     wrong = [name for name, neutral in _NOT_FISHER.items() if getattr(args, name) != neutral]
     wrong += [name for name, value in _FISHER_DECODER.items() if name in given | from_config
               and getattr(args, name) not in (None, value)]
-    if "activation" in from_config and args.activation not in SMOOTH_ACTIVATIONS:
-        wrong.append("activation")
-    if "likelihood" in wrong and "likelihood" in given:
+    fisher = {**_NOT_FISHER, **_FISHER_DECODER, "activation": "tanh", "binarization": "none",
+              "dataset": "mnist", "latent": "Z (one size)", "hidden": "WIDTHS (one group)"}
+    # what only a --config can bring (typed, each has its own message below or in the model)
+    read_only = {
+        "activation": args.activation not in SMOOTH_ACTIVATIONS,
+        "binarization": args.binarization not in (None, "none"),
+        "dataset": key == "binarized_mnist",
+        "latent": len(args.latent) != 1,                             # a hierarchical VAE's
+        "hidden": bool(args.hidden) and isinstance(args.hidden[0], (tuple, list))}
+    wrong += [name for name, bad in read_only.items() if bad and name in from_config]
+    if wrong == ["likelihood"] and "likelihood" in given:
         raise CLIError(f"--model fisher needs --likelihood gaussian (its decoder is a "
                        f"Gaussian of fixed variance), not {args.likelihood}")
     if wrong:
-        fisher = {**_NOT_FISHER, **_FISHER_DECODER, "activation": "tanh"}
         typed = [_flag(n) for n in wrong if n in given]
         read = [f"{_flag(n)} {fisher[n]}" for n in wrong if n not in given]
         parts = ([f"leave out {', '.join(typed)}"] if typed else []) + (
             [f"give {' '.join(read)} (--config holds other values)"] if read else [])
         raise CLIError("--model fisher has its own objective (the Fisher divergence) and a "
-                       "linear Gaussian decoder of fixed variance (--gaussian-logvar): "
-                       + "; ".join(parts))
+                       "linear Gaussian decoder of fixed variance (--gaussian-logvar) on grey "
+                       "levels: " + "; ".join(parts))
     if args.binarization not in (None, "none") or key == "binarized_mnist":
         raise CLIError("--model fisher models grey levels: use --dataset mnist (or another "
                        "grey-level set) without --binarization")
