@@ -413,6 +413,11 @@ def test_training_curves_of_an_iwae_show_the_bound_it_trained(tmp_path, drawn):
     assert star == [f"best validation $\\mathcal{{L}}_{{5}}$: {hist[5]['val_iwae']:.2f} (epoch 6)"]
     F.plot_training_curves(make_history(), tmp_path / "v.png", k=5, dpi=DPI)   # no L_K: as before
     assert not any("mathcal" in label for label, _, _ in drawn["v.png"]["panels"][0]["lines"])
+    for row in hist:                      # L_K trained but never validated: the ELBO's star
+        row.pop("val_iwae", None)
+    F.plot_training_curves(hist, tmp_path / "e.png", k=5, dpi=DPI)
+    star = [label for label, _, m in drawn["e.png"]["panels"][0]["lines"] if m == "*"]
+    assert star == [f"best validation ELBO: {hist[7]['val_elbo']:.2f} (epoch 8)"]
     for bad in (0, 2.5, True, "5"):
         with pytest.raises(ValueError, match="k must be a positive integer"):
             F.plot_training_curves(hist, tmp_path / "b.png", k=bad, dpi=DPI)

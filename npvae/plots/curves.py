@@ -128,8 +128,8 @@ def plot_training_curves(
     history : list of dict
         One dict per epoch with keys ``epoch``, ``train_elbo``,
         ``train_reconstruction``, ``train_kl`` and optionally ``val_elbo``,
-        ``val_reconstruction``, ``val_kl``, ``train_kl_<l>``, ``val_kl_<l>``
-        (numbers, ``None`` or NaN).
+        ``val_reconstruction``, ``val_kl``, ``train_kl_<l>``, ``val_kl_<l>``,
+        ``train_iwae``, ``val_iwae`` (numbers, ``None`` or NaN).
         Values are plotted with the sign they are given; the axis labels
         assume the convention ``ELBO = reconstruction - KL``, i.e.
         ``train_reconstruction`` is ``E_q[log p(x|z)]`` (negative for
@@ -187,9 +187,10 @@ def plot_training_curves(
         best_key, best_name = "val_elbo", "ELBO"
         if trained_iwae:
             series(ax_elbo, "train_iwae", color="C4", label=f"train {bound} (the bound trained)")
-            val = series(ax_elbo, "val_iwae", color="C4", linestyle="--",
-                         label=f"validation {bound}")
-            best_key, best_name = "val_iwae", bound
+            val_iwae = series(ax_elbo, "val_iwae", color="C4", linestyle="--",
+                              label=f"validation {bound}")
+            if val_iwae is not None:
+                val, best_key, best_name = val_iwae, "val_iwae", bound
         if val is not None:
             y = cols[best_key]
             best = int(np.nanargmax(y))
