@@ -151,20 +151,28 @@ def test_results_figure_draws_every_shipped_model(tmp_path):
     assert Path(out).stat().st_size > 10_000
 
 
-@needs_mnist
 @pytest.mark.parametrize("name", sorted(listed()))
-def test_npvae_sample_and_plot_use_the_shipped_file(name, tmp_path, capsys):
-    """``npvae sample`` and ``npvae plot --checkpoint pretrained/NAME``: the figures a
-    user would look at first, from the file alone (plot reads the test images)."""
+def test_npvae_sample_uses_the_shipped_file_offline(name, tmp_path, capsys, monkeypatch):
+    """``npvae sample --checkpoint pretrained/NAME``: no data needed."""
     from npvae.cli import main
 
-    path = str(PRETRAINED / name)
-    assert main(["sample", "--checkpoint", path, "-n", "16", "--out", str(tmp_path / "s"),
+    monkeypatch.delenv("NPVAE_DATA", raising=False)
+    assert main(["sample", "--checkpoint", str(PRETRAINED / name), "-n", "16",
+                 "--out", str(tmp_path), "--threads", "1"]) == 0
+    assert (tmp_path / "figures" / "samples-prior-seed0.png").stat().st_size > 5_000
+    assert "error" not in capsys.readouterr().err
+
+
+@needs_mnist
+@pytest.mark.parametrize("name", sorted(listed()))
+def test_npvae_plot_uses_the_shipped_file(name, tmp_path, capsys):
+    """``npvae plot --checkpoint pretrained/NAME``: the figures a user would look at
+    first, from the file and the test images."""
+    from npvae.cli import main
+
+    assert main(["plot", "--checkpoint", str(PRETRAINED / name), "--out", str(tmp_path),
                  "--threads", "1"]) == 0
-    assert (tmp_path / "s" / "figures" / "samples-prior-seed0.png").stat().st_size > 5_000
-    assert main(["plot", "--checkpoint", path, "--out", str(tmp_path / "p"),
-                 "--threads", "1"]) == 0
-    figures = {p.name for p in (tmp_path / "p" / "figures").glob("*.png")}
+    figures = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert {"samples.png", "reconstructions.png", "training_curves.png",
             "latent.png"} <= figures
     assert "error" not in capsys.readouterr().err
