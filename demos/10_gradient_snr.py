@@ -10,9 +10,10 @@ same for the three estimators).  Rainforth et al. show that the standard
 encoder SNR falls like ``1/√K`` while the decoder's rises like ``√K``; DReG's
 encoder SNR rises with ``K``; STL's rises too, but STL is biased for ``K > 1``.
 A parameter whose true gradient is zero has an SNR estimate near
-``√(2/π)/√R`` from ``R`` draws: the dotted floor.  Those rates hold once the
-weights are near equal; the third panel shows how many of the ``K`` samples count,
-Kish's effective sample size ``(Σ_k w_k)² / Σ_k w_k²`` of the importance weights.
+``√(2/π)/√R`` from ``R`` draws: the dotted floor.  Those rates are asymptotic: they
+need ``K`` large against the spread of the weights, where the effective sample size
+grows in proportion to ``K``; the third panel shows how many of the ``K`` samples
+count, Kish's ``(Σ_k w_k)² / Σ_k w_k²`` of the importance weights.
 
 Part 2: the same VAE architecture trained with IWAE (``K`` fixed) by each
 estimator for a few epochs, then the test negative log-likelihood
