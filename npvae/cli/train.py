@@ -13,7 +13,7 @@ from .common import (CLIError, _batch_transform, _build_model, _clear_run, _cond
                      _to_input, _write_json)
 from .evaluate import _evaluate_and_report
 from .figures import write_figures
-from .resume import explicit, prepare_resume
+from .resume import explicit, flag, prepare_resume
 
 
 def cmd_train(args):
@@ -47,7 +47,7 @@ def _likelihood_params(args, likelihood, given):
     gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar", "gaussian_mean"} & given)
     if likelihood != "gaussian":
         if gaussian_flags:
-            names = " and ".join("--" + k.replace("_", "-") for k in gaussian_flags)
+            names = " and ".join(flag(k) for k in gaussian_flags)
             verb = "apply" if len(gaussian_flags) > 1 else "applies"
             raise CLIError(f"{names} {verb} to --likelihood gaussian only, and this run's "
                            f"likelihood is {likelihood}")
@@ -97,8 +97,8 @@ def _fisher_settings(args, given, key):
         raise CLIError(f"--model fisher needs --likelihood gaussian (its decoder is a "
                        f"Gaussian of fixed variance), not {args.likelihood}")
     if wrong:
-        typed = [_flag(n) for n in wrong if n in given]
-        read = [f"{_flag(n)} {fisher[n]}" for n in wrong if n not in given]
+        typed = [flag(n) for n in wrong if n in given]
+        read = [f"{flag(n)} {fisher[n]}" for n in wrong if n not in given]
         parts = ([f"leave out {', '.join(typed)}"] if typed else []) + (
             [f"give {' '.join(read)} (--config holds other values)"] if read else [])
         raise CLIError("--model fisher has its own objective (the Fisher divergence) and a "
@@ -111,10 +111,6 @@ def _fisher_settings(args, given, key):
     if "activation" not in given | from_config:
         args.activation = "tanh"                 # its gradient needs f'': relu has none
     return "none"
-
-
-def _flag(name):
-    return "--" + name.replace("_", "-")
 
 
 def _new_run(args):

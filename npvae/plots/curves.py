@@ -14,7 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._canvas import DEFAULT_DPI, PathLike, _check_dpi, _figure, _png_path, _save
+from ._canvas import (DEFAULT_DPI, PathLike, _check_dpi, _check_positive_int, _figure,
+                      _png_path, _save)
 
 __all__ = ["plot_training_curves"]
 
@@ -157,8 +158,8 @@ def plot_training_curves(
     """
     cols = _history_columns(history)
     dpi = _check_dpi(dpi)
-    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-        raise ValueError(f"k must be a positive integer or None, got {k!r}")
+    if k is not None:
+        k = _check_positive_int(k, "k")
     out = _png_path(path)
     epoch = cols["epoch"]
     levels = _level_numbers(history)
