@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from .. import fastmath
 from .activations import ACTIVATION_CODES, LEAKY_SLOPE
@@ -27,6 +27,9 @@ from .activations import ACTIVATION_CODES, LEAKY_SLOPE
 #: arrays at least this large use the ``prange`` kernels (rows split over threads;
 #: each row is written by one thread only, so there is no race)
 PARALLEL_MIN_ELEMENTS = 1 << 16
+#: rows per partial sum of the parallel bias gradient (a function of the shape, not
+#: of the thread count, so that the sum's rounding is the same on any number of threads)
+DB_BLOCK_ROWS = 64
 #: 1 as a float32: float32 + float32 stays float32, float64 + float32 is float64
 _ONE = np.float32(1.0)
 
@@ -124,7 +127,7 @@ def _bwd_relu(dh, h, da, db, has_bias):
 def _bwd_relu_par(dh, h, da, partial, has_bias):
     T = partial.shape[0]
     rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # thread block t owns rows and partial[t]
+    for t in prange(T):                    # block t: its rows and partial[t]
         for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
             _bias_act_bwd_row(dh, h, 1, da, i, partial[t], has_bias)
 
@@ -151,7 +154,7 @@ def _bwd_leaky_relu(dh, h, da, db, has_bias):
 def _bwd_leaky_relu_par(dh, h, da, partial, has_bias):
     T = partial.shape[0]
     rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # thread block t owns rows and partial[t]
+    for t in prange(T):                    # block t: its rows and partial[t]
         for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
             _bias_act_bwd_row(dh, h, 2, da, i, partial[t], has_bias)
 
@@ -178,7 +181,7 @@ def _bwd_tanh(dh, h, da, db, has_bias):
 def _bwd_tanh_par(dh, h, da, partial, has_bias):
     T = partial.shape[0]
     rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # thread block t owns rows and partial[t]
+    for t in prange(T):                    # block t: its rows and partial[t]
         for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
             _bias_act_bwd_row(dh, h, 3, da, i, partial[t], has_bias)
 
@@ -205,7 +208,7 @@ def _bwd_sigmoid(dh, h, da, db, has_bias):
 def _bwd_sigmoid_par(dh, h, da, partial, has_bias):
     T = partial.shape[0]
     rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # thread block t owns rows and partial[t]
+    for t in prange(T):                    # block t: its rows and partial[t]
         for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
             _bias_act_bwd_row(dh, h, 4, da, i, partial[t], has_bias)
 
@@ -232,7 +235,7 @@ def _bwd_softplus(dh, h, da, db, has_bias):
 def _bwd_softplus_par(dh, h, da, partial, has_bias):
     T = partial.shape[0]
     rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # thread block t owns rows and partial[t]
+    for t in prange(T):                    # block t: its rows and partial[t]
         for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
             _bias_act_bwd_row(dh, h, 5, da, i, partial[t], has_bias)
 
@@ -278,8 +281,11 @@ def bias_activation_backward(dh, cache, out=None):
         db = np.zeros(H, h.dtype)            # db = Σ_n da[n], summed as the rows are made
         serial(dh, h, da, db, has_bias)
         return da, (db if has_bias else None)
-    # per-thread partial sums of db, added at the end (no two threads write one entry)
-    partial = np.zeros((min(get_num_threads(), h.shape[0]) if has_bias else 1, H), h.dtype)
+    # partial sums of db over blocks of about DB_BLOCK_ROWS rows, added at the end: one
+    # thread writes each block, and the blocks depend on the shape alone, so db is the
+    # same to the bit at any thread count (npvae.threads may change it during training)
+    blocks = -(-h.shape[0] // DB_BLOCK_ROWS)
+    partial = np.zeros((blocks, H), h.dtype)
     parallel(dh, h, da, partial, has_bias)
     return da, (partial.sum(axis=0) if has_bias else None)
 
