@@ -112,17 +112,21 @@ def compiled_in(module: str):
     return wrap
 
 
-def set_num_threads(n_threads: int) -> None:
-    """One setting for the thread count of Numba's parallel loops and of BLAS.
+def set_num_threads(n_threads) -> None:
+    """Force one thread count on Numba's parallel loops and BLAS together, or
+    ``"auto"`` (the default) to let training choose it by timing its steps
+    (:mod:`npvae.threads`: never slower than one thread when other programs
+    hold cores).
 
-    Uses ``threadpoolctl`` (installed with scikit-learn) for the BLAS library
-    that NumPy loaded, and ``numba.set_num_threads`` for ``prange`` loops.
+    Uses ``threadpoolctl`` for the BLAS library that NumPy loaded, and
+    ``numba.set_num_threads`` for ``prange`` loops.
     """
+    if n_threads == "auto":
+        _state["threads"] = None
+        return
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise ValueError(f"n_threads must be an integer >= 1, got {n_threads!r}")
+        raise ValueError(f"n_threads must be an integer >= 1 or 'auto', got {n_threads!r}")
     _prepare_openmp()
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=n_threads)
@@ -134,5 +138,6 @@ def set_num_threads(n_threads: int) -> None:
 
 
 def get_num_threads() -> int | None:
-    """The thread count last set with :func:`set_num_threads` (None: library defaults)."""
+    """The thread count forced with :func:`set_num_threads` (None: ``"auto"``, the
+    training policy of :mod:`npvae.threads`)."""
     return _state.get("threads")

@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, threads
 from ._validation import check_data, check_training
 from .optim import clip_grad_norm, make_optimizer
 from .schedules import SCHEDULES, burda_stage, kl_weight, learning_rate_at  # noqa: F401
@@ -200,7 +200,35 @@ class Progress(Callback):
             line += f"  val Fisher loss {r['val_fisher']:.1f}"
         if "val_elbo" in r:
             line += f"  val ELBO {r['val_elbo']:.3f}"
-        self.say(line + f"  {r['examples_per_second']:,.0f} ex/s  {r['seconds']:.1f}s")
+        line += f"  {r['examples_per_second']:,.0f} ex/s  {r['seconds']:.1f}s"
+        self.say("; ".join([line] + r.get("thread_changes", [])))
+        return False
+
+
+class AdaptiveThreads(Callback):
+    """Times every step for the thread policy (:mod:`npvae.threads`), which may change the
+    thread count; the epoch's record gets ``threads`` and, when it changed,
+    ``thread_changes`` (the epoch line says so)."""
+
+    def __init__(self, policy, key):
+        self.policy = policy
+        policy.start(key)
+        self.last = (time.perf_counter(), 0)
+
+    def on_batch_end(self, state, done, total, elbo_so_far, rate):
+        now, before = time.perf_counter(), self.last[1]
+        if done > before:                   # (a new epoch's first step is not counted)
+            self.policy.observe(done - before, now - self.last[0])
+        else:
+            self.policy.skip()
+        self.last = (now, done)
+
+    def on_epoch_end(self, state, record):
+        record["threads"] = self.policy.threads
+        if self.policy.changes:
+            record["thread_changes"] = [threads.describe(c) for c in self.policy.changes]
+            self.policy.changes.clear()
+        self.policy.skip()                  # the next step's time includes the hooks after this one
         return False
 
 
@@ -303,7 +331,9 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     warmup_steps = kl_warmup_epochs * steps_per_epoch
     state = TrainState(model, model.n_iter_ + epochs)
     bar = Progress(progress)
-    hooks = [bar] + ([RunFolder(run_dir, metadata)] if run_dir else [])
+    policy = threads.training_policy()          # None when a thread count is forced
+    hooks = ([AdaptiveThreads(policy, (id(model), batch_size, model._dtype))] if policy else [])
+    hooks += [bar] + ([RunFolder(run_dir, metadata)] if run_dir else [])
     hooks += ([EarlyStopping(patience, bar)] if patience is not None else []) + list(callbacks)
     for epoch in range(model.n_iter_, state.total_epochs):
         lr = learning_rate_at(epoch, learning_rate, lr_schedule, lr_decay, state.total_epochs)
