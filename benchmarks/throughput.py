@@ -59,8 +59,11 @@ import numpy as np
 _OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
 
 from . import reference_models as R
+from .contention import busy_cores, spinner_cpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the committed results the README cites: written only with --update-results
+RESULTS = os.path.join("benchmarks", "results")
 FRAMEWORKS = ("npvae", "torch", "jax")
 JAX_ONE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
@@ -124,8 +127,16 @@ def build_parser():
                    help="instead: peak RSS of one MNIST epoch, npvae train vs PyTorch "
                         "(needs NPVAE_DATA)")
     p.add_argument("--memory-threads", type=int, default=1)
-    p.add_argument("--out", default=os.path.join("benchmarks", "results"),
-                   help="folder for the JSON, Markdown and PNG results")
+    p.add_argument("--busy-cores", type=int, default=0, metavar="N",
+                   help="keep N cores busy with spinning processes pinned to the last N CPUs "
+                        "while the workers run, as another program on a user's machine would "
+                        "(benchmarks/contention.py; default 0)")
+    p.add_argument("--out", default=os.path.join("runs", "benchmarks"),
+                   help="folder for the JSON, Markdown and PNG results (default runs/benchmarks, "
+                        "which git ignores)")
+    p.add_argument("--update-results", action="store_true",
+                   help=f"write into {RESULTS} instead, replacing the committed latest.* that "
+                        "the README cites")
     return p
 
 
@@ -141,6 +152,9 @@ def resolve_args(args):
     args.models = _list(args.models)
     args.frameworks = _list(args.frameworks)
     args.profile_batches = _list(args.profile_batches, int)
+    if args.update_results:
+        args.out = RESULTS
+    spinner_cpus(args.busy_cores)           # refuses a count this machine does not have
     for name, allowed in (("dtypes", ("float32", "float64")), ("models", tuple(R.SPECS)),
                           ("frameworks", FRAMEWORKS)):
         bad = [v for v in getattr(args, name) if v not in allowed]
@@ -556,6 +570,11 @@ def markdown(results):
              f"{cfg['repeats']} interleaved rounds of ≥ {cfg['min_time']} s each. "
              "Ratios: median of the per-round ratios (> 1: npvae faster).")
     L.append("")
+    if cfg.get("busy_cores"):
+        L.append(f"**Contended on purpose:** {cfg['busy_cores']} core(s) kept busy by spinning "
+                 "processes pinned to the last CPUs during the whole run (`--busy-cores`); "
+                 "they count in 'other load' below.")
+        L.append("")
     L.append("Other load: CPU cores kept busy by other processes on the machine during "
              "the measurement (see README: with 2 threads on 2 cores, anything near 1 "
              "makes the figure a measure of contention, not of speed).")
@@ -584,11 +603,12 @@ def markdown(results):
         L += [f"- {s.splitlines()[0][:200]}" for s in skipped]
     roof = [r for r in rows if r.get("gemm", {}).get("examples_per_second")]
     if roof:
-        L += ["", "Roofline: the step's matrix products alone (np.matmul at the step's own "
-              "shapes and layouts, same threads) set a ceiling on examples/s; "
-              "fraction = npvae / ceiling (median of per-round ratios).", "",
+        L += ["", "GEMM-only rate: the step's matrix products alone (np.matmul at the step's "
+              "own shapes and layouts, same threads), as examples/s: what the step would "
+              "reach if it did nothing else; fraction = npvae / GEMM-only rate (median of "
+              "per-round ratios).", "",
               "| model | dtype | threads | batch | MFLOP/example | GEMM GFLOP/s at step shapes | "
-              "ceiling ex/s | npvae ex/s | npvae GFLOP/s | fraction |",
+              "GEMM-only ex/s | npvae ex/s | npvae GFLOP/s | fraction |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in roof:
             nv = r["frameworks"]["npvae"]["examples_per_second"]
@@ -697,7 +717,8 @@ def _gemm_replay_ms(rows, p):
 
 
 def bar_chart(results, path):
-    """Grouped bars of examples/s by batch (log y), one panel per model/dtype/threads."""
+    """npvae's speed as a ratio to PyTorch and to JAX by batch, on a linear axis (a log
+    axis of examples/s made 3.3x look like 10x); one panel per model/dtype/threads."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -714,34 +735,36 @@ def bar_chart(results, path):
     ncols = min(4, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
-    colors = {"npvae": "#1f77b4", "torch": "#ee4c2c", "jax": "#2ca02c"}
-    width = 0.26
+    colors = {"torch": "#ee4c2c", "jax": "#2ca02c"}
+    width = 0.38
+    drawn = False
     for ax, key in zip(axes.flat, panels):
         sub = [r for r in rows if (r["model"], r["dtype"], r["threads"]) == key]
         xs = np.arange(len(sub))
-        for i, fw in enumerate(FRAMEWORKS):
-            vals = [r["frameworks"].get(fw, {}).get("examples_per_second") or 0 for r in sub]
+        for i, fw in enumerate(("torch", "jax")):
+            vals = [r.get("ratios", {}).get(f"npvae/{fw}") or 0.0 for r in sub]
             if any(vals):
-                ax.bar(xs + (i - 1) * width, vals, width, label=fw, color=colors[fw])
-        for x, r in zip(xs, sub):
-            ceiling = r.get("gemm", {}).get("examples_per_second")
-            if ceiling:
-                ax.plot([x - 1.5 * width, x + 1.5 * width], [ceiling] * 2, "k--", lw=1,
-                        label="GEMM ceiling" if x == 0 else None)
-        ax.set_yscale("log")
+                bars = ax.bar(xs + (i - 0.5) * width, vals, width, label=f"npvae / {fw}",
+                              color=colors[fw])
+                ax.bar_label(bars, fmt="%.2f", fontsize=7)
+                drawn = True
+        ax.axhline(1.0, color="k", lw=1)
         ax.set_xticks(xs, [str(r["batch"]) for r in sub])
         ax.set_xlabel("batch size")
-        ax.set_ylabel("examples / s")
+        ax.set_ylabel("speed ratio (> 1: npvae faster)")
         load = max((r.get("load", {}).get("others_cores", 0.0) for r in sub), default=0.0)
-        busy = f"\nbusy machine: other load up to {load:.1f} cores" if load > BUSY_CORES else ""
+        busy = f"\nother load up to {load:.1f} cores" if load > BUSY_CORES else ""
         ax.set_title(f"{key[0]} {key[1]}, {key[2]} thread{'s' if key[2] > 1 else ''}{busy}",
                      fontsize=10)
-        ax.grid(axis="y", which="both", alpha=0.3)
+        ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    if not drawn:
+        plt.close(fig)
+        return None
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.suptitle("Training step throughput (median of interleaved rounds; dashed: npvae's "
-                 "GEMM ceiling)")
+    fig.suptitle("Training step: npvae's examples/s over PyTorch's and JAX's "
+                 "(median of per-round ratios)")
     fig.tight_layout()
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=len(labels), frameon=False)
@@ -842,7 +865,7 @@ def _progress_line(rec):
     f = rec["frameworks"]
     parts = [f"{fw} {_fmt_rate(f[fw]['examples_per_second'])}" for fw in FRAMEWORKS if fw in f]
     ratios = [f"{k} {v:.2f}" for k, v in rec["ratios"].items()]
-    roof = (f", {rec['roofline_fraction']:.0%} of GEMM ceiling"
+    roof = (f", {rec['roofline_fraction']:.0%} of the GEMM-only rate"
             if rec.get("roofline_fraction") else "")
     load = rec.get("load", {}).get("others_cores")
     load = "" if load is None else f" [other load {load:.2f} cores" + (
@@ -876,7 +899,11 @@ def main(argv=None):
             print(f"threads {args.threads}; workers pinned: {not args.no_pin}; "
                   f"{args.repeats} rounds x {args.min_time}s; JAX: one worker per thread "
                   f"count ({JAX_ONE_THREAD_FLAGS!r} at 1 thread)", flush=True)
-            run_throughput(args, results, log_dir)
+            if args.busy_cores:
+                print(f"{args.busy_cores} core(s) kept busy by spinning processes on CPUs "
+                      f"{spinner_cpus(args.busy_cores)}", flush=True)
+            with busy_cores(args.busy_cores):
+                run_throughput(args, results, log_dir)
             md = markdown(results)
             stem = "throughput"
     results["meta"]["seconds"] = time.perf_counter() - t0

@@ -1,0 +1,35 @@
+"""The benchmark tools' own behaviour (not speed: benchmarks print, they never judge)."""
+import os
+
+import pytest
+
+from benchmarks import contention, throughput
+
+
+def test_quick_run_does_not_touch_the_committed_results():
+    args = throughput.resolve_args(throughput.build_parser().parse_args(["--quick"]))
+    assert os.path.normpath(args.out) != os.path.normpath(throughput.RESULTS)
+    assert args.out.startswith("runs")                       # ignored by git
+    args = throughput.resolve_args(
+        throughput.build_parser().parse_args(["--quick", "--update-results"]))
+    assert os.path.normpath(args.out) == os.path.normpath(throughput.RESULTS)
+
+
+def test_busy_cores_spin_on_the_last_cpus_and_stop():
+    cpus = sorted(os.sched_getaffinity(0))
+    with contention.busy_cores(1) as pids:
+        (pid,) = pids
+        assert os.sched_getaffinity(pid) == {cpus[-1]}
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().split()[2] in "RS"                 # alive
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(ValueError, match="--busy-cores"):
+        contention.spinner_cpus(len(cpus) + 1)
+
+
+def test_chart_plots_ratios_on_a_linear_axis(tmp_path):
+    rows = [{"model": "vae", "dtype": "float32", "threads": 1, "batch": b,
+             "ratios": {"npvae/torch": 3.3, "npvae/jax": 1.1}, "load": {}} for b in (16, 128)]
+    path = throughput.bar_chart({"throughput": rows}, str(tmp_path / "c.png"))
+    assert os.path.getsize(path) > 1000
