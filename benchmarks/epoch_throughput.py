@@ -160,6 +160,8 @@ def main(argv=None):
     p.add_argument("--busy-cores", type=int, default=0, metavar="N")
     p.add_argument("--examples", type=int, default=10000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--gap", type=float, default=0.5, metavar="SECONDS",
+                   help="idle pause before each timed epoch (default 0.5)")
     p.add_argument("--out", default=None, help="also write the results as JSON here")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", default=None, help=argparse.SUPPRESS)
@@ -187,7 +189,13 @@ def main(argv=None):
                     for _ in range(a.rounds):
                         order = list(workers)
                         random.shuffle(order)
-                        rounds.append({w.name: w.ask(cmd="epoch") for w in order})
+                        got = {}
+                        for w in order:
+                            # the threads of the one timed before (OpenBLAS, XLA) spin a
+                            # while after their work: let them fall asleep first
+                            time.sleep(a.gap)
+                            got[w.name] = w.ask(cmd="epoch")
+                        rounds.append(got)
             finally:
                 for w in workers:
                     w.close()

@@ -35,6 +35,16 @@ def _prepare_openmp():
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+def _one_pool():
+    """Numba's loops on the calling thread, once, when the first compiled kernel loads:
+    BLAS's threads are the step's one pool (:func:`npvae.threads.apply_threads`)."""
+    if not _state.get("one_pool"):
+        _state["one_pool"] = True
+        import numba
+
+        numba.set_num_threads(1)
+
+
 # Numba is a hard dependency, but keep the reference usable without it.  Only
 # looked up here: the compiled modules import it when a kernel first runs.
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -103,6 +113,7 @@ def compiled_in(module: str):
                 if not compiled:
                     _prepare_openmp()
                     compiled.append(getattr(importlib.import_module(module), reference.__name__))
+                    _one_pool()
                 return compiled[0](*args, **kwargs)
             return reference(*args, **kwargs)
 
@@ -113,13 +124,14 @@ def compiled_in(module: str):
 
 
 def set_num_threads(n_threads) -> None:
-    """Force one thread count on Numba's parallel loops and BLAS together, or
+    """Force the thread count of the matrix products, or
     ``"auto"`` (the default) to let training choose it by timing its steps
     (:mod:`npvae.threads`: never slower than one thread when other programs
     hold cores).
 
-    Uses ``threadpoolctl`` for the BLAS library that NumPy loaded, and
-    ``numba.set_num_threads`` for ``prange`` loops.
+    The count goes to BLAS (the matrix products, through ``threadpoolctl``);
+    Numba's ``prange`` loops run on one thread, because the two pools fight for
+    the same cores (:func:`npvae.threads.apply_threads` has the numbers).
     """
     if n_threads == "auto":
         _state["threads"] = None
@@ -129,12 +141,12 @@ def set_num_threads(n_threads) -> None:
     _prepare_openmp()
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=n_threads)
+    threadpool_limits(limits=n_threads, user_api="blas")
     _state["threads"] = n_threads
     if HAVE_NUMBA:
         import numba as nb
 
-        nb.set_num_threads(min(n_threads, nb.config.NUMBA_NUM_THREADS))
+        nb.set_num_threads(1)
 
 
 def get_num_threads() -> int | None:

@@ -13,9 +13,11 @@ So npvae does not trust the core count.  :class:`ThreadPolicy` times the step
 itself: it tries each candidate thread count (1, 2, 4, ... up to the cores
 this process may use) for a short trial, keeps the fastest, watches the
 step's time per example, and tries again when it gets slower than the chosen
-count's trial by ``slow_factor`` (another program started) and every
-``recheck_seconds`` (one stopped).  The trials cost a fraction of a second;
-with two candidates and the defaults below, at most about 1% of a long run.
+count's trial by ``slow_factor`` (another program started), and after 2, 4,
+8, ... seconds while its choice holds, then every ``recheck_seconds`` (one
+stopped, or a passing disturbance misled the last trial).  A trial costs a
+fraction of a second; with two candidates, one of them four times slower,
+the trials of a five-minute run cost under 2% of it (a test holds that).
 
 What a change of thread count changes: nothing in npvae's own kernels (the
 parallel bias gradient sums blocks of rows fixed by the shape,
@@ -40,8 +42,12 @@ import time
 
 #: the default trial length per candidate (seconds of steps), the time between
 #: rechecks while nothing changes, and the slow-down that triggers a new trial
-TRIAL_SECONDS = 0.15
+TRIAL_SECONDS = 0.25
 RECHECK_SECONDS = 30.0
+#: the first recheck after a trial chose a new count comes this soon; the interval
+#: doubles while the choice holds, up to ``recheck_seconds`` (a trial that a passing
+#: disturbance misled is corrected within seconds, a steady choice costs little)
+FIRST_RECHECK_SECONDS = 2.0
 SLOW_FACTOR = 1.3
 #: a window of steps between two looks at the step time (seconds)
 WINDOW_SECONDS = 1.0
@@ -93,14 +99,22 @@ class _Pools:
         for c in self.blas:
             c.set_num_threads(n)
         if self.numba is not None:
-            self.numba.set_num_threads(min(n, self.numba.config.NUMBA_NUM_THREADS))
+            self.numba.set_num_threads(1)        # one pool: see apply_threads
 
 
 _POOLS = []
 
 
 def apply_threads(n: int) -> None:
-    """Give BLAS and Numba ``n`` threads each (no validation: callers pass 1..cores)."""
+    """Give the step ``n`` threads: BLAS's pool runs the matrix products on ``n``, and
+    Numba's loops run on the calling thread (no validation: callers pass 1..cores).
+
+    One pool, not two: OpenBLAS's idle threads spin for a while after each product,
+    and a Numba ``prange`` loop that needs the same cores waits for them.  Measured on
+    the 2-core development machine (quiet; examples/s of the 784-400-20 VAE step at
+    batch 16 / 128 / 1024): BLAS 2 + Numba 2 threads 1,840 / 5,878 / 12,670; BLAS 2 +
+    Numba 1 4,617 / 32,693 / 36,739; one thread of each 6,319 / 19,541 / 22,878.
+    """
     if not _POOLS:
         _POOLS.append(_Pools())
     _POOLS[0].set(n)
@@ -138,6 +152,7 @@ class ThreadPolicy:
         self._reason = "start"
         self._chosen = None              # the count the last trial chose
         self._key = None                 # what kind of step the last trial timed
+        self._interval = FIRST_RECHECK_SECONDS   # until the next recheck
 
     # ------------------------------------------------------------ driving
     def start(self, key=None):
@@ -145,7 +160,7 @@ class ThreadPolicy:
         timed the same kind of step (``key``, e.g. the model and batch size) recently."""
         if self.threads is None or key != self._key:
             self._begin_trial("start")
-        elif len(self.candidates) > 1 and self.clock() - self._last_trial > self.recheck_seconds:
+        elif len(self.candidates) > 1 and self.clock() - self._last_trial > self._interval:
             self._begin_trial("recheck")
         else:
             self._acc = [0.0, 0, 0]
@@ -180,7 +195,7 @@ class ThreadPolicy:
                 return
             if per_example > self.slow_factor * self._reference:
                 self._begin_trial("slower")
-            elif self.clock() - self._last_trial > self.recheck_seconds:
+            elif self.clock() - self._last_trial > self._interval:
                 self._begin_trial("recheck")
             else:
                 self._reference = min(self._reference, per_example)
@@ -221,6 +236,10 @@ class ThreadPolicy:
         if n != self.threads:
             self.apply(n)
             self.threads = n
+        if self._chosen == n:                    # the choice held: look again less often
+            self._interval = min(2 * self._interval, self.recheck_seconds)
+        else:
+            self._interval = min(FIRST_RECHECK_SECONDS, self.recheck_seconds)
         if self._chosen != n:
             self.changes.append({"from": self._chosen, "to": n, "reason": reason,
                                  "examples_per_second": {c: 1.0 / t for c, t
