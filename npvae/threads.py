@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 #: the default trial length per candidate (seconds of steps), the time between
 #: rechecks while nothing changes, and the slow-down that triggers a new trial
@@ -128,19 +127,21 @@ class ThreadPolicy:
     what the user waits for).  ``threads`` is the count in force; ``changes``
     collects one dict per change (``from``, ``to``, ``reason``, and the trial's
     ``examples_per_second`` per count) for the caller to report and clear.
-    ``apply`` and ``clock`` are replaceable for tests.
+    Rechecks count seconds of observed steps, not of the wall clock, so that a
+    pause between ``partial_fit`` calls does not bring one on.  ``apply`` is
+    replaceable for tests.
     """
 
     def __init__(self, max_threads=None, *, trial_seconds=TRIAL_SECONDS,
                  recheck_seconds=RECHECK_SECONDS, slow_factor=SLOW_FACTOR,
-                 window_seconds=WINDOW_SECONDS, apply=apply_threads, clock=time.perf_counter):
+                 window_seconds=WINDOW_SECONDS, apply=apply_threads):
         self.candidates = candidates(max_threads or usable_cores())
         self.trial_seconds = trial_seconds
         self.recheck_seconds = recheck_seconds
         self.slow_factor = slow_factor
         self.window_seconds = window_seconds
         self.apply = apply
-        self.clock = clock
+        self.trained = 0.0               # seconds of steps observed: the clock of rechecks
         self.threads = None
         self.changes = []
         self.timings = {}                # candidate -> seconds per example in its last trial
@@ -160,7 +161,7 @@ class ThreadPolicy:
         timed the same kind of step (``key``, e.g. the model and batch size) recently."""
         if self.threads is None or key != self._key:
             self._begin_trial("start")
-        elif len(self.candidates) > 1 and self.clock() - self._last_trial > self._interval:
+        elif len(self.candidates) > 1 and self.trained - self._last_trial > self._interval:
             self._begin_trial("recheck")
         else:
             self._acc = [0.0, 0, 0]
@@ -176,6 +177,7 @@ class ThreadPolicy:
         if self._skip:
             self._skip -= 1
             return
+        self.trained += seconds
         acc = self._acc
         acc[0] += seconds
         acc[1] += examples
@@ -195,7 +197,7 @@ class ThreadPolicy:
                 return
             if per_example > self.slow_factor * self._reference:
                 self._begin_trial("slower")
-            elif self.clock() - self._last_trial > self._interval:
+            elif self.trained - self._last_trial > self._interval:
                 self._begin_trial("recheck")
             else:
                 self._reference = min(self._reference, per_example)
@@ -207,12 +209,12 @@ class ThreadPolicy:
         self._reason = reason
         self.timings = {}
         self._acc = [0.0, 0, 0]
-        self._last_trial = self.clock()
+        self._last_trial = self.trained
         if len(self.candidates) == 1:
             self._queue = []
             self._set(first, reason)
             self._reference = math.inf
-            self._last_trial = self.clock()
+            self._last_trial = self.trained
             return
         self._switch(first)
 
@@ -230,7 +232,7 @@ class ThreadPolicy:
                 break
         self._set(best, self._reason)
         self._reference = self.timings[best]
-        self._last_trial = self.clock()
+        self._last_trial = self.trained
 
     def _set(self, n, reason):
         if n != self.threads:

@@ -17,9 +17,6 @@ class FakeMachine:
         self.now = 0.0
         self.applied = []
 
-    def clock(self):
-        return self.now
-
     def apply(self, n):
         self.applied.append(n)
 
@@ -32,7 +29,7 @@ class FakeMachine:
 
 def make(per_example, max_threads=2, **kw):
     m = FakeMachine(per_example)
-    p = ThreadPolicy(max_threads, apply=m.apply, clock=m.clock, **kw)
+    p = ThreadPolicy(max_threads, apply=m.apply, **kw)
     p.start("step")
     return m, p
 
@@ -147,3 +144,16 @@ def test_parallel_bias_gradient_is_the_same_at_any_thread_count(activation):
         numba.set_num_threads(before)
     assert np.array_equal(out[0][0], out[1][0])
     assert np.array_equal(out[0][1], out[1][1])
+
+
+def test_a_pause_between_training_calls_brings_no_trial():
+    """partial_fit in a loop with other work between the calls: rechecks count seconds
+    of steps, so a new call goes on with the last choice."""
+    m, p = make({1: 1e-4, 2: 4e-4})
+    m.steps(p, 100)
+    assert p.threads == 1
+    applied = len(m.applied)
+    m.now += 3600.0                           # an hour elsewhere
+    p.start("step")
+    m.steps(p, 5)
+    assert len(m.applied) == applied and not p._queue
