@@ -49,7 +49,7 @@ RECHECK_SECONDS = 30.0
 FIRST_RECHECK_SECONDS = 2.0
 SLOW_FACTOR = 1.3
 #: a window of steps between two looks at the step time (seconds)
-WINDOW_SECONDS = 1.0
+WINDOW_SECONDS = 0.5
 #: more threads must be at least this much faster to be chosen over fewer
 MARGIN = 0.03
 
