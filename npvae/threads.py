@@ -29,7 +29,7 @@ run whose thread count the policy changed is therefore not repeatable to the
 bit: give ``--threads N`` (``npvae.set_num_threads(n)``) when it must be, as
 the long benchmark runs do.  (npvae's own tiled products on a caller-runs pool
 would have made every count give the same bits; they were measured and dropped:
-see docs/11-optimisation.md#threads.)
+see docs/11-optimisation.md#threads).
 
 ``npvae.set_num_threads(n)`` or ``--threads N`` force a count; the policy
 then stays out of the way.
