@@ -36,8 +36,10 @@ then stays out of the way.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+import time
 
 #: the default trial length per candidate (seconds of steps), the time between
 #: rechecks while nothing changes, and the slow-down that triggers a new trial
@@ -277,3 +279,29 @@ def training_policy():
     if not _POLICY:
         _POLICY.append(ThreadPolicy())
     return _POLICY[0]
+
+
+def timed(key):
+    """Decorator for the chunks of a long evaluation (importance-sampled ``log p(x)``):
+    each call is a step of the process's policy, timed per row of noise it evaluated,
+    so evaluating on a busy machine gets the thread count training would.  ``key``
+    names the kind of chunk.  Does nothing when a count is forced."""
+    def wrap(fn):
+        state = {}
+
+        @functools.wraps(fn)
+        def run(rows, eps):
+            policy = training_policy()
+            if policy is None:
+                return fn(rows, eps)
+            if not state:
+                state["started"] = True
+                policy.start(key)
+            t0 = time.perf_counter()
+            out = fn(rows, eps)
+            policy.observe(out.size, time.perf_counter() - t0)
+            return out
+
+        return run
+
+    return wrap

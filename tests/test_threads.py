@@ -157,3 +157,27 @@ def test_a_pause_between_training_calls_brings_no_trial():
     p.start("step")
     m.steps(p, 5)
     assert len(m.applied) == applied and not p._queue
+
+
+def test_log_likelihood_chunks_are_timed_by_the_policy(monkeypatch):
+    """A long evaluation is a run of the policy too: its chunks are observed, and the
+    estimate does not depend on the thread count chosen."""
+    seen = []
+
+    class Spy(ThreadPolicy):
+        def observe(self, examples, seconds):
+            seen.append(examples)
+            super().observe(examples, seconds)
+
+    monkeypatch.setattr(threads, "_POLICY", [Spy(trial_seconds=0.0)])
+    X = (np.random.default_rng(0).random((40, 12)) < 0.3).astype(float)
+    m = npvae.VAE(n_latent=2, hidden_sizes=(8,), random_state=0, epochs=1).fit(X)
+    seen.clear()
+    ll = m.log_likelihood(X, n_importance=50, random_state=0, max_rows=200)
+    assert seen and sum(seen) == 40 * 50
+    npvae.set_num_threads(1)
+    try:
+        assert np.array_equal(ll, m.log_likelihood(X, n_importance=50, random_state=0,
+                                                   max_rows=200))
+    finally:
+        npvae.set_num_threads("auto")

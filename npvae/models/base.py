@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import checkpoint, gradient_estimators, objectives, training
+from .. import checkpoint, gradient_estimators, objectives, threads, training
 from .._validation import (check_defined, check_dtype, check_features, check_noise,
                            check_number, check_positive_int)
 from ..optim import OPTIMIZERS
@@ -281,6 +281,7 @@ class BaseVAE(EstimatorMixin):
         max_rows = check_positive_int(max_rows, "max_rows")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
 
+        @threads.timed(("log_likelihood", id(self), max_rows))
         def log_weights(rows, eps):
             c = None if condition is None else condition[rows]
             return self._log_weights_forward(X[rows], eps, c)[0]
