@@ -314,9 +314,9 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
             rows = order[start:start + batch_size]
             xb = X[rows]
             if batch_transform is not None:
-                xb = batch_transform(xb, rng)
-                if b == 0:
-                    model._lik.check_data(xb, name="a transformed batch")
+                xb = batch_transform(xb, rng)      # every batch: a callback is not trusted
+                model._lik.check_data(check_data(xb, model.n_features_in_, "a transformed batch"),
+                                      name=f"the transformed batch {b + 1} of epoch {epoch + 1}")
             xb = model._lik.convert(xb, model._dtype)
             eps = model._draw(rng, model._noise_shape(model._n_noise(), xb.shape[0]))
             step = epoch * steps_per_epoch + b
