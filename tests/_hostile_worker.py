@@ -46,8 +46,8 @@ def small_model(kind, **kw):
                 likelihood="gaussian")
     base.update(kw)
     if kind == "hvae":
-        return npvae.HierarchicalVAE(latent_sizes=(3, 2), **base)
-    return npvae.VAE(n_latent=3, **base)
+        return npvae.HierarchicalVAE(**{"latent_sizes": (3, 2), **base})
+    return npvae.VAE(**{"n_latent": 3, **base})
 
 
 def fitted(kind):
@@ -115,6 +115,15 @@ def run(case):
         return outcome([loaded.score_samples(X), loaded.flat_params_])
     if op == "levels":
         return levels_case(case)
+    if op == "sizes":                        # absurd sizes: refused before allocating
+        m = small_model(kind, **case.get("params", {}))
+        if case.get("n_features"):
+            m.initialize(case["n_features"])
+        else:
+            m.fit(np.random.default_rng(0).standard_normal((8, 5)))
+        if case.get("sample"):
+            return outcome(m.sample(case["sample"]))
+        return outcome(m.flat_params_)
     if op == "bytes":
         path = os.path.join(TMP, "b.npz")
         with open(path, "wb") as f:

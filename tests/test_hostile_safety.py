@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import npvae
+from npvae.checkpoint import CheckpointError
 from npvae.training import train
 from test_hostile import Worker
 
@@ -75,3 +76,87 @@ def test_a_batch_transform_that_stops_binarising_is_refused(how):
             m.fit(X, epochs=1)
             calls.append(1)
             train(m, X, epochs=1, batch_size=4, batch_transform=transform)
+
+
+# ------------------------------------------------ item 5: outputs never NaN or inf
+def tiny(kind, likelihood="bernoulli", dtype="float32"):
+    kw = dict(hidden_sizes=(4,), likelihood=likelihood, dtype=dtype, random_state=0,
+              likelihood_params={"n_levels": 4} if likelihood == "categorical" else None)
+    if kind == "hvae":
+        return npvae.HierarchicalVAE(latent_sizes=(2, 2), **kw)
+    if kind == "cvae":
+        return npvae.ConditionalVAE(n_latent=2, classes=[0, 1], **kw)
+    return npvae.VAE(n_latent=2, **kw)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(["vae", "hvae", "cvae"]),
+       likelihood=st.sampled_from(["bernoulli", "gaussian", "categorical", "beta"]),
+       dtype=st.sampled_from(["float32", "float64"]),
+       value=st.sampled_from([0.0, 1e20, -1e20, 3e38, -3e38, 1e150, 1e300]))
+def test_huge_parameters_loaded_from_a_checkpoint_never_sample_nan(tmp_path_factory, kind,
+                                                                   likelihood, dtype, value):
+    """Checkpoints whose parameters were all 1e20 or 3e38 loaded and sampled NaN."""
+    m = tiny(kind, likelihood, dtype).initialize(3)
+    m.flat_params_[...] = np.asarray(value).astype(dtype)
+    path = tmp_path_factory.mktemp("c") / "c.npz"
+    npvae.save(m, path)
+    try:
+        m = npvae.load(path)
+    except CheckpointError as exc:                  # inf once stored as float32
+        assert "not all finite" in str(exc)
+        return
+    calls = [lambda: m.sample(4, random_state=0) if kind != "cvae" else m.sample(4, 1, 0),
+             lambda: m.decode(np.ones((3, 2))) if kind != "cvae" else m.decode(np.ones((3, 2)),
+                                                                                1)]
+    for call in calls:
+        try:
+            out = call()
+        except ValueError as exc:
+            assert "not finite" in str(exc) and "\n" not in str(exc)
+        else:
+            assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("kind", ["vae", "hvae", "cvae"])
+def test_decode_refuses_latents_beyond_float32(kind):
+    m = tiny(kind).initialize(3)
+    Z = np.full((2, 2), 1e39)
+    with pytest.raises(ValueError, match="Z contains NaN or inf once converted to float32"):
+        m.decode(Z) if kind != "cvae" else m.decode(Z, 0)
+
+
+# ----------------------------------------------------- item 6: masked arrays
+@pytest.mark.parametrize("method", ["fit", "transform", "score", "partial_fit"])
+def test_a_masked_array_is_refused(method):
+    X = (np.random.default_rng(0).random((8, 3)) > 0.5).astype(float)
+    Xm = np.ma.masked_array(X, mask=np.eye(8, 3, dtype=bool))
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), random_state=0, epochs=1)
+    if method in ("transform", "score"):
+        m.fit(X)
+    with pytest.raises(ValueError, match="X is a masked array"):
+        getattr(m, method)(Xm)
+
+
+# ----------------------------------------------------- item 3: absurd sizes
+SIZES = [({"params": {"hidden_sizes": (10 ** 9,)}}, "parameters"),
+         ({"params": {"n_latent": 10 ** 9}}, "parameters"),
+         ({"n_features": 2 ** 40}, "parameters"),
+         ({"params": {"likelihood": "categorical", "likelihood_params": {"n_levels": 2 ** 40}}},
+          "parameters"),
+         ({"params": {"likelihood": "categorical", "likelihood_params": {"n_levels": 3 * 10 ** 6},
+                      "hidden_sizes": (400,)}, "n_features": 784}, "parameters"),
+         ({"sample": 10 ** 10}, "sample(10,000,000,000)")]
+
+
+@pytest.mark.parametrize("model", ["vae", "hvae"])
+@pytest.mark.parametrize("case, words", SIZES)
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_allocating(worker, model, case,
+                                                                       words):
+    """They ended in MemoryError tracebacks (or allocations the system kills)."""
+    case = {"op": "sizes", "model": model, **case}
+    if model == "hvae" and "n_latent" in case.get("params", {}):
+        case["params"] = {"latent_sizes": (10 ** 9, 2)}
+    answer = worker.ask(case)
+    refused(answer, case, words)
+    assert "more than this machine's memory" in answer["message"]

@@ -16,11 +16,14 @@ input validation, and the objectives of :mod:`npvae.objectives`.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import checkpoint, gradient_estimators, objectives, training
-from .._validation import (check_defined, check_dtype, check_features, check_noise,
-                           check_number, check_positive_int)
+from .._validation import (check_defined, check_dtype, check_features, check_finite,
+                           check_fits_in_memory, check_noise, check_number,
+                           check_positive_int)
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamLayout, ParamViews
@@ -69,10 +72,9 @@ class BaseVAE(EstimatorMixin):
         Parameters are drawn from ``random_state`` (docs/01-dense-layers.md).  The
         model's noise generator ``rng_`` is created here too.
         """
-        n_features = check_positive_int(n_features, "n_features")
-        self._check_settings()
+        layout = self._planned_layout(n_features)
         self.rng_ = np.random.default_rng(self.random_state)
-        self.layout_ = ParamLayout(self._param_shapes(n_features))
+        self.layout_ = layout
         self.flat_params_ = self.layout_.allocate(self._dtype)
         self.params_ = ParamViews(self.layout_, self.flat_params_)
         self._init_params(self.params_, self.rng_)
@@ -82,6 +84,28 @@ class BaseVAE(EstimatorMixin):
         self.history_ = []
         self.n_iter_ = 0
         return self
+
+    #: copies of the parameters that training holds: the parameters, their gradient and
+    #: Adam's two moments
+    TRAINING_COPIES = 4
+
+    def _planned_layout(self, n_features):
+        """The parameter layout for ``n_features`` from the settings (validated), refused
+        when training could never hold it in memory; nothing is allocated."""
+        n_features = check_positive_int(n_features, "n_features")
+        self._check_settings()
+        layout = ParamLayout(self._param_shapes(n_features))
+        check_fits_in_memory(self.TRAINING_COPIES * layout.size, self._dtype.itemsize,
+                             f"the {layout.size:,} parameters of this {type(self).__name__} "
+                             f"(with their gradient and optimiser state, in {self._dtype.name})")
+        return layout
+
+    def _check_rows_fit(self, n, what):
+        """Refuse ``n`` decoded rows (latents, decoder output, means) that would not fit
+        in memory, before anything is drawn or allocated."""
+        per_row = (math.prod(self._lik.output_shape(self.n_features_in_)) + self.n_features_in_
+                   + self._n_features_out)
+        check_fits_in_memory(n * per_row, self._dtype.itemsize, what)
 
     def _grad_buffer(self):
         """The flat gradient workspace ``(P,)`` and its named views, reused across steps.
@@ -391,6 +415,11 @@ class BaseVAE(EstimatorMixin):
         return self._lik.mean(self._decode(Z, condition), self.params_)
 
     def _decode(self, Z, condition=None):
+        """The decoder's output for ``Z (M, Z)``; finite, else a ``ValueError`` (what
+        ``decode``, ``sample`` and ``reconstruct`` return is never NaN or inf)."""
+        self._check_rows_fit(Z.shape[0], f"decoding {Z.shape[0]:,} rows")
         u = Z if condition is None else np.concatenate([Z, condition.astype(Z.dtype)], axis=1)
-        return self._decoder.output(self.params_, u, self.n_features_in_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._decoder.output(self.params_, u, self.n_features_in_)
+        return check_finite(out, "the decoder's output")
 

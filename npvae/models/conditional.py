@@ -275,7 +275,7 @@ class ConditionalVAE(VAE):
         ``y`` (``(M,)`` or one label): logits ``(M, D)``, means ``(M, D)`` or logits
         ``(M, D, V)``."""
         self._check_fitted()
-        Z = check_data(Z, self.n_latent, name="Z").astype(self._dtype, copy=False)
+        Z = check_data(Z, self.n_latent, name="Z", dtype=self._dtype)
         return self._decode(Z, self._onehot(y, Z.shape[0]))
 
     def sample(self, n, y, random_state=None):
