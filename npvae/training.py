@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from . import checkpoint
+from ._exclusive import one_at_a_time
 from ._validation import check_data, check_training
 from .optim import clip_grad_norm, make_optimizer
 from .schedules import SCHEDULES, burda_stage, kl_weight, learning_rate_at  # noqa: F401
@@ -244,6 +245,7 @@ class EarlyStopping(Callback):
 
 
 # ------------------------------------------------------------------ the loop
+@one_at_a_time("train")
 def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None,
           y_val=None, batch_transform=None, lr_schedule="constant", lr_decay=0.95,
           kl_warmup_epochs=0.0, clip_norm=None, patience=None, run_dir=None, metadata=None,

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import npvae
+from npvae._exclusive import LOCK
 from npvae.checkpoint import CheckpointError
 from npvae.training import train
 from test_hostile import Worker
@@ -160,3 +161,157 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_allocating(worker, m
     answer = worker.ask(case)
     refused(answer, case, words)
     assert "more than this machine's memory" in answer["message"]
+
+
+# ------------------------------------------------ item 2: the loader trusts no size
+import io          # noqa: E402
+import json        # noqa: E402
+import zipfile     # noqa: E402
+
+from npvae.models.base import BaseVAE   # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    X = (np.random.default_rng(0).random((20, 5)) > 0.5).astype(float)
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), random_state=0).fit(X, epochs=1)
+    path = tmp_path_factory.mktemp("ckpt") / "c.npz"
+    npvae.save(m, path)
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def write(tmp_path, arrays, name="c.npz"):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+big = st.integers(10 ** 5, 2 ** 40)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(setting=st.sampled_from(["hidden_sizes", "n_latent", "n_features_in", "n_levels"]),
+       value=big)
+def test_declared_sizes_are_checked_against_the_stored_arrays_before_allocating(
+        tmp_path_factory, saved, setting, value):
+    """hidden_sizes [2000000] in a 41 KB file allocated 2.1 GB before the layout check;
+    n_features_in 2**40 or n_levels 3e6 ended in MemoryError."""
+    arrays = dict(saved)
+    params = json.loads(str(arrays["model_params"]))
+    if setting == "n_features_in":
+        arrays["n_features_in"] = np.array(value)
+    elif setting == "n_levels":
+        params.update(likelihood="categorical", likelihood_params={"n_levels": value})
+    else:
+        params[setting] = [value] if setting == "hidden_sizes" else value
+    arrays["model_params"] = np.array(json.dumps(params))
+    path = write(tmp_path_factory.mktemp("c"), arrays)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(BaseVAE, "initialize", lambda self, n: pytest.fail("allocated first"))
+        with pytest.raises(CheckpointError) as info:
+            npvae.load(path)
+    assert "\n" not in str(info.value)
+
+
+def bytes_read(monkeypatch):
+    """A counter of the bytes read from archive members."""
+    count = [0]
+    read = zipfile.ZipExtFile.read
+
+    def counting(self, n=-1):
+        out = read(self, n)
+        count[0] += len(out)
+        return out
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting)
+    return count
+
+
+def test_an_unknown_member_is_refused_before_it_is_decompressed(tmp_path, saved, monkeypatch):
+    """Every member was decompressed, known or not (a deflated 1 GiB extra cost 1 GiB)."""
+    path = tmp_path / "c.npz"
+    np.savez(path, **saved)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(8 * 2 ** 20, np.uint8))          # 8 MiB, deflated to ~8 KB
+        z.writestr("extra.npy", buf.getvalue())
+    count = bytes_read(monkeypatch)
+    with pytest.raises(CheckpointError, match="unknown member 'extra.npy'"):
+        npvae.load(path)
+    assert count[0] < 2 ** 20, f"{count[0]:,} bytes decompressed"
+
+
+def test_a_known_member_declaring_absurd_text_is_refused_unread(tmp_path, saved, monkeypatch):
+    path = write(tmp_path, saved)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<U300000000", "fortran_order": False,
+                                                  "shape": ()})
+    arrays = {k: v for k, v in saved.items() if k != "history"}
+    np.savez(path, **arrays)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("history.npy", np.lib.format.magic(1, 0) + header.getvalue()[8:] + b"x" * 100)
+    count = bytes_read(monkeypatch)
+    with pytest.raises(CheckpointError, match="member 'history' declares 1,200,000,000 bytes"):
+        npvae.load(path)
+    assert count[0] < 2 ** 20
+
+
+def test_a_single_npy_file_is_named_as_such(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))
+    with pytest.raises(CheckpointError, match="a single .npy array, not an .npz archive"):
+        npvae.load(tmp_path / "a.npy")
+
+
+def test_a_pickled_member_is_called_pickled(tmp_path, saved):
+    """It was refused as 'not an .npz archive'."""
+    path = write(tmp_path, {**saved, "history": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(CheckpointError, match="member 'history' holds pickled"):
+        npvae.load(path)
+
+
+# ------------------------------------------- item 4: one estimator, one thread
+import copy        # noqa: E402
+import pickle      # noqa: E402
+import threading   # noqa: E402
+
+
+@pytest.mark.parametrize("second", ["fit", "partial_fit", "train", "transform",
+                                    "loss_and_grads"])
+def test_a_second_thread_is_refused_while_one_fits(second):
+    """Two threads fitting one estimator: no error, parameters mixed from both fits."""
+    X = (np.random.default_rng(0).random((16, 5)) > 0.5).astype(float)
+    inside, release = threading.Event(), threading.Event()
+
+    def transform(xb, rng):                 # holds the first thread inside fit
+        inside.set()
+        assert release.wait(60)
+        return xb
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), random_state=0, batch_size=16)
+    m.fit(X, epochs=1)
+    alone = npvae.VAE(n_latent=2, hidden_sizes=(4,), random_state=0, batch_size=16)
+    alone.fit(X, epochs=2, batch_transform=lambda xb, rng: xb)
+    errors = []
+    first = threading.Thread(target=lambda: m.fit(X, epochs=2, batch_transform=transform))
+    first.start()
+    try:
+        assert inside.wait(60)
+        calls = {"fit": lambda: m.fit(X, epochs=1), "partial_fit": lambda: m.partial_fit(X),
+                 "train": lambda: train(m, X, epochs=1), "transform": lambda: m.transform(X),
+                 "loss_and_grads": lambda: m.loss_and_grads(X, m.draw_noise(16, 1, 0))}
+        with pytest.raises(RuntimeError, match="being changed .* in another thread") as info:
+            calls[second]()
+        errors.append(str(info.value))
+    finally:
+        release.set()
+        first.join(60)
+    assert "\n" not in errors[0]
+    np.testing.assert_array_equal(m.flat_params_, alone.flat_params_)
+    m.fit(X, epochs=1)                       # the lock is free again
+
+
+def test_the_lock_travels_neither_in_pickles_nor_in_copies():
+    X = (np.random.default_rng(0).random((16, 5)) > 0.5).astype(float)
+    m = npvae.VAE(n_latent=2, hidden_sizes=(4,), random_state=0).fit(X, epochs=1)
+    for other in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert LOCK not in vars(other)
+        other.fit(X, epochs=1)

@@ -39,6 +39,7 @@ from ..objectives import elbo_loss
 from .base import CHUNK, BaseVAE
 from .hierarchical_densities import SampleDensities
 from .networks import Decoder, GaussianNetwork
+from .sizes import check_rows_fit
 
 INFERENCE = ("independent", "markov")
 
@@ -357,7 +358,7 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         to the likelihood's means ``(n, D)``."""
         self._check_fitted()
         n = check_positive_int(n, "n")
-        self._check_rows_fit(n, f"sample({n:,})")
+        check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
         L = self._n_levels()
         z = rng.standard_normal((1, n, self._sizes[L - 1])).astype(self._dtype)   # (1, n, Z_L)
