@@ -1,6 +1,8 @@
 """Input checks shared by the models: clear ``ValueError``s naming the problem."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 DTYPES = ("float32", "float64")
@@ -22,6 +24,9 @@ def check_data(X, n_features=None, name="X", dtype=None):
     if hasattr(X, "tocsr") or hasattr(X, "toarray"):
         raise ValueError(f"{name} is a sparse matrix; npvae takes dense arrays "
                          f"({name}.toarray())")
+    if isinstance(X, np.ma.MaskedArray):     # np.asarray would drop the mask in silence
+        raise ValueError(f"{name} is a masked array, which npvae does not support: its mask "
+                         f"would be ignored; pass {name}.filled(value) or drop the masked rows")
     X = np.asarray(X)
     if X.dtype == object:          # numbers held as objects; anything else raises TypeError
         X = X.astype(np.float64)
@@ -73,6 +78,34 @@ def check_noise(eps, shape_tail, dtype, name="eps"):
     if not np.all(np.isfinite(eps)):
         raise ValueError(f"{name} contains NaN or inf")
     return np.asarray(eps, dtype=dtype)
+
+
+def memory_limit():
+    """The generous bound of :func:`check_fits_in_memory`: this machine's physical
+    memory in bytes (1 TiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2 ** 40
+
+
+def _bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return ""
+
+
+def check_fits_in_memory(n_values, itemsize, what):
+    """Refuse, before allocating, ``n_values`` values of ``itemsize`` bytes that could
+    never fit in this machine's memory (a one-line ``ValueError`` instead of a
+    ``MemoryError`` traceback, or an allocation that the system kills later)."""
+    n_bytes, limit = int(n_values) * int(itemsize), memory_limit()
+    if n_bytes > limit:
+        raise ValueError(f"{what} would take {_bytes(n_bytes)}, more than this machine's "
+                         f"memory ({_bytes(limit)}); choose smaller sizes")
+    return n_bytes
 
 
 def check_positive_int(value, name, minimum=1):
@@ -199,6 +232,16 @@ def check_n_features(model, X, reset):
     elif hasattr(model, "n_features_in_") and n_features != model.n_features_in_:
         raise ValueError(f"X has {n_features} features, but {type(model).__name__} is "
                          f"expecting {model.n_features_in_} features as input.")
+
+
+def check_finite(values, what):
+    """``values`` if every entry is finite, else a one-line ``ValueError``: for outputs
+    such as decoded means, where NaN or inf is never an answer (parameters near 1e20,
+    or latents near float32's limit, overflow the decoder)."""
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{what} is not finite (NaN or inf) for some rows: the computation "
+                         "overflowed (parameters or inputs far too large, e.g. near 1e20)")
+    return values
 
 
 def check_defined(values, what):

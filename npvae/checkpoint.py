@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
-import struct
-import zipfile
-import zlib
 
 import numpy as np
 
+from ._archive import CheckpointError, read as _read
 from ._atomic import atomic_file
 
 FORMAT_VERSION = 2
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model."""
 
 
 def _json_array(obj):
@@ -130,29 +125,22 @@ def _from_byte_planes(planes, expected, path):
     return little.astype(expected.dtype)
 
 
-def _read(path):
-    """Every array of the ``.npz`` at ``path``, read without pickle; a clear
-    :class:`CheckpointError` for anything that is not one."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise CheckpointError(f"{path}: not an npvae checkpoint (a single .npy array, "
-                                      "not an .npz archive)")
-            return {k: f[k] for k in f.files}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except CheckpointError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc):                # np.load's advice on unknown bytes
-            raise CheckpointError(f"{path}: not a readable npvae checkpoint (not an .npz "
-                                  "archive)") \
-                from None
-        raise CheckpointError(f"{path}: not a readable npvae checkpoint ({exc})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, MemoryError, TypeError,
-            zlib.error, struct.error) as exc:
-        raise CheckpointError(f"{path}: not a readable npvae checkpoint "
-                              f"({type(exc).__name__}: {exc})") from None
+def _check_sizes(data, size, dtype, path):
+    """The parameter-sized members' headers against the ``size`` parameters of ``dtype``
+    that the stored settings describe: checked before the model allocates them and
+    before any of them is read."""
+    key = "flat_params_bytes" if "flat_params_bytes" in data else "flat_params"
+    want = (((dtype.itemsize, size), np.dtype(np.uint8)) if key == "flat_params_bytes"
+            else ((size,), dtype))
+    _field(data, key, path)
+    got = data.headers[key][1:]
+    if got != want:
+        raise CheckpointError(f"{path}: the stored settings describe {size:,} {dtype} "
+                              f"parameters, but {key!r} holds {got[1]} {got[0]}")
+    for key in data.headers:
+        if key.startswith("optimizer_") and math.prod(data.shape(key)) > size:
+            raise CheckpointError(f"{path}: optimiser state {key[10:]!r} holds "
+                                  f"{data.shape(key)}, more than the {size:,} parameters")
 
 
 def _field(data, key, path):
@@ -184,8 +172,8 @@ def _int_field(data, key, path, minimum=0):
 
 def read_metadata(path):
     """The run metadata dict stored in a checkpoint."""
-    data = _read(path)
-    return _json_field(data, "metadata", path, dict) if "metadata" in data else {}
+    with _read(path) as data:
+        return _json_field(data, "metadata", path, dict) if "metadata" in data else {}
 
 
 def _check_version(data, path):
@@ -200,9 +188,14 @@ def load(path):
 
     Every field is checked against the model it describes (names, shapes, dtypes,
     types) before anything is used, so a damaged or crafted file raises
-    :class:`CheckpointError` and never reaches the compiled kernels.
+    :class:`CheckpointError` and never reaches the compiled kernels; declared sizes are
+    checked against the stored arrays' headers before anything is allocated.
     """
-    data = _read(path)
+    with _read(path) as data:
+        return _load(data, path)
+
+
+def _load(data, path):
     _check_version(data, path)
     raw_name = _field(data, "model_class", path)
     name = str(raw_name) if raw_name.shape == () else None
@@ -214,11 +207,14 @@ def load(path):
     for key, value in params.items():           # JSON turns tuples into lists
         if isinstance(value, list):
             params[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    n_features = _int_field(data, "n_features_in", path, minimum=1)
     try:
         model = MODELS[name](**params)
-        model.initialize(_int_field(data, "n_features_in", path, minimum=1))
+        layout = model._planned_layout(n_features)       # nothing allocated yet
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the stored model settings are invalid ({exc})") from None
+    _check_layout(data, layout, path, model._dtype)
+    model.initialize(n_features)
     _restore(model, data, path)
     return model
 
@@ -229,29 +225,39 @@ def restore(model, path):
     Raises :class:`CheckpointError` naming the differences when the
     architectures differ.
     """
-    data = _read(path)
-    _check_version(data, path)
-    if str(_field(data, "model_class", path)) != type(model).__name__:
-        raise CheckpointError(f"{path}: holds a {data['model_class']}, not a "
-                              f"{type(model).__name__}")
-    if not hasattr(model, "params_"):
-        model.initialize(_int_field(data, "n_features_in", path, minimum=1))
-    model._check_fitted()
-    _restore(model, data, path)
-    return model
+    with _read(path) as data:
+        _check_version(data, path)
+        if str(_field(data, "model_class", path)) != type(model).__name__:
+            raise CheckpointError(f"{path}: holds a {data['model_class']}, not a "
+                                  f"{type(model).__name__}")
+        if not hasattr(model, "params_"):
+            n_features = _int_field(data, "n_features_in", path, minimum=1)
+            _check_layout(data, model._planned_layout(n_features), path, model._dtype)
+            model.initialize(n_features)
+        model._check_fitted()
+        _check_layout(data, model.layout_, path, model._dtype)
+        _restore(model, data, path)
+        return model
 
 
-def _restore(model, data, path):
-    """Check every stored field against ``model``, then copy them in (nothing is
-    changed unless every check passes)."""
+def _check_layout(data, layout, path, dtype):
+    """The stored layout against the model's ``layout`` (names and shapes, a readable
+    difference), then the parameter-sized members' headers (:func:`_check_sizes`)."""
     shapes = _json_field(data, "layout", path, dict)
     try:
         stored = {k: tuple(int(n) for n in v) for k, v in shapes.items()}
     except (TypeError, ValueError):
         raise CheckpointError(f"{path}: field 'layout' is damaged") from None
-    if stored != model.layout_.shapes:
+    if stored != layout.shapes:
         raise CheckpointError(f"{path}: architecture differs from the model's: "
-                              + model.layout_.describe_difference(shapes))
+                              + layout.describe_difference(shapes))
+    _check_sizes(data, layout.size, dtype, path)
+
+
+def _restore(model, data, path):
+    """Check every stored field against ``model`` (its layout already checked by
+    :func:`_check_layout`), then copy them in (nothing is changed unless every check
+    passes)."""
     expected = model.flat_params_
     flat = (_from_byte_planes(_field(data, "flat_params_bytes", path), expected, path)
             if "flat_params_bytes" in data else _field(data, "flat_params", path))

@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from . import checkpoint, threads
+from ._exclusive import one_at_a_time
 from ._validation import check_data, check_training
 from .optim import clip_grad_norm, make_optimizer
 from .schedules import SCHEDULES, burda_stage, kl_weight, learning_rate_at  # noqa: F401
@@ -272,6 +273,7 @@ class EarlyStopping(Callback):
 
 
 # ------------------------------------------------------------------ the loop
+@one_at_a_time("train")
 def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_val=None,
           y_val=None, batch_transform=None, lr_schedule="constant", lr_decay=0.95,
           kl_warmup_epochs=0.0, clip_norm=None, patience=None, run_dir=None, metadata=None,
@@ -344,9 +346,9 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
             rows = order[start:start + batch_size]
             xb = X[rows]
             if batch_transform is not None:
-                xb = batch_transform(xb, rng)
-                if b == 0:
-                    model._lik.check_data(xb, name="a transformed batch")
+                xb = batch_transform(xb, rng)      # every batch: a callback is not trusted
+                model._lik.check_data(check_data(xb, model.n_features_in_, "a transformed batch"),
+                                      name=f"the transformed batch {b + 1} of epoch {epoch + 1}")
             xb = model._lik.convert(xb, model._dtype)
             eps = model._draw(rng, model._noise_shape(model._n_noise(), xb.shape[0]))
             step = epoch * steps_per_epoch + b

@@ -46,8 +46,8 @@ def small_model(kind, **kw):
                 likelihood="gaussian")
     base.update(kw)
     if kind == "hvae":
-        return npvae.HierarchicalVAE(latent_sizes=(3, 2), **base)
-    return npvae.VAE(n_latent=3, **base)
+        return npvae.HierarchicalVAE(**{"latent_sizes": (3, 2), **base})
+    return npvae.VAE(**{"n_latent": 3, **base})
 
 
 def fitted(kind):
@@ -113,6 +113,17 @@ def run(case):
         loaded = npvae.load(path)
         loaded.partial_fit(X)
         return outcome([loaded.score_samples(X), loaded.flat_params_])
+    if op == "levels":
+        return levels_case(case)
+    if op == "sizes":                        # absurd sizes: refused before allocating
+        m = small_model(kind, **case.get("params", {}))
+        if case.get("n_features"):
+            m.initialize(case["n_features"])
+        else:
+            m.fit(np.random.default_rng(0).standard_normal((8, 5)))
+        if case.get("sample"):
+            return outcome(m.sample(case["sample"]))
+        return outcome(m.flat_params_)
     if op == "bytes":
         path = os.path.join(TMP, "b.npz")
         with open(path, "wb") as f:
@@ -120,6 +131,55 @@ def run(case):
         npvae.load(path)
         return "loaded"
     raise AssertionError(f"unknown op {op}")
+
+
+def categorical_model(kind, V):
+    kw = dict(hidden_sizes=(4,), likelihood="categorical", likelihood_params={"n_levels": V},
+              epochs=1, batch_size=4, random_state=0)
+    if kind == "hvae":
+        return npvae.HierarchicalVAE(latent_sizes=(2, 2), **kw)
+    if kind == "cvae":
+        return npvae.ConditionalVAE(n_latent=2, **kw)
+    return npvae.VAE(n_latent=2, **kw)
+
+
+def levels_case(case):
+    """Levels ``case["bad"]`` put into the data of a categorical model over ``V`` levels,
+    through ``how``: ``loss_and_grads`` with ``check_input=False``, or a batch transform
+    that is clean on the first batch and returns the bad levels afterwards (``fit``,
+    ``train``)."""
+    V, bad, how, kind = case["V"], case["bad"], case["how"], case["model"]
+    npvae.set_backend(case.get("backend", "numba"))
+    X = np.random.default_rng(0).integers(0, V, (12, 5))
+    y = np.arange(12) % 2
+    m = categorical_model(kind, V)
+    fit = (lambda *a, **k: m.fit(X, y, *a, **k)) if kind == "cvae" else \
+        (lambda *a, **k: m.fit(X, *a, **k))
+    Xb = X.copy()
+    Xb.flat[:len(bad)] = bad
+    if how == "loss_and_grads":
+        fit(epochs=1)
+        eps = m.draw_noise(12)
+        args = (Xb, y, eps) if kind == "cvae" else (Xb, eps)
+        return outcome(list(m.loss_and_grads(*args, check_input=False)))
+    calls = []
+
+    def transform(xb, rng):                  # clean for the first batch, then the bad levels
+        calls.append(1)
+        if len(calls) <= 2:                  # the output-bias sample and the first batch
+            return xb
+        out = xb.copy()
+        out.flat[:len(bad)] = bad
+        return out
+    if how == "fit":
+        fit(epochs=2, batch_transform=transform)
+    else:
+        fit(epochs=1)
+        calls.append(1)
+        from npvae.training import train
+        train(m, X, y if kind == "cvae" else None, epochs=2, batch_size=4,
+              batch_transform=transform)
+    return outcome(m.flat_params_)
 
 
 def main():

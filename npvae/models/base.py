@@ -19,12 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import checkpoint, gradient_estimators, objectives, threads, training
-from .._validation import (check_defined, check_dtype, check_features, check_noise,
-                           check_number, check_positive_int)
+from .._exclusive import check_not_busy, one_at_a_time
+from .._validation import (check_defined, check_dtype, check_features, check_finite,
+                           check_noise, check_number, check_positive_int)
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
-from ..params import ParamLayout, ParamViews
+from ..params import ParamViews
 from .estimator import EstimatorMixin, not_fitted_error
+from .output_bias import start_output_bias
+from .sizes import check_rows_fit, planned_layout
 
 #: rows per chunk when scoring or encoding large arrays (bounds memory)
 CHUNK = 2048
@@ -69,10 +72,9 @@ class BaseVAE(EstimatorMixin):
         Parameters are drawn from ``random_state`` (docs/01-dense-layers.md).  The
         model's noise generator ``rng_`` is created here too.
         """
-        n_features = check_positive_int(n_features, "n_features")
-        self._check_settings()
+        layout = self._planned_layout(n_features)
         self.rng_ = np.random.default_rng(self.random_state)
-        self.layout_ = ParamLayout(self._param_shapes(n_features))
+        self.layout_ = layout
         self.flat_params_ = self.layout_.allocate(self._dtype)
         self.params_ = ParamViews(self.layout_, self.flat_params_)
         self._init_params(self.params_, self.rng_)
@@ -82,6 +84,8 @@ class BaseVAE(EstimatorMixin):
         self.history_ = []
         self.n_iter_ = 0
         return self
+
+    _planned_layout = planned_layout        # (n_features) -> the layout, nothing allocated
 
     def _grad_buffer(self):
         """The flat gradient workspace ``(P,)`` and its named views, reused across steps.
@@ -104,6 +108,7 @@ class BaseVAE(EstimatorMixin):
         settings when they changed, and an architecture or dtype that no longer
         matches ``params_`` is an error, never a kernel reading out of bounds.
         """
+        check_not_busy(self, "a method")
         if not hasattr(self, "flat_params_"):
             raise not_fitted_error(f"this {type(self).__name__} has no parameters yet: call "
                                  "initialize(n_features) or fit(X) first")
@@ -210,6 +215,7 @@ class BaseVAE(EstimatorMixin):
         """
         return self._loss_and_grads(X, eps, None, check_input)
 
+    @one_at_a_time("loss_and_grads")                   # the gradient workspace is shared
     def _loss_and_grads(self, X, eps, condition, check_input):
         self._check_fitted()
         X = self._check_X(X, check_values=check_input)
@@ -310,13 +316,15 @@ class BaseVAE(EstimatorMixin):
         ``progress=True`` for a progress bar, …).  With ``batch_transform``
         (e.g. dynamic binarisation of uint8 pixels) ``X`` may be raw data: the
         checks and the decoder's output bias use transformed examples.
+        Not for concurrent use (:mod:`npvae._exclusive`).
         """
         return self._fit(X, None, epochs, batch_size, learning_rate, kwargs)
 
+    @one_at_a_time("fit")
     def _fit(self, X, y, epochs, batch_size, learning_rate, kwargs):
         X = check_features(self, X, True)
         self.initialize(X.shape[1])
-        self._start_output_bias(X, kwargs.get("batch_transform"))
+        start_output_bias(self, X, kwargs.get("batch_transform"))
         training.train(self, X, y, epochs=self.epochs if epochs is None else epochs,
                        batch_size=self.batch_size if batch_size is None else batch_size,
                        learning_rate=self.learning_rate if learning_rate is None
@@ -327,26 +335,16 @@ class BaseVAE(EstimatorMixin):
         """One pass of minibatch updates over ``X`` (initialising on first call); returns ``self``."""
         return self._partial_fit(X, None)
 
+    @one_at_a_time("partial_fit")
     def _partial_fit(self, X, y):
         first = not hasattr(self, "flat_params_")
         X = check_features(self, X, first)
         if first:
             self.initialize(X.shape[1])
-            self._start_output_bias(X, None)
+            start_output_bias(self, X, None)
         training.train(self, X, y, epochs=1, batch_size=self.batch_size,
                        learning_rate=self.learning_rate)
         return self
-
-    def _start_output_bias(self, X, transform):
-        """Decoder output bias from the data (docs/01-dense-layers.md; Burda et al. 2016);
-        with a ``batch_transform`` (e.g. binarisation) from transformed examples."""
-        if transform is None:
-            self._lik.check_data(X)
-            sample = X
-        else:
-            sample = transform(X[:10000], np.random.default_rng(0))
-            self._lik.check_data(sample, name="the transformed X")
-        self._set_output_bias(sample)
 
     def _set_output_bias(self, X):
         """The decoder's output bias from data ``X`` as the likelihood proposes it (no checks:
@@ -392,6 +390,10 @@ class BaseVAE(EstimatorMixin):
         return self._lik.mean(self._decode(Z, condition), self.params_)
 
     def _decode(self, Z, condition=None):
+        """The decoder's output for ``Z (M, Z)``, finite (else a ``ValueError``)."""
+        check_rows_fit(self, Z.shape[0], f"decoding {Z.shape[0]:,} rows")
         u = Z if condition is None else np.concatenate([Z, condition.astype(Z.dtype)], axis=1)
-        return self._decoder.output(self.params_, u, self.n_features_in_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self._decoder.output(self.params_, u, self.n_features_in_)
+        return check_finite(out, "the decoder's output")
 

@@ -122,6 +122,17 @@ class ConditionalVAE(VAE):
     def initialize(self, n_features, classes=None):
         """Create ``params_`` for data of ``n_features = D`` dimensions and the
         classes ``classes`` (default: the constructor's ``classes``); returns ``self``."""
+        self._set_classes(classes)
+        return super().initialize(n_features)
+
+    def _planned_layout(self, n_features):
+        """The layout for ``n_features`` and the classes; a model that has none yet (a
+        checkpoint being read) takes the constructor's."""
+        if not hasattr(self, "classes_"):
+            self._set_classes(None)
+        return super()._planned_layout(n_features)
+
+    def _set_classes(self, classes):
         if classes is None:
             classes = self.classes
         if classes is None:       # fit / partial_fit learned them from y
@@ -132,7 +143,6 @@ class ConditionalVAE(VAE):
                              "fit(X, y)")
         self.classes_ = _check_classes(classes)
         self.n_classes_ = int(self.classes_.size)
-        return super().initialize(n_features)
 
     def _check_fitted(self):
         super()._check_fitted()
@@ -275,7 +285,7 @@ class ConditionalVAE(VAE):
         ``y`` (``(M,)`` or one label): logits ``(M, D)``, means ``(M, D)`` or logits
         ``(M, D, V)``."""
         self._check_fitted()
-        Z = check_data(Z, self.n_latent, name="Z").astype(self._dtype, copy=False)
+        Z = check_data(Z, self.n_latent, name="Z", dtype=self._dtype)
         return self._decode(Z, self._onehot(y, Z.shape[0]))
 
     def sample(self, n, y, random_state=None):

@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from .._exclusive import LOCK
+
 
 def not_fitted_error(message):
     """scikit-learn's ``NotFittedError`` (a ``ValueError`` and an ``AttributeError``)."""
@@ -78,6 +80,12 @@ class EstimatorMixin:
 
     A subclass takes its settings as keyword arguments of ``__init__`` stored under
     the same names, defines ``_n_features_out`` once fitted, and ``transform``.
+
+    One estimator is not for concurrent use: what changes it (``fit``, ``partial_fit``,
+    ``training.train``, ``loss_and_grads``) holds a lock, and a second thread that
+    calls any of its methods meanwhile gets a one-line ``RuntimeError`` instead of
+    parameters mixed from two fits (:mod:`npvae._exclusive`).  Use one estimator per
+    thread (``sklearn.base.clone`` or ``copy.deepcopy``).
     """
 
     _sklearn_auto_wrap_output_keys = {"transform"}
@@ -126,7 +134,7 @@ class EstimatorMixin:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __getstate__(self):
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != LOCK}
 
     def __setstate__(self, state):
         state.pop("_sklearn_version", None)        # written by pickles of earlier versions

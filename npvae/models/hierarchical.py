@@ -39,6 +39,7 @@ from ..objectives import elbo_loss
 from .base import CHUNK, BaseVAE
 from .hierarchical_densities import SampleDensities
 from .networks import Decoder, GaussianNetwork
+from .sizes import check_rows_fit
 
 INFERENCE = ("independent", "markov")
 
@@ -341,12 +342,12 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         :meth:`transform`, of which the first ``Z_1`` columns (``z_1``) are used.
         """
         self._check_fitted()
-        Z = check_data(Z, name="Z")
+        Z = check_data(Z, name="Z", dtype=self._dtype)
         Z1, total = self._sizes[0], sum(self._sizes)
         if Z.shape[1] not in (Z1, total):
             raise ValueError(f"Z has {Z.shape[1]} features; decode takes z_1 (M, {Z1}) or the "
                              f"concatenated per-level latents (M, {total})")
-        return self._decode(Z.astype(self._dtype, copy=False))
+        return self._decode(Z)
 
     def _decode(self, Z, condition=None):
         """The decoder reads ``z_1``: the first ``Z_1`` columns of ``Z``."""
@@ -357,13 +358,15 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         to the likelihood's means ``(n, D)``."""
         self._check_fitted()
         n = check_positive_int(n, "n")
+        check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
         L = self._n_levels()
         z = rng.standard_normal((1, n, self._sizes[L - 1])).astype(self._dtype)   # (1, n, Z_L)
         for l in range(L - 2, -1, -1):
             mu_p, logvar_p, _ = self._prior_forward(l, z)                          # (1, n, Z_l)
             eps = rng.standard_normal(mu_p.shape).astype(self._dtype)
-            z = mu_p + np.exp(0.5 * logvar_p) * eps
+            with np.errstate(over="ignore", invalid="ignore"):   # refused by _decode
+                z = mu_p + np.exp(0.5 * logvar_p) * eps
         return self._decode_means(z[0])
 
     def reconstruct(self, X):

@@ -26,6 +26,7 @@ from ..layers.dense import init_weight
 from ..objectives import elbo_loss, monte_carlo_kl_backward, monte_carlo_kl_forward
 from .base import CHUNK, BaseVAE
 from .networks import Decoder, GaussianNetwork
+from .sizes import check_rows_fit
 
 
 class VAE(BaseVAE):
@@ -260,7 +261,7 @@ class VAE(BaseVAE):
         """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
         (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
         self._check_fitted()
-        Z = check_data(Z, self.n_latent, name="Z").astype(self._dtype, copy=False)
+        Z = check_data(Z, self.n_latent, name="Z", dtype=self._dtype)
         return self._decode(Z)
 
     def transform(self, X):
@@ -268,6 +269,7 @@ class VAE(BaseVAE):
         return self.encode(X)[0]
 
     def _sample(self, n, condition, random_state):
+        check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
         z = rng.standard_normal((n, self.n_latent)).astype(self._dtype)
         return self._decode_means(z, condition)

@@ -13,14 +13,29 @@ from ...backend import compiled_in
 from .base import Likelihood
 
 _COMPILED = "npvae.distributions.likelihoods.kernels_numba"
+#: the one-line error of both kernels' bound test on the levels
+LEVEL_ERROR = ("the categorical likelihood got a level outside [0, n_levels): x must hold "
+               "integers 0..n_levels-1 (check_input=False skips the data check, not this "
+               "bound test)")
+
+
+def check_levels(x, V):
+    """The kernels' bound test: ``x`` indexes the logits, so every level must lie in
+    ``[0, V)`` (a negative one would wrap around in NumPy, and read out of bounds in
+    the compiled twin, which checks inside its loop)."""
+    if x.size and (x.min() < 0 or x.max() >= V):
+        raise ValueError(LEVEL_ERROR)
 
 
 @compiled_in(_COMPILED)
 def categorical_forward(logits, x):
     """``log p(x|z) = Σ_d log softmax(η_d)[x_d]`` over ``V`` levels (docs/04-likelihoods.md).
 
-    Returns ``(log_p (S, N), cache)``; the cache is ``(logits, x)``.
+    Returns ``(log_p (S, N), cache)``; the cache is ``(logits, x)``.  Contract: ``x``
+    ``(N, D)`` integers; a level outside ``[0, V)`` raises ``ValueError`` (both
+    backends test the bound themselves: no caller's flag reaches memory with it).
     """
+    check_levels(x, logits.shape[-1])
     log_probs = log_softmax(logits, axis=-1)                                        # (S, N, D, V)
     picked = np.take_along_axis(log_probs, x[None, :, :, None], axis=-1)[..., 0]    # (S, N, D)
     return picked.sum(axis=-1), (logits, x)
@@ -31,6 +46,7 @@ def categorical_backward(dlog_p, cache):
     """``∂ log p / ∂η_dv = [x_d = v] − softmax(η_d)_v`` (docs/04-likelihoods.md).
     Returns ``dlogits (S, N, D, V)``."""
     logits, x = cache
+    check_levels(x, logits.shape[-1])
     one_hot = np.arange(logits.shape[-1]) == x[..., None]                # (N, D, V)
     return dlog_p[..., None, None] * (one_hot - softmax(logits, axis=-1))
 

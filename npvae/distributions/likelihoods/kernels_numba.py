@@ -15,6 +15,7 @@ from numba import njit, prange
 from ... import fastmath
 from ...layers.activations_numba import _parallel
 from ..gaussian import LOG_2PI as _LOG_2PI
+from .categorical import LEVEL_ERROR
 
 # ---------------------------------------------------------------- likelihoods
 @njit(cache=True, inline="always")
@@ -204,8 +205,21 @@ def gaussian_backward(dlog_p, cache):
 
 
 @njit(cache=True)
+def _check_levels(x, V):
+    """The bound test of the categorical kernels: every level in ``[0, V)``, else a
+    ``ValueError`` (``O(N·D)`` against the kernels' ``O(S·N·D·V)``).  The kernels index
+    the logits with ``x`` and Numba checks no bounds, so no flag of the caller skips it."""
+    N, D = x.shape
+    for n in range(N):
+        for d in range(D):
+            if x[n, d] < 0 or x[n, d] >= V:
+                raise ValueError(LEVEL_ERROR)
+
+
+@njit(cache=True)
 def _categorical_fwd(logits, x, log_p):
     S, N, D, V = logits.shape
+    _check_levels(x, V)
     for s in range(S):
         for n in range(N):
             acc = 0.0
@@ -223,6 +237,7 @@ def _categorical_fwd(logits, x, log_p):
 @njit(cache=True)
 def _categorical_bwd(dlog_p, logits, x, dlogits):
     S, N, D, V = logits.shape
+    _check_levels(x, V)
     for s in range(S):
         for n in range(N):
             g = dlog_p[s, n]
@@ -241,6 +256,9 @@ def _categorical_bwd(dlog_p, logits, x, dlogits):
 
 
 def categorical_forward(logits, x):
+    """Contract of :func:`npvae.distributions.likelihoods.categorical.categorical_forward`;
+    levels outside ``[0, V)`` raise ``ValueError`` inside the compiled loop
+    (:func:`_check_levels`), whatever the caller checked."""
     log_p = np.empty(logits.shape[:2], logits.dtype)
     _categorical_fwd(logits, x, log_p)
     return log_p, (logits, x)
