@@ -305,3 +305,30 @@ def timed(key):
         return run
 
     return wrap
+
+
+class TimedSteps:
+    """The training loop's hook (a :class:`npvae.training.Callback`) that times every
+    step for ``policy``, which may change the thread count; each epoch's record gets
+    ``threads`` and, when it changed, ``thread_changes`` (the epoch line says so)."""
+
+    def __init__(self, policy, key):
+        self.policy = policy
+        policy.start(key)
+        self.last = (time.perf_counter(), 0)
+
+    def on_batch_end(self, state, done, total, elbo_so_far, rate):
+        now, before = time.perf_counter(), self.last[1]
+        if done > before:                   # (a new epoch's first step is not counted)
+            self.policy.observe(done - before, now - self.last[0])
+        else:
+            self.policy.skip()
+        self.last = (now, done)
+
+    def on_epoch_end(self, state, record):
+        record["threads"] = self.policy.threads
+        if self.policy.changes:
+            record["thread_changes"] = [describe(c) for c in self.policy.changes]
+            self.policy.changes.clear()
+        self.policy.skip()                  # the next step's time includes the hooks after this
+        return False

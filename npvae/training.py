@@ -206,33 +206,6 @@ class Progress(Callback):
         return False
 
 
-class AdaptiveThreads(Callback):
-    """Times every step for the thread policy (:mod:`npvae.threads`), which may change the
-    thread count; the epoch's record gets ``threads`` and, when it changed,
-    ``thread_changes`` (the epoch line says so)."""
-
-    def __init__(self, policy, key):
-        self.policy = policy
-        policy.start(key)
-        self.last = (time.perf_counter(), 0)
-
-    def on_batch_end(self, state, done, total, elbo_so_far, rate):
-        now, before = time.perf_counter(), self.last[1]
-        if done > before:                   # (a new epoch's first step is not counted)
-            self.policy.observe(done - before, now - self.last[0])
-        else:
-            self.policy.skip()
-        self.last = (now, done)
-
-    def on_epoch_end(self, state, record):
-        record["threads"] = self.policy.threads
-        if self.policy.changes:
-            record["thread_changes"] = [threads.describe(c) for c in self.policy.changes]
-            self.policy.changes.clear()
-        self.policy.skip()                  # the next step's time includes the hooks after this one
-        return False
-
-
 class RunFolder(Callback):
     """After every epoch: ``checkpoint.npz``, ``best.npz`` when the validation objective
     improved, and one line of ``history.jsonl``."""
@@ -334,7 +307,7 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     state = TrainState(model, model.n_iter_ + epochs)
     bar = Progress(progress)
     policy = threads.training_policy()          # None when a thread count is forced
-    hooks = ([AdaptiveThreads(policy, (id(model), batch_size, model._dtype))] if policy else [])
+    hooks = [threads.TimedSteps(policy, (id(model), batch_size, model._dtype))] if policy else []
     hooks += [bar] + ([RunFolder(run_dir, metadata)] if run_dir else [])
     hooks += ([EarlyStopping(patience, bar)] if patience is not None else []) + list(callbacks)
     for epoch in range(model.n_iter_, state.total_epochs):
