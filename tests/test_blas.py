@@ -10,7 +10,12 @@ AVX512 = "fpu avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl"
 
 @pytest.fixture
 def fresh(monkeypatch):
-    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    # setenv first, so that monkeypatch records the variable and removes what
+    # select_openblas_kernels sets: a bare delenv of an unset variable records nothing,
+    # and a leaked OPENBLAS_CORETYPE=SkylakeX crashed every later subprocess with an
+    # illegal instruction on CPUs without AVX-512
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "")
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
     monkeypatch.delenv("NPVAE_BLAS_TUNING", raising=False)
     monkeypatch.delitem(sys.modules, "numpy", raising=False)   # as if npvae came first
     yield monkeypatch
@@ -92,3 +97,10 @@ def test_an_unknown_backend_in_the_environment_is_one_line():
                          env=env, capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+
+
+def test_the_fixture_leaves_no_core_type_behind():
+    """Runs after the tests above (file order): what they set was undone."""
+    import os
+    assert os.environ.get("OPENBLAS_CORETYPE") != "SkylakeX" or _blas._cpu()[1] >= set(
+        AVX512.split())
