@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import checkpoint, gradient_estimators, objectives, training
+from .. import gradient_estimators, objectives, training
 from .._validation import (check_defined, check_dtype, check_features, check_noise,
                            check_number, check_positive_int)
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamLayout, ParamViews
 from .estimator import EstimatorMixin, not_fitted_error
+from .registry import register_model
 
 #: rows per chunk when scoring or encoding large arrays (bounds memory)
 CHUNK = 2048
@@ -38,7 +39,7 @@ class BaseVAE(EstimatorMixin):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        checkpoint.register_model(cls)        # checkpoints find models by class name
+        register_model(cls)                   # checkpoints find models by class name
 
     # ------------------------------------------------------------ construction
     def _check_settings(self):
