@@ -32,7 +32,7 @@ __all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE", "FisherAutoencoder", "loa
 #: scikit-learn, the kernels Numba), ``npvae.VAE`` imports what it needs
 _LAZY = {"VAE": "npvae.models", "HierarchicalVAE": "npvae.models",
          "ConditionalVAE": "npvae.models", "FisherAutoencoder": "npvae.models",
-         "load": "npvae.checkpoint", "save": "npvae.checkpoint"}
+         "load": "npvae.models", "save": "npvae.checkpoint"}
 
 
 def __getattr__(name):

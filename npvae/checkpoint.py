@@ -5,10 +5,12 @@ the flat parameter vector with its layout, optimiser name and state arrays,
 the noise generator's state, epoch count, training history and free-form
 run metadata (JSON).  Written atomically: a temporary file in the same folder,
 flushed to disk, then renamed over the target.
+
+This module is the file format and imports no model; :func:`npvae.load` (in
+:mod:`npvae.models.registry`, beside the models) finds the class a file names.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -31,23 +33,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"cannot store {type(o).__name__} in a checkpoint")
-
-
-#: model classes by name; every subclass of ``npvae.models.base.BaseVAE``
-#: registers itself when it is defined, so this module never imports the models
-MODELS = {}
-
-
-def _register_models():
-    """Import the package's models so that they register themselves (by name, at run
-    time: this module depends on no model, the models depend on it)."""
-    importlib.import_module("npvae.models")
-
-
-def register_model(cls):
-    """Make ``cls`` loadable from checkpoints that name it; returns ``cls``."""
-    MODELS[cls.__name__] = cls
-    return cls
 
 
 #: constructor arguments of format-1 checkpoints written before the likelihood's
@@ -183,8 +168,10 @@ def _check_version(data, path):
                               f"npvae supports ({FORMAT_VERSION}); upgrade npvae to read it")
 
 
-def load(path):
-    """Rebuild the model saved at ``path`` (parameters, optimiser and RNG state, history).
+def build(path, models):
+    """Rebuild the model saved at ``path`` (parameters, optimiser and RNG state, history)
+    from its class in ``models`` (class name -> class).  :func:`npvae.load` passes the
+    registry of :mod:`npvae.models.registry`; this module imports no model.
 
     Every field is checked against the model it describes (names, shapes, dtypes,
     types) before anything is used, so a damaged or crafted file raises
@@ -192,24 +179,22 @@ def load(path):
     checked against the stored arrays' headers before anything is allocated.
     """
     with _read(path) as data:
-        return _load(data, path)
+        return _load(data, path, models)
 
 
-def _load(data, path):
+def _load(data, path, models):
     _check_version(data, path)
     raw_name = _field(data, "model_class", path)
     name = str(raw_name) if raw_name.shape == () else None
-    if name not in MODELS:
-        _register_models()
-    if name not in MODELS:
-        raise CheckpointError(f"{path}: unknown model class {name!r}; known: {sorted(MODELS)}")
+    if name not in models:
+        raise CheckpointError(f"{path}: unknown model class {name!r}; known: {sorted(models)}")
     params = _upgrade_params(_json_field(data, "model_params", path, dict))
     for key, value in params.items():           # JSON turns tuples into lists
         if isinstance(value, list):
             params[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
     n_features = _int_field(data, "n_features_in", path, minimum=1)
     try:
-        model = MODELS[name](**params)
+        model = models[name](**params)
         layout = model._planned_layout(n_features)       # nothing allocated yet
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the stored model settings are invalid ({exc})") from None

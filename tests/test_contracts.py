@@ -127,7 +127,7 @@ def test_load_in_a_fresh_process(tmp_path):
     m = npvae.VAE(n_latent=2, hidden_sizes=(3,), random_state=0).initialize(4)
     path = npvae.save(m, tmp_path / "m.npz")
     for code in ("import npvae; print(type(npvae.load(%r)).__name__)",
-                 "from npvae.checkpoint import load; print(type(load(%r)).__name__)"):
+                 "from npvae.models import load; print(type(load(%r)).__name__)"):
         out = subprocess.run([sys.executable, "-c", code % str(path)], capture_output=True,
                              text=True, timeout=120)
         assert out.stdout.strip() == "VAE", out.stderr

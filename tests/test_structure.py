@@ -1,7 +1,10 @@
 """The package's shape: imports flow one way, modules stay short.
 
 The import graph counts every import statement, including those inside
-functions (a cycle held together by a function-level import is still a cycle).
+functions (a cycle held together by a function-level import is still a cycle),
+and every ``importlib.import_module("npvae.x")`` call with a literal name: it is
+an import too, and importing a package runs its ``__init__``, which imports its
+children.
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ def _imports(name, path, modules):
             # else a name defined in pkg itself
             targets = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in modules else prefix
                        for a in node.names]
+        elif _is_import_module_call(node):
+            targets = [node.args[0].value]
         else:
             continue
         for target in targets:
@@ -52,6 +57,16 @@ def _imports(name, path, modules):
             if target and target != name:
                 found.add(target)
     return found
+
+
+def _is_import_module_call(node):
+    """``import_module("literal")`` or ``importlib.import_module("literal")``."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return False
+    func = node.func
+    return (func.attr if isinstance(func, ast.Attribute)
+            else getattr(func, "id", None)) == "import_module"
 
 
 def import_graph():
@@ -88,6 +103,21 @@ def find_cycle(graph):
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_graph_counts_import_module_with_a_literal_name(tmp_path):
+    """``importlib.import_module("npvae.models")`` imports the package, and through its
+    ``__init__`` every model: a cycle closed that way is a cycle (issue 27)."""
+    source = ('import importlib\n'
+              'def f():\n'
+              '    importlib.import_module("npvae.models")\n'
+              '    importlib.import_module(name)\n')        # not a literal: not counted
+    path = tmp_path / "mod.py"
+    path.write_text(source, encoding="utf-8")
+    modules = _modules()
+    assert _imports("npvae.checkpoint", path, modules) == {"npvae.models"}
+    graph = import_graph()
+    assert {"npvae.models.vae", "npvae.models.registry"} <= graph["npvae.models"]
 
 
 def test_no_import_cycle():

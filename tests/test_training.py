@@ -53,12 +53,12 @@ def test_history_and_run_folder(data, tmp_path):
 def test_nan_stops_training_with_a_clear_message(data, tmp_path):
     m = small().initialize(16)
     train(m, data, epochs=1, run_dir=tmp_path)
-    saved = checkpoint.load(tmp_path / "checkpoint.npz").flat_params_.copy()
+    saved = npvae.load(tmp_path / "checkpoint.npz").flat_params_.copy()
     m.params_["enc_logvar_b"][...] = 1e4            # exp(λ) overflows: the loss is inf
     with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 1 \(step"):
         train(m, data, epochs=1, run_dir=tmp_path)
     # the last good checkpoint is kept
-    np.testing.assert_array_equal(checkpoint.load(tmp_path / "checkpoint.npz").flat_params_,
+    np.testing.assert_array_equal(npvae.load(tmp_path / "checkpoint.npz").flat_params_,
                                   saved)
 
 
@@ -109,7 +109,7 @@ def test_resume_is_bit_exact(data, tmp_path, model_kw):
             train(a, data[:250], epochs=2, **kw)
             b = small(**model_kw).initialize(16)
             train(b, data[:250], epochs=1, run_dir=tmp_path, **kw)
-            c = checkpoint.load(tmp_path / "checkpoint.npz")
+            c = npvae.load(tmp_path / "checkpoint.npz")
             train(c, data[:250], epochs=1, **kw)
     finally:
         from threadpoolctl import threadpool_limits

@@ -226,9 +226,10 @@ def _rewrite_history(out, history):
 
 def _load_checkpoint(path):
     """``(model, metadata)`` of a checkpoint file."""
-    from .. import checkpoint, models  # noqa: F401 (the models register their classes)
+    from .. import checkpoint
+    from ..models import load
 
-    return checkpoint.load(path), checkpoint.read_metadata(path)
+    return load(path), checkpoint.read_metadata(path)
 
 
 def _dataset_for_run(args, meta, path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import checkpoint, gradient_estimators, objectives, threads, training
+from .. import gradient_estimators, objectives, threads, training
 from .._exclusive import check_not_busy, one_at_a_time
 from .._validation import (check_defined, check_dtype, check_features, check_finite,
                            check_noise, check_number, check_positive_int)
@@ -27,6 +27,7 @@ from ..distributions.likelihoods import make_likelihood
 from ..params import ParamViews
 from .estimator import EstimatorMixin, not_fitted_error
 from .output_bias import start_output_bias
+from .registry import register_model
 from .sizes import check_rows_fit, planned_layout
 
 #: rows per chunk when scoring or encoding large arrays (bounds memory)
@@ -41,7 +42,7 @@ class BaseVAE(EstimatorMixin):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        checkpoint.register_model(cls)        # checkpoints find models by class name
+        register_model(cls)                   # checkpoints find models by class name
 
     # ------------------------------------------------------------ construction
     def _check_settings(self):
