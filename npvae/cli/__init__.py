@@ -21,7 +21,8 @@ One module per concern, imports flowing one way (parser and common first):
 * :mod:`.figures` — :func:`write_figures`, the figures of a run folder;
 * :mod:`.evaluate` — ``evaluate``, ``sample`` and ``plot``;
 * :mod:`.resume` — what ``train --resume`` keeps and what it may change;
-* :mod:`.train` — ``train``.
+* :mod:`.train` — ``train``;
+* :mod:`.sweep_file` and :mod:`.sweep` — ``sweep``: the sweep file, and its runs on Dask.
 """
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ select_openblas_kernels()
 from .evaluate import cmd_evaluate, cmd_plot, cmd_sample  # noqa: E402
 from .figures import write_figures  # noqa: E402
 from .parser import DESCRIPTION, build_parser, explicit_flags  # noqa: E402
+from .sweep import cmd_sweep  # noqa: E402
 from .train import cmd_train  # noqa: E402
 
 __all__ = ["main", "build_parser", "cmd_train", "cmd_evaluate", "cmd_sample", "cmd_plot",
            "write_figures", "DESCRIPTION", "Terminated"]
 
 HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "plot": cmd_plot}
+            "plot": cmd_plot, "sweep": cmd_sweep}
 
 
 class Terminated(KeyboardInterrupt):

@@ -18,6 +18,7 @@ DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
   npvae evaluate --out RUN          test ELBO of a trained run
   npvae sample --out RUN            draw images from the prior
   npvae plot --out RUN              (re)write the figures of a run
+  npvae sweep FILE.toml --out DIR   train every run of a grid on a Dask cluster
 
 Errors are one line on stderr: exit 2 for a usage or data error, 1 for a
 diverged training run or an internal error (NPVAE_DEBUG=1 shows the
@@ -314,6 +315,21 @@ def _add_plot(sub, fmt):
                                                            "interpolated")
 
 
+def _add_sweep(sub, fmt):
+    s = sub.add_parser("sweep", help="train every run of a sweep file on a Dask cluster",
+                       formatter_class=fmt)
+    s.add_argument("file", metavar="FILE.toml",
+                   help="[base]: npvae train settings; [grid]: lists, one run per combination")
+    s.add_argument("--out", required=True, metavar="DIR",
+                   help="one run folder per run, results.csv, summary.md and summary.png")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler, tcp://HOST:8786 (default: a local cluster "
+                        "of processes, workers x threads per run <= cores)")
+    s.add_argument("--workers", type=_POSITIVE_INT, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: cores / threads "
+                        "per run)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="npvae", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -324,6 +340,7 @@ def build_parser():
     _add_evaluate(sub, fmt)
     _add_sample(sub, fmt)
     _add_plot(sub, fmt)
+    _add_sweep(sub, fmt)
     return parser
 
 

@@ -113,8 +113,10 @@ def _fisher_settings(args, given, key):
     return "none"
 
 
-def _new_run(args):
-    """Load the data, build and initialise the model, prepare the run folder."""
+def check_settings(args):
+    """The checks of a new run that need no data (``npvae sweep`` makes them before
+    anything runs): a one-line :class:`CLIError` or ValueError, else ``(given, key,
+    binarization)``: the flags given, the data set's name and the binarisation."""
     given = explicit(args)
     key = _dataset_key(args.dataset)
     binarization = args.binarization
@@ -132,6 +134,12 @@ def _new_run(args):
             raise CLIError(f"--likelihood {args.likelihood} models grey levels, and "
                            "binarized_mnist is binary; use --dataset mnist")
         binarization = "none"
+    return given, key, binarization
+
+
+def _new_run(args):
+    """Load the data, build and initialise the model, prepare the run folder."""
+    given, key, binarization = check_settings(args)
     if args.out:
         _refuse_existing(args.out, args.overwrite)
     _setup_compute(args.backend, args.threads)

@@ -100,6 +100,15 @@ class Dataset:
 _NATIVELY_BINARY = ("binarized_mnist", "synthetic")
 
 
+def likelihood_hint(name, binarization=None):
+    """``"bernoulli"`` or ``"gaussian"``: the ``likelihood_hint`` that :func:`load_dataset`
+    gives data set ``name`` under ``binarization`` (None: its default), known without
+    loading it."""
+    key = _canonical_name(name)
+    binarization = binarization or _DEFAULT_BINARIZATION[key]
+    return "bernoulli" if binarization != "none" or key in _NATIVELY_BINARY else "gaussian"
+
+
 def load_dataset(name: str, data_dir=None, binarization: str | None = None,
                  download: bool = True, validation_size=None, random_state=0) -> Dataset:
     """Load a data set as ``uint8`` arrays with its binarisation applied.
@@ -153,10 +162,9 @@ def load_dataset(name: str, data_dir=None, binarization: str | None = None,
     x_test = raw.x_test
     if key not in _NATIVELY_BINARY:
         x_train, x_valid, x_test = _binarize_splits(binarization, x_train, x_valid, x_test)
-    binary = binarization != "none" or key in _NATIVELY_BINARY
     return Dataset(name=key, x_train=x_train, y_train=y_train, x_test=x_test,
                    y_test=raw.y_test, image_shape=raw.image_shape, binarization=binarization,
-                   likelihood_hint="bernoulli" if binary else "gaussian",
+                   likelihood_hint=likelihood_hint(key, binarization),
                    source=raw.source, x_valid=x_valid, y_valid=y_valid)
 
 
