@@ -187,3 +187,34 @@ def test_gaussians_take_no_posterior_params_and_noise_must_be_uniform(rng):
             m.loss_and_grads(X, eps)
     with pytest.raises(ValueError, match="no Gaussian covariance"):
         m.encode_cholesky(X)
+
+
+def test_cli_trains_a_concrete_vae(tmp_path, capsys):
+    from npvae.cli import main
+    out = tmp_path / "run"
+    main(["train", "--dataset", "digits", "--posterior", "concrete", "--latent", "3",
+          "--categories", "4", "--temperature", "1.5", "--anneal-rate", "0.3", "--hidden", "16",
+          "--epochs", "2", "--max-examples", "300", "--threads", "1", "--out", str(out)])
+    m = npvae.load(out / "checkpoint.npz")
+    assert m.posterior == "concrete" and m.posterior_params == {
+        "n_categories": 4, "temperature": 1.5, "anneal_rate": 0.3}
+    assert (out / "figures" / "samples.png").exists()
+    assert not (out / "figures" / "manifold.png").exists()     # no Φ⁻¹ grid of one-hot codes
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--categories", "3"], "for --posterior concrete only"),
+    (["--posterior", "concrete", "--model", "hvae", "--latent", "2,2"], "--model vae"),
+    (["--posterior", "concrete", "--categories", "1"], "n_categories"),
+    (["--posterior", "concrete", "--temperature", "0"], "temperature"),
+])
+def test_cli_refuses_bad_concrete_flags_in_one_line(argv, message, tmp_path, capsys):
+    from npvae.cli import main
+    try:
+        rc = main(["train", "--dataset", "digits", "--epochs", "1", "--out",
+                   str(tmp_path / "r")] + argv)
+    except SystemExit as exit_:                   # argparse's own errors
+        rc = exit_.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err.strip().splitlines()[-1] and "Traceback" not in err
