@@ -261,6 +261,7 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
+    posterior_params = _concrete_params(args)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "fisher":
@@ -284,7 +285,31 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         raise CLIError("--latent takes one size for --model vae (several are for --model hvae)")
     if args.hidden and isinstance(args.hidden[0], tuple):
         raise CLIError("--hidden with ';' (one group per level) is for --model hvae")
+    if posterior_params:
+        common.update(posterior_params=posterior_params)
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
+
+
+#: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys
+_CONCRETE_FLAGS = {"categories": "n_categories", "temperature": "temperature",
+                   "anneal_rate": "anneal_rate", "min_temperature": "min_temperature",
+                   "straight_through": "straight_through"}
+
+
+def _concrete_params(args):
+    """``posterior_params`` from the Concrete's flags (docs/15-discrete-latents.md); None
+    for the Gaussians, which refuse the flags."""
+    given = {key: getattr(args, flag, None) for flag, key in _CONCRETE_FLAGS.items()}
+    given = {k: v for k, v in given.items() if v not in (None, False)}
+    if getattr(args, "posterior", "diagonal") != "concrete":
+        if given:
+            flags = ", ".join("--" + f.replace("_", "-") for f, k in _CONCRETE_FLAGS.items()
+                              if k in given)
+            raise CLIError(f"{flags}: for --posterior concrete only")
+        return None
+    if args.model != "vae":
+        raise CLIError("--posterior concrete is for --model vae")
+    return given
 
 
 def _describe_model(model):

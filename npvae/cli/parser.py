@@ -204,9 +204,23 @@ def _add_train(sub, fmt):
                         "(default: sigmoid)")
     t.add_argument("--gaussian-logvar", type=_finite_float(), default=0.0, metavar="LOGVAR",
                    help="--likelihood gaussian only: the (starting) log-variance of p(x|z)")
-    t.add_argument("--posterior", choices=("diagonal", "full"), default="diagonal",
-                   help="vae only: diagonal Gaussian q(z|x), or full covariance L Lᵀ "
-                        "(docs/03-kl-divergences.md)")
+    t.add_argument("--posterior", choices=("diagonal", "full", "concrete"), default="diagonal",
+                   help="vae only: diagonal Gaussian q(z|x), full covariance L Lᵀ "
+                        "(docs/03-kl-divergences.md), or concrete: --latent M categorical "
+                        "variables of --categories K classes, relaxed by the Gumbel-softmax "
+                        "(docs/15-discrete-latents.md)")
+    t.add_argument("--categories", type=_POSITIVE_INT, default=None, metavar="K",
+                   help="--posterior concrete only: classes per categorical variable (default 10)")
+    t.add_argument("--temperature", type=_finite_float(0), default=None, metavar="T",
+                   help="--posterior concrete only: the (starting) temperature (default 1.0)")
+    t.add_argument("--anneal-rate", type=_finite_float(0, inclusive=True), default=None,
+                   metavar="R", help="--posterior concrete only: temperature max(T_min, "
+                   "T exp(-R epoch)) (default 0: constant)")
+    t.add_argument("--min-temperature", type=_finite_float(0), default=None, metavar="T_MIN",
+                   help="--posterior concrete only: the annealing's floor (default 0.5)")
+    t.add_argument("--straight-through", action="store_true",
+                   help="--posterior concrete only: hard one-hot codes forward, the relaxed "
+                        "gradient backward (biased)")
     t.add_argument("--samples", type=_POSITIVE_INT, default=1, metavar="S",
                    help="samples of z per example")
     t.add_argument("--beta", type=_finite_float(0, inclusive=True), default=1.0,

@@ -22,9 +22,9 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import full_gaussian as F
-from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_q_backward,
-                       log_q_dparams, log_q_dz, log_q_forward, reparameterize_backward,
-                       reparameterize_forward)
+from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_normal_backward,
+                       log_normal_forward, log_q_backward, log_q_dparams, log_q_dz, log_q_forward,
+                       reparameterize_backward, reparameterize_forward)
 
 
 class Posterior(abc.ABC):
@@ -36,6 +36,49 @@ class Posterior(abc.ABC):
     head: str = ""
     #: whether :meth:`kl_forward` exists; if not, the KL is estimated by Monte Carlo
     closed_form_kl: bool = True
+    #: whether the encoder has a mean head ``μ`` (the Concrete posterior has only its logits)
+    has_mean: bool = True
+
+    def __init__(self, params=None):
+        if params:
+            raise ValueError(f"posterior={self.name!r} takes no posterior_params, got {params!r}")
+
+    def at(self, epoch, training):
+        """The posterior for one objective at ``epoch`` (``training``: a gradient is wanted);
+        itself for the Gaussians (docs/15-discrete-latents.md for one that changes)."""
+        return self
+
+    def latent_width(self, Z):
+        """Columns of a sample ``z``, the decoder's input, for ``n_latent = Z``."""
+        return Z
+
+    def draw_noise(self, rng, shape, dtype):
+        """The noise a sample is a function of: standard normal for the Gaussians."""
+        return rng.standard_normal(shape, dtype=dtype)
+
+    def noise_from_normal(self, eps):
+        """This posterior's noise from standard normal ``eps`` (the keyed evaluation noise)."""
+        return eps
+
+    def check_noise(self, eps, name="eps"):
+        """Values check of noise already finite and shaped (the Gaussians take any)."""
+        return eps
+
+    def log_prior_forward(self, z):
+        """``log p(z)`` ``(S, N)`` of the prior, ``N(0, I)`` here; ``(log_p, cache)``."""
+        return log_normal_forward(z, 0.0, 0.0)
+
+    def log_prior_backward(self, dlog_p, cache):
+        """``(dz,)``, then whatever else the prior's kernel returns."""
+        return log_normal_backward(dlog_p, cache)
+
+    def prior_sample(self, rng, n, Z, dtype):
+        """``n`` draws of the prior ``(n, Z)``."""
+        return rng.standard_normal((n, Z)).astype(dtype)
+
+    def mean(self, mu, head):
+        """The posterior mean ``E_q[z]`` ``(N, Z)``."""
+        return mu
 
     @abc.abstractmethod
     def head_size(self, Z: int) -> int:
@@ -214,11 +257,12 @@ class FullCovarianceGaussian(Posterior):
         return logsumexp(log_sq, axis=-1)
 
 
-#: the registry: ``VAE(posterior=name)``
+#: the registry: ``VAE(posterior=name)``; :mod:`.concrete_posterior` adds ``"concrete"``
 POSTERIORS = {"diagonal": DiagonalGaussian, "full": FullCovarianceGaussian}
 
 
-def make_posterior(name) -> Posterior:
+def make_posterior(name, params=None) -> Posterior:
+    """The posterior ``name`` with its options ``params`` (``posterior_params``)."""
     if not isinstance(name, str) or name not in POSTERIORS:
         raise ValueError(f"unknown posterior {name!r}; choose one of {tuple(POSTERIORS)}")
-    return POSTERIORS[name]()
+    return POSTERIORS[name](params)

@@ -59,16 +59,19 @@ class GaussianNetwork:
     def param_shapes(self, width_in, Z):
         shapes, width = mlp_shapes(self.prefix, width_in, self.hidden)
         p, head_size = self.prefix, self.posterior.head_size(Z)
-        shapes[f"{p}_mu_W"], shapes[f"{p}_mu_b"] = (width, Z), (Z,)
+        if self.posterior.has_mean:
+            shapes[f"{p}_mu_W"], shapes[f"{p}_mu_b"] = (width, Z), (Z,)
         shapes[f"{p}_{self.head}_W"], shapes[f"{p}_{self.head}_b"] = (width, head_size), (head_size,)
         return shapes
 
     def forward(self, P, x):
-        """Returns ``(h (R, H), mu (R, Z), head (R, ·), cache)``; ``h = x`` without hidden layers."""
+        """Returns ``(h (R, H), mu (R, Z), head (R, ·), cache)``; ``h = x`` without hidden
+        layers; ``mu`` is None for a posterior without a mean head (the Concrete's)."""
         p = self.prefix
         weights = [(P[f"{p}_W{i}"], P[f"{p}_b{i}"]) for i in range(len(self.hidden))]
         h, mlp_c = mlp_forward(x, weights, [self.activation] * len(self.hidden))   # (R, H)
-        mu, mu_c = dense_forward(h, P[f"{p}_mu_W"], P[f"{p}_mu_b"])                 # (R, Z)
+        mu, mu_c = (dense_forward(h, P[f"{p}_mu_W"], P[f"{p}_mu_b"])                # (R, Z)
+                    if self.posterior.has_mean else (None, None))
         head, head_c = dense_forward(h, P[f"{p}_{self.head}_W"], P[f"{p}_{self.head}_b"])
         return h, mu, head, (mlp_c, mu_c, head_c)
 
@@ -81,12 +84,15 @@ class GaussianNetwork:
         mlp_c, mu_c, head_c = cache
         p, n_hidden = self.prefix, len(self.hidden)
         need_dh = n_hidden > 0 or need_dx
-        dh_mu, _, _ = dense_backward(dmu, mu_c, need_dh, G[f"{p}_mu_W"], G[f"{p}_mu_b"])
         dh_head, _, _ = dense_backward(dhead, head_c, need_dh, G[f"{p}_{self.head}_W"],
                                        G[f"{p}_{self.head}_b"])
+        if mu_c is not None:
+            dh_mu, _, _ = dense_backward(dmu, mu_c, need_dh, G[f"{p}_mu_W"], G[f"{p}_mu_b"])
+            if need_dh:
+                dh_head += dh_mu                                                   # (R, H)
         if not need_dh:
             return None
-        dh_mu += dh_head                                                           # (R, H)
+        dh_mu = dh_head
         if dh is not None:
             dh_mu += dh
         if n_hidden == 0:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_data, check_defined, check_positive_int, check_widths
-from ..distributions.gaussian import log_normal_backward, log_normal_forward
+from ..distributions import concrete_posterior  # noqa: F401  (registers "concrete")
 from ..distributions.posteriors import make_posterior
 from ..gradient_estimators import check_gradient_estimator, kl_path_backward
 from ..layers.activations import check_activation
@@ -51,9 +51,17 @@ class VAE(BaseVAE):
         The likelihood's options: Gaussian ``{"variance": "fixed" | "scalar" |
         "per_output", "logvar": 0.0}``; categorical ``{"n_levels": 256}``;
         Bernoulli ``{"allow_nonbinary": False}``.
-    posterior : ``"diagonal"`` (``N(μ, diag e^λ)``) or ``"full"`` (``N(μ, L Lᵀ)``
+    posterior : ``"diagonal"`` (``N(μ, diag e^λ)``), ``"full"`` (``N(μ, L Lᵀ)``
         with a lower-triangular ``L``; the encoder's second head then outputs
-        ``Z(Z+1)/2`` entries of ``L``, ``enc_chol_W/_b``) (docs/03-kl-divergences.md).
+        ``Z(Z+1)/2`` entries of ``L``, ``enc_chol_W/_b``) (docs/03-kl-divergences.md)
+        or ``"concrete"``: ``n_latent`` categorical variables relaxed by the
+        Gumbel-softmax, a uniform prior, uniform noise, hard one-hot samples when
+        scoring (:mod:`npvae.distributions.concrete_posterior`,
+        docs/15-discrete-latents.md).
+    posterior_params : dict or None
+        The posterior's options: for ``"concrete"`` ``{"n_categories": K,
+        "temperature": τ₀, "anneal_rate": r, "min_temperature": τ_min,
+        "straight_through": False}``.
     n_samples : int
         ``S``, samples of ``z`` per example in the ELBO estimator.
     beta : float
@@ -85,7 +93,8 @@ class VAE(BaseVAE):
                  activation="relu", likelihood="bernoulli", likelihood_params=None,
                  posterior="diagonal", n_samples=1, beta=1.0, objective="elbo", k=1,
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
-                 dtype="float64", random_state=None, gradient_estimator="standard"):
+                 dtype="float64", random_state=None, gradient_estimator="standard",
+                 posterior_params=None):
         self.n_latent = n_latent
         self.hidden_sizes = hidden_sizes
         self.decoder_hidden_sizes = decoder_hidden_sizes
@@ -104,13 +113,18 @@ class VAE(BaseVAE):
         self.dtype = dtype
         self.random_state = random_state
         self.gradient_estimator = gradient_estimator
+        self.posterior_params = posterior_params
 
     # ------------------------------------------------------------ architecture
     def _build(self):
         check_positive_int(self.n_latent, "n_latent")
         check_activation(self.activation)
         check_gradient_estimator(self.gradient_estimator, self.objective)
-        self._post = make_posterior(self.posterior)
+        self._post = make_posterior(self.posterior, getattr(self, "posterior_params", None))
+        if not self._post.has_mean and (self.objective != "elbo"
+                                        or self.gradient_estimator != "standard"):
+            raise ValueError(f"posterior={self.posterior!r} trains the ELBO with its standard "
+                             "gradient (objective='elbo', gradient_estimator='standard')")
         self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
 
@@ -129,7 +143,7 @@ class VAE(BaseVAE):
     def _param_shapes(self, n_features):
         C, Z = self._n_condition(), self.n_latent
         shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
-        shapes.update(self._decoder.param_shapes(Z + C, n_features))  # reads z (⊕ c)
+        shapes.update(self._decoder.param_shapes(self._latent_width() + C, n_features))
         return shapes
 
     def _init_params(self, P, rng):
@@ -141,8 +155,30 @@ class VAE(BaseVAE):
                 hidden = name.startswith(("enc_W", "dec_W"))
                 W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
 
+    def _latent_width(self):
+        """Columns of a sample ``z``: ``Z``, or ``M·K`` for ``M`` categoricals of ``K`` classes."""
+        return self._post.latent_width(self.n_latent)
+
     def _noise_shape(self, n_samples, n_examples):
-        return (n_samples, n_examples, self.n_latent)
+        return (n_samples, n_examples, self._latent_width())
+
+    def _draw(self, rng, shape):
+        return self._post.draw_noise(rng, shape, self._dtype)
+
+    def _check_eps(self, eps, n_examples):
+        return self._post.check_noise(super()._check_eps(eps, n_examples))
+
+    def _evaluation_noise(self, X, n_samples):
+        return self._post.noise_from_normal(super()._evaluation_noise(X, n_samples))
+
+    def _posterior_at(self, training):
+        """The posterior for one objective: a Concrete's temperature of epoch ``n_iter_``,
+        its hard samples when no gradient is wanted (docs/15-discrete-latents.md)."""
+        return self._post.at(getattr(self, "n_iter_", 0), training)
+
+    @property
+    def _n_features_out(self):
+        return self._latent_width()
 
     # --------------------------------------------------------------- objective
     def _encode_forward(self, X, condition):
@@ -161,7 +197,7 @@ class VAE(BaseVAE):
         its Monte Carlo form with the score term dropped (docs/05-elbo.md#sticking-the-landing);
         the loss is the same.  Returns ``(loss, flat_grad or None, terms)``.
         """
-        P, post = self.params_, self._post
+        P, post = self.params_, self._posterior_at(need_grads)
         mu, head, enc_c = self._encode_forward(X, condition)                # (N, Z), (N, ·)
         z, z_c = post.sample_forward(mu, head, eps)                         # (S, N, Z)
         log_px, dec_c = self._decoder.forward(P, z, X, condition)           # (S, N)
@@ -191,11 +227,12 @@ class VAE(BaseVAE):
     def _log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
         (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
+        post = self._posterior_at(False)           # the Concrete's hard one-hot samples
         mu, head, enc_c = self._encode_forward(X, condition)
-        z, z_c = self._post.sample_forward(mu, head, eps)                   # (K, N, Z)
+        z, z_c = post.sample_forward(mu, head, eps)                         # (K, N, Z)
         log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
-        log_pz, pz_c = log_normal_forward(z, 0.0, 0.0)                      # (K, N)
-        log_q, q_c = self._post.log_q_forward(head, eps)                    # (K, N)
+        log_pz, pz_c = post.log_prior_forward(z)                            # (K, N)
+        log_q, q_c = post.log_q_forward(head, eps)                          # (K, N)
         log_w = log_px + log_pz - log_q
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
@@ -210,7 +247,7 @@ class VAE(BaseVAE):
         enc_c, z_c, dec_c, pz_c, q_c = cache
         flat, G = self._grad_buffer()
         dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
-        dz += log_normal_backward(dlog_w, pz_c)[0]                          # via log p(z)
+        dz += self._post.log_prior_backward(dlog_w, pz_c)[0]                # via log p(z)
         if path_scale is None:                                              # the exact gradient
             dmu, dhead = self._post.sample_backward(dz, z_c)
             dhead += self._post.log_q_backward(-dlog_w, q_c)                # via −log q
@@ -226,17 +263,20 @@ class VAE(BaseVAE):
         parts = [self._encode_forward(X[i:i + CHUNK],
                                       None if condition is None else condition[i:i + CHUNK])[:2]
                  for i in range(0, X.shape[0], CHUNK)]
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        head = np.concatenate([p[1] for p in parts])
+        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), head
 
     def _posterior_means(self, X, condition=None):
-        return [self._encoder_heads(X, condition)[0]]
+        return [self._post.mean(*self._encoder_heads(X, condition))]
 
     def _encode(self, X, condition):
         mu, head = self._encoder_heads(X, condition)
-        check_defined(mu, "the posterior mean")
+        mu = check_defined(self._post.mean(mu, head), "the posterior mean")
         return mu, self._post.marginal_logvar(head, self.n_latent)
 
     def _encode_cholesky(self, X, condition):
+        if not self._post.has_mean:
+            raise ValueError(f"posterior={self.posterior!r} has no Gaussian covariance")
         mu, head = self._encoder_heads(X, condition)
         if self.posterior == "full":
             return mu, self._post.cholesky(head, self.n_latent)
@@ -247,6 +287,8 @@ class VAE(BaseVAE):
 
         For ``posterior="full"`` ``logvar`` holds the log-variances of the
         marginals, ``log Σ_jj``; :meth:`encode_cholesky` gives the factor ``L``.
+        For ``posterior="concrete"`` the mean ``π (N, M·K)`` of the one-hot code (the
+        class probabilities) and ``log π(1 − π)``.
         """
         self._check_fitted()
         return self._encode(self._check_X(X), None)
@@ -261,21 +303,23 @@ class VAE(BaseVAE):
         """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
         (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
         self._check_fitted()
-        Z = check_data(Z, self.n_latent, name="Z", dtype=self._dtype)
+        Z = check_data(Z, self._latent_width(), name="Z", dtype=self._dtype)
         return self._decode(Z)
 
     def transform(self, X):
-        """Posterior means ``μ(x)`` ``(N, Z)``."""
+        """Posterior means ``μ(x)`` ``(N, Z)`` (the class probabilities ``(N, M·K)`` of a
+        Concrete posterior)."""
         return self.encode(X)[0]
 
     def _sample(self, n, condition, random_state):
         check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
-        z = rng.standard_normal((n, self.n_latent)).astype(self._dtype)
+        z = self._post.prior_sample(rng, n, self.n_latent, self._dtype)
         return self._decode_means(z, condition)
 
     def sample(self, n, random_state=None):
-        """``n`` draws ``z ~ N(0, I)`` decoded to the likelihood's means ``(n, D)``."""
+        """``n`` draws ``z ~ p(z)`` (``N(0, I)``, or uniform one-hot codes) decoded to the
+        likelihood's means ``(n, D)``."""
         self._check_fitted()
         return self._sample(check_positive_int(n, "n"), None, random_state)
 
