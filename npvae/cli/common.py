@@ -9,11 +9,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import stat
 import sys
 
 import numpy as np
 
 from .._atomic import atomic_file
+from .._fsafe import require_regular_file
 
 
 # ----------------------------------------------------------------------- messages
@@ -146,8 +149,16 @@ def _describe(ds, model=None):
 # ----------------------------------------------------------------------- run folders
 #: what ``npvae train`` writes into a run folder (``--overwrite`` removes these)
 RUN_FILES = ("checkpoint.npz", "best.npz", "history.jsonl", "config.json", "results.json")
-#: a folder holding one of these holds a run
-RUN_MARKERS = ("checkpoint.npz", "config.json")
+#: a folder holding one of these holds a run; ``config.json`` alone is a run that never
+#: finished an epoch (a start that failed or was killed), which a new run takes over
+RUN_MARKERS = ("checkpoint.npz", "best.npz", "history.jsonl", "results.json")
+#: what ``npvae train`` and ``npvae plot`` write into ``figures/``, and ``npvae
+#: evaluate`` beside the run files: ``--overwrite`` removes these names and no others
+FIGURE_NAMES = ("reconstructions.png", "samples.png", "training_curves.png", "latent.png",
+                "manifold.png", "interpolation.png")
+EVALUATION_NAMES = tuple(f"evaluation-{split}.json" for split in ("test", "valid", "train"))
+#: what ``npvae sample`` writes into ``figures/`` by default
+_SAMPLE_NAME = re.compile(r"samples-(prior|classes|label-?\d+)-seed\d+\.(png|npy)")
 
 
 def _run_dir(args):
@@ -158,22 +169,21 @@ def _run_dir(args):
 
 def _checkpoint_path(args):
     if getattr(args, "checkpoint", None):
-        if not os.path.isfile(args.checkpoint):
-            raise CLIError(f"--checkpoint {args.checkpoint}: no such file")
+        require_regular_file(args.checkpoint, f"--checkpoint {args.checkpoint}")
         return args.checkpoint
     run = _run_dir(args)
     if not os.path.isdir(run):
         raise CLIError(f"--out {run}: no such folder")
     for name in ("best.npz", "checkpoint.npz"):
         path = os.path.join(run, name)
-        if os.path.exists(path):
-            return path
+        if os.path.lexists(path):
+            return require_regular_file(path)
     raise CLIError(f"no checkpoint in {run} (expected best.npz or checkpoint.npz)")
 
 
 def _holds_run(out):
     """The files that mark ``out`` as holding a run (empty when it does not)."""
-    return [name for name in RUN_MARKERS if os.path.exists(os.path.join(out, name))]
+    return [name for name in RUN_MARKERS if os.path.lexists(os.path.join(out, name))]
 
 
 def _remove_orphans(out):
@@ -183,29 +193,42 @@ def _remove_orphans(out):
     esc = glob.escape(out)
     for pattern in (".tmp-*.npz", ".tmp-*.json"):
         for path in glob.glob(os.path.join(esc, pattern)):
-            if not os.path.isfile(path):
+            if not os.path.isfile(path) or os.path.islink(path):
                 continue
             os.remove(path)
             removed.append(path)
     return removed
 
 
+def _remove_names(folder, names):
+    """Remove the files ``folder/name`` (a link is removed as a link: its target is
+    never touched; a folder of one of these names stays)."""
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            os.remove(path)
+
+
 def _clear_run(out):
     """Remove the files of the run in ``out`` (what ``npvae train``, ``evaluate``,
-    ``sample`` and ``plot`` write), nothing else."""
-    esc = glob.escape(out)
-    paths = [os.path.join(out, name) for name in RUN_FILES]
-    paths += glob.glob(os.path.join(esc, "evaluation-*.json"))
-    paths += glob.glob(os.path.join(esc, "figures", "*.png"))
-    paths += glob.glob(os.path.join(esc, "figures", "*.npy"))
-    for path in paths:
-        if os.path.isfile(path):
-            os.remove(path)
+    ``sample`` and ``plot`` write, by name), nothing else; links are removed, never
+    followed (a ``figures`` link to another folder is removed, not emptied)."""
+    _remove_names(out, RUN_FILES + EVALUATION_NAMES)
+    figures = os.path.join(out, "figures")
+    if os.path.islink(figures):
+        os.remove(figures)
+    elif os.path.isdir(figures):
+        _remove_names(figures, FIGURE_NAMES + tuple(
+            name for name in os.listdir(figures) if _SAMPLE_NAME.fullmatch(name)))
+        try:
+            os.rmdir(figures)
+        except OSError:
+            pass                     # holds files that are not ours
     _remove_orphans(out)
-    try:
-        os.rmdir(os.path.join(out, "figures"))
-    except OSError:
-        pass                     # absent, or holds files that are not ours
 
 
 def _write_text_atomic(path, text):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+from .._fsafe import require_regular_file
 from .common import (CLIError, _dataset_for_run, _load_checkpoint, _notice, _remove_orphans,
                      _rewrite_history, _run_dir, _write_json)
 
@@ -101,15 +102,18 @@ def _settings(args, given, config):
     return settings, changes
 
 
-def _early_stopped(out, n_iter):
-    """Whether the run's last session ended by early stopping at epoch ``n_iter``."""
+def _results(out, n_iter):
+    """The run's ``results.json`` when it was written after epoch ``n_iter`` (else None:
+    missing, damaged, or of an earlier epoch, as when a kill came after the last epoch's
+    checkpoint and before the results)."""
+    path = os.path.join(out, "results.json")
     try:
-        with open(os.path.join(out, "results.json")) as f:
+        require_regular_file(path)
+        with open(path) as f:
             results = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return (isinstance(results, dict) and bool(results.get("early_stopped"))
-            and results.get("epochs") == n_iter)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return results if isinstance(results, dict) and results.get("epochs") == n_iter else None
 
 
 def prepare_resume(args):
@@ -123,11 +127,13 @@ def prepare_resume(args):
         raise CLIError("--resume needs --out RUN, the folder of the run to continue")
     out = _run_dir(args)
     path = os.path.join(out, "checkpoint.npz")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         if os.path.exists(os.path.join(out, "config.json")):
             raise CLIError(f"--resume: no checkpoint at {path}: the run stopped before its "
-                           "first epoch ended; start it again with --overwrite")
+                           f"first epoch ended; start it again with `npvae train --config "
+                           f"{os.path.join(out, 'config.json')} --out {out}`")
         raise CLIError(f"--resume: no checkpoint at {path}")
+    require_regular_file(path)
     meta = checkpoint.read_metadata(path)
     config, data = meta.get("config"), meta.get("data")
     if not isinstance(config, dict) or not isinstance(data, dict) or not config:
@@ -148,12 +154,18 @@ def prepare_resume(args):
     total = settings["epochs"]
     if total is None:
         total = config.get("epochs") or done
-    if done >= total or (_early_stopped(out, done) and not {"epochs", "patience"} & given):
+    results = _results(out, done)
+    early = bool(results and results.get("early_stopped"))
+    if done >= total or (early and not {"epochs", "patience"} & given):
         why = (f"early stopping ended it at epoch {done}" if done < total
                else f"it has trained {done} of --epochs {total}")
-        print(f"npvae train: the run in {out} is finished ({why}); pass a larger --epochs "
-              "to train it further", flush=True)
-        return None
+        if results is not None:
+            print(f"npvae train: the run in {out} is finished ({why}); pass a larger --epochs "
+                  "to train it further", flush=True)
+            return None
+        _notice(f"the run in {out} is finished ({why}) but its results.json was not "
+                "written (was it killed?); writing the results and figures now")
+        total = done
     if changes:
         _notice(f"resuming {out} with changed settings: " + ", ".join(changes))
     if args.data_dir:
