@@ -37,16 +37,26 @@ from .._blas import select_openblas_kernels
 
 select_openblas_kernels()
 
-from .evaluate import cmd_evaluate, cmd_plot, cmd_sample  # noqa: E402
-from .figures import write_figures  # noqa: E402
+# Only the parser (the standard library) here: the commands, NumPy and Numba are
+# imported after main() has installed its SIGTERM handler, so that a kill during the
+# second of imports also ends in one line and 143 (it ended by the signal, -15).
 from .parser import DESCRIPTION, build_parser, explicit_flags  # noqa: E402
-from .train import cmd_train  # noqa: E402
 
 __all__ = ["main", "build_parser", "cmd_train", "cmd_evaluate", "cmd_sample", "cmd_plot",
            "write_figures", "DESCRIPTION", "Terminated"]
 
-HANDLERS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "plot": cmd_plot}
+#: command -> (module, function), imported when the command runs
+HANDLERS = {"train": ("train", "cmd_train"), "evaluate": ("evaluate", "cmd_evaluate"),
+            "sample": ("evaluate", "cmd_sample"), "plot": ("evaluate", "cmd_plot")}
+_LAZY = {name: module for module, name in HANDLERS.values()} | {"write_figures": "figures"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Terminated(KeyboardInterrupt):
@@ -59,42 +69,75 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)          # a bad flag: argparse's error, exit 2
-    args.explicit_ = explicit_flags(argv)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        _replace_unencodable()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)          # a bad flag: argparse's error, exit 2
+        args.explicit_ = explicit_flags(argv)
+        try:
+            _check_environment()
+        except ValueError as exc:
+            print(f"npvae {args.command}: error: {exc}", file=sys.stderr, flush=True)
+            return 2
         return _run(args)
+    except Terminated:                      # during parsing, before _run's own handler
+        print("npvae: terminated", file=sys.stderr, flush=True)
+        return 143
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(args):
-    from ..training import TrainingDiverged
-    from .common import CLIError, _one_line
+def _replace_unencodable():
+    """Print what the terminal's encoding cannot show as ``?`` (``PYTHONIOENCODING=ascii``
+    and a "±" made the report fail after training) instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):
+            pass                         # not a text stream of io's (a test's capture)
 
+
+def _check_environment():
+    """Environment variables that the libraries would read with a traceback or a
+    multi-line warning: refused in one line (exit 2)."""
+    value = os.environ.get("NUMBA_NUM_THREADS")
+    if value is not None and not (value.strip().isdigit() and int(value) >= 1):
+        raise ValueError(f"NUMBA_NUM_THREADS={value!r} is not a whole number >= 1 (unset it, "
+                         "or use --threads N)")
+
+
+def _run(args):
     command = args.command
     debug = bool(os.environ.get("NPVAE_DEBUG"))
 
     def fail(message, code):
-        sys.stdout.flush()
-        print(f"npvae {command}: {message}", file=sys.stderr, flush=True)
-        return code
+        return _fail(command, message, code)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"npvae {command}: warning: {message}", file=sys.stderr, flush=True)
+        text = str(message).strip().splitlines()          # one line, not the source line
+        print(f"npvae {command}: warning: {text[0] if text else category.__name__}",
+              file=sys.stderr, flush=True)
 
     try:
+        from ..training import TrainingDiverged
+        from .common import CLIError, _one_line
+    except Terminated:
+        return _fail(command, "terminated", 143)
+    try:
         with warnings.catch_warnings():
-            warnings.showwarning = show_warning          # one line, not the source line
+            warnings.showwarning = show_warning
             if command == "train" and args.config:
                 from .resume import apply_config
                 apply_config(args)
-            return HANDLERS[command](args)
+            import importlib
+
+            module, name = HANDLERS[command]
+            return getattr(importlib.import_module(f".{module}", __name__), name)(args)
     except KeyboardInterrupt as exc:
         if debug:
             raise
@@ -121,6 +164,12 @@ def _run(args):
             raise
         return fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} "
                     "(set NPVAE_DEBUG=1 for the traceback)", 1)
+
+
+def _fail(command, message, code):
+    sys.stdout.flush()
+    print(f"npvae {command}: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 def _silence_stdout():

@@ -43,9 +43,11 @@ def _elbo_and_means(model, stored, labels, seed):
 
 
 def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None,
-                         source=None):
+                         source=None, extra=None, save_to=None):
     """Scores of ``model`` on a split, printed with ``source``: which parameters they are
-    (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s)."""
+    (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s).
+    ``extra`` is added to the scores, which are written to ``save_to`` (JSON) before
+    anything is printed: a report the terminal cannot show loses no results."""
     stored = _stored_split(ds, split)
     n = min(len(stored), max_examples) if max_examples else len(stored)
     labels = _labels(ds, split)[:n] if _conditional(model) else None
@@ -53,11 +55,12 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
     D = stored.shape[1]
     res = {"split": split, "n_examples": int(n), "elbo": float(elbo.mean()),
            "elbo_se": float(elbo.std(ddof=1) / np.sqrt(len(elbo))) if len(elbo) > 1 else None}
+    lines = []
     if source:
         res["parameters"] = source
-        _say(f"parameters: {source}", quiet)
-    _say(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
-         f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})", quiet)
+        lines.append(f"parameters: {source}")
+    lines.append(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
+                 f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})")
     if n_importance and hasattr(model, "log_likelihood"):
         x = _to_input(stored[:n], model.likelihood, model.dtype)
         cond = () if labels is None else (labels,)
@@ -65,12 +68,17 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
         nll = -ll
         res.update(nll=float(nll.mean()), nll_se=float(nll.std(ddof=1) / np.sqrt(len(nll))),
                    bits_per_dim=float(nll.mean() / (D * np.log(2))), n_importance=n_importance)
-        _say(f"{split} NLL (K={n_importance}): {res['nll']:.3f} ± {res['nll_se']:.3f} nats, "
-             f"{res['bits_per_dim']:.4f} bits/dim", quiet)
+        lines.append(f"{split} NLL (K={n_importance}): {res['nll']:.3f} ± {res['nll_se']:.3f} "
+                     f"nats, {res['bits_per_dim']:.4f} bits/dim")
     if means is not None:
         au = active_units(means)
         res["active_units"] = au
-        _say(f"active units: {au}", quiet)
+        lines.append(f"active units: {au}")
+    res.update(extra or {})
+    if save_to:
+        _write_json(save_to, res)
+    for line in lines:
+        _say(line, quiet)
     return res
 
 
@@ -86,11 +94,10 @@ def cmd_evaluate(args):
                                SELECTION_NAMES[selection(model)[0]])
     kind = (f"the best validation {best}'s" if os.path.basename(path) == "best.npz"
             else "the last epoch's")
-    res = _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
-                               args.max_examples,
-                               source=f"{path}, {kind} (epoch {model.n_iter_})")
-    if args.out:
-        _write_json(os.path.join(args.out, f"evaluation-{args.split}.json"), res)
+    _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
+                         args.max_examples, source=f"{path}, {kind} (epoch {model.n_iter_})",
+                         save_to=args.out and os.path.join(args.out,
+                                                           f"evaluation-{args.split}.json"))
     return 0
 
 

@@ -258,6 +258,17 @@ def _interrupted(out):
     return "before the first epoch ended, nothing saved"
 
 
+def _best_epoch(model):
+    """The epoch whose parameters early stopping restored: the best validation value of
+    the objective (:func:`npvae.training.selection`), the first of equals."""
+    from ..training import selection
+
+    key, sign = selection(model)
+    scored = [(sign * r[f"val_{key}"], -r["epoch"]) for r in model.history_
+              if isinstance(r.get(f"val_{key}"), (int, float))]
+    return -max(scored)[1] if scored else model.n_iter_
+
+
 def _reason(exc):
     """The library's account of a divergence without its own advice (given here in
     terms of flags) or its claims about checkpoints (checked here)."""
@@ -322,15 +333,17 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
     stopped_early = model.n_iter_ < total
     from ..training import SELECTION_NAMES, selection
 
+    epoch = _best_epoch(model) if stopped_early else model.n_iter_
     which = (f"the best validation {SELECTION_NAMES[selection(model)[0]]}'s, restored by early "
              "stopping" if stopped_early else "the last epoch's")
-    results = _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
-                                   source=f"{which} (epoch {model.n_iter_}; "
-                                          f"`npvae evaluate --out {out}` reads best.npz)")
-    results.update(train_seconds=seconds, epochs=model.n_iter_, epochs_planned=total,
-                   early_stopped=stopped_early, dataset=ds.name,
-                   binarization=ds.binarization, source=ds.source)
-    _write_json(os.path.join(out, "results.json"), results)
+    _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
+                         source=f"{which} (epoch {epoch}; `npvae evaluate --out {out}` reads "
+                                "best.npz)",
+                         extra=dict(parameters_epoch=epoch, train_seconds=seconds,
+                                    epochs=model.n_iter_, epochs_planned=total,
+                                    early_stopped=stopped_early, dataset=ds.name,
+                                    binarization=ds.binarization, source=ds.source),
+                         save_to=os.path.join(out, "results.json"))
     if figures:
         paths = write_figures(model, ds, out, seed=seed)
         _say(f"figures: {', '.join(os.path.relpath(p, out) for p in paths)} in {out}/figures",
