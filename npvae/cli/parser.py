@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
 
@@ -82,7 +83,7 @@ def _validation_size(text):
         if math.isfinite(value) and 0.0 < value < 1.0:
             return value
         raise argparse.ArgumentTypeError(message) from None
-    if value < 0:
+    if value < 0 or text.strip().startswith("-"):         # "-0" is no size either
         raise argparse.ArgumentTypeError(message)
     return value
 
@@ -320,7 +321,15 @@ def build_parser():
     _add_evaluate(sub, fmt)
     _add_sample(sub, fmt)
     _add_plot(sub, fmt)
+    for p in (parser, *sub.choices.values()):
+        # "--gaussian-logvar -1e308": argparse takes only -1 or -1.5 for a negative
+        # number, and "-1e308" for an unknown flag (no flag of npvae starts with a digit)
+        p._negative_number_matcher = _NEGATIVE_NUMBER
     return parser
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
 
 
 def explicit_flags(argv):
@@ -333,71 +342,3 @@ def explicit_flags(argv):
                 sub_action.default = argparse.SUPPRESS
     namespace = parser.parse_args(argv)
     return set(vars(namespace)) - {"command"}
-
-
-# ----------------------------------------------------------------------- settings from a file
-#: keys of a run's config.json that are not flags (written by ``npvae train``)
-RECORDED_ONLY = ("command", "likelihood_params")
-
-
-def train_actions():
-    """``{dest: action}`` of every ``npvae train`` flag."""
-    train = build_parser()._subparsers._group_actions[0].choices["train"]
-    return {a.dest: a for a in train._actions if a.option_strings and a.dest != "help"}
-
-
-def _as_flag_text(value):
-    """A JSON value as it would be typed after its flag, or None when no flag takes it."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    if isinstance(value, list):
-        if value and all(isinstance(v, list) for v in value):
-            parts = [_as_flag_text(v) for v in value]
-            return None if None in parts else ";".join(parts)
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return ",".join(map(str, value))
-    return None
-
-
-def check_setting(key, value, action):
-    """``value`` (read from a JSON file) as the flag of ``action`` would parse it: the same
-    type, range and choices as typed (one validation path for flags and files); a
-    ``ValueError`` in one line otherwise."""
-    name = action.option_strings[-1]
-    if value is None and action.default is None:
-        return None
-    if isinstance(action, argparse._StoreTrueAction):
-        if not isinstance(value, bool):
-            raise ValueError(f"{key}: {name} is a switch: true or false, got {value!r}")
-        return value
-    text = _as_flag_text(value)
-    if text is None:
-        raise ValueError(f"{key}: {value!r} is not a value of {name}")
-    try:
-        parsed = action.type(text) if action.type else text
-    except argparse.ArgumentTypeError as exc:
-        raise ValueError(f"{key}: {name} {exc}") from None
-    if action.choices is not None and parsed not in action.choices:
-        raise ValueError(f"{key}: {name} must be one of {', '.join(map(str, action.choices))}, "
-                         f"got {value!r}")
-    return parsed
-
-
-def check_settings(config, unknown="refuse"):
-    """Every flag's value in ``config`` (a run's recorded settings) checked and parsed as
-    if typed (:func:`check_setting`); returns ``{key: parsed}``.  Keys that are no flag
-    are refused (``unknown="refuse"``) or left out (``"skip"``)."""
-    actions, parsed = train_actions(), {}
-    strange = sorted(str(k) for k in config if k not in actions and k not in RECORDED_ONLY)
-    if strange and unknown == "refuse":
-        raise ValueError(f"unknown settings {', '.join(strange[:5])}"
-                         + (" ..." if len(strange) > 5 else "")
-                         + " (a run's config.json holds npvae train's flags, e.g. "
-                         "\"epochs\", \"lr\")")
-    for key, value in config.items():
-        if key in actions:
-            parsed[key] = check_setting(key, value, actions[key])
-    return parsed
-

@@ -155,7 +155,7 @@ def prepare_resume(args):
     if not isinstance(config, dict) or not isinstance(data, dict) or not config:
         raise CLIError(f"--resume: {path} holds no run settings (it was not written by "
                        "`npvae train`); continue it from Python with npvae.training.train")
-    from .parser import check_settings
+    from .settings import check_settings
 
     try:
         config = dict(config, **check_settings(config, unknown="skip"))
@@ -229,9 +229,9 @@ def apply_config(args):
     """``npvae train --config RUN/config.json``: the recorded settings become the values
     of every flag not given on the command line (the run-specific ones — output folder,
     resume, quiet — excepted); ``--out`` defaults to the recorded folder + ``-again``.
-    Every value is checked as the flag checks it when typed (:func:`.parser.check_settings`);
+    Every value is checked as the flag checks it when typed (:func:`.settings.check_settings`);
     an empty file or an unknown key is refused."""
-    from .parser import check_settings
+    from .settings import check_settings
 
     path = args.config
     config = read_json(path, "--config")

@@ -211,6 +211,10 @@ def _new_run(args, claim):
         if "validation_size" not in str(exc):
             raise
         raise CLIError(str(exc).replace("validation_size", "--validation-size")) from None
+    if ds.x_valid is not None and len(ds.x_train) < len(ds.x_valid):
+        raise CLIError(f"--validation-size {val_size} holds out {len(ds.x_valid)} of the "
+                       f"{len(ds.x_valid) + len(ds.x_train)} examples and leaves "
+                       f"{len(ds.x_train)} to train on; hold out at most half")
     if ds.name == "binarized_mnist":
         val_size = args.validation_size
     else:
