@@ -215,3 +215,39 @@ def test_training_curves_of_many_levels_draw_a_few(tmp_path, monkeypatch):
     labels = drawn[0]
     assert len(labels) <= curves.MAX_LEVELS_DRAWN + 5
     assert any("levels 21–2000 not drawn" in label for label in labels)
+
+
+# ----------------------------------------------------------------------- internal errors
+_DAMAGED_METADATA = {"data": [1], "data.validation_size": "x", "data.split_seed": "x",
+                     "data.image_shape": "x", "data.binarization": 7,
+                     "best_val_bound": [1]}
+
+
+@given(st.sampled_from(sorted(_DAMAGED_METADATA)), st.sampled_from(["evaluate", "sample",
+                                                                   "train"]))
+def test_damaged_metadata_is_a_checkpoint_error_not_an_internal_one(trained, tmp_path_factory,
+                                                                    field, command):
+    import shutil
+
+    out = tmp_path_factory.mktemp("damaged") / "run"
+    shutil.copytree(trained, out)
+    path = str(out / "checkpoint.npz")
+    model, meta = npvae.load(path), checkpoint.read_metadata(path)
+    key, _, sub = field.partition(".")
+    if sub:
+        meta[key][sub] = _DAMAGED_METADATA[field]
+    else:
+        meta[key] = _DAMAGED_METADATA[field]
+    checkpoint.save(model, path, meta)
+    shutil.copy(path, out / "best.npz")
+    argv = {"evaluate": ["evaluate", "--max-examples", "20"], "sample": ["sample", "-n", "2"],
+            "train": ["train", "--resume", "--epochs", "3", *FAST]}[command]
+    assert main([*argv, "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("argv", [["train", *DIGITS, "--hidden", "100000000"],
+                                  ["sample", "-n", "10000000000"]])
+def test_sizes_beyond_memory_are_one_line_and_exit_2(trained, tmp_path, capsys, argv):
+    out = str(tmp_path / "run") if argv[0] == "train" else trained
+    rc, _, err = run([*argv, "--out", out], capsys)
+    assert rc == 2 and "not enough memory" in err

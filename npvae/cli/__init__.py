@@ -152,6 +152,16 @@ def _run(args):
         if debug:
             raise
         return fail(f"training diverged: {_one_line(exc)}", 1)
+    except MemoryError as exc:          # a size given or stored, too large for this machine
+        if debug:
+            raise
+        return fail(f"error: not enough memory ({_one_line(exc)}): a size given or stored in "
+                    "the checkpoint (--hidden, --latent, --samples, --k, -n, --n-importance, "
+                    "--batch-size) is too large for this machine", 2)
+    except RecursionError:              # a file nested deeper than Python can read
+        if debug:
+            raise
+        return fail("error: a file read is nested too deeply to be an npvae file", 2)
     except BrokenPipeError:              # `npvae ... | head`: the reader has gone
         _silence_stdout()
         return 141

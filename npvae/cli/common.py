@@ -251,7 +251,48 @@ def _load_checkpoint(path):
     """``(model, metadata)`` of a checkpoint file."""
     from .. import checkpoint, models  # noqa: F401 (the models register their classes)
 
-    return checkpoint.load(path), checkpoint.read_metadata(path)
+    model = checkpoint.load(path)
+    return model, _check_metadata(checkpoint.read_metadata(path), path)
+
+
+def _is_int(value, minimum=0):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+#: what the commands read from a checkpoint's metadata: field -> (check, what it must be)
+_DATA_FIELDS = {
+    "dataset": (lambda v: isinstance(v, str), "a data set's name"),
+    "binarization": (lambda v: v in (None, "static", "dynamic", "none"),
+                     "static, dynamic, none or null"),
+    "validation_size": (lambda v: v is None or _is_int(v) or (
+        isinstance(v, float) and 0.0 < v < 1.0), "a count, a fraction in (0, 1) or null"),
+    "split_seed": (lambda v: v is None or _is_int(v), "an integer >= 0"),
+    "data_dir": (lambda v: v is None or isinstance(v, str), "a folder or null"),
+    "image_shape": (lambda v: v is None or (isinstance(v, list) and 1 <= len(v) <= 3
+                                            and all(_is_int(s, 1) for s in v)),
+                    "a list of 1 to 3 sizes >= 1"),
+}
+
+
+def _check_metadata(meta, path):
+    """A checkpoint's metadata as the commands read it (a damaged value was an internal
+    TypeError or AttributeError): a dict, its ``data`` a dict of :data:`_DATA_FIELDS`,
+    its ``best_val_bound`` a name; ``CLIError`` in one line otherwise."""
+    def damaged(what):
+        return CLIError(f"{path}: the checkpoint's metadata is damaged ({what})")
+
+    if not isinstance(meta, dict):
+        raise damaged("not a JSON object")
+    data = meta.get("data")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise damaged("'data' is not a JSON object")
+        for key, (ok, what) in _DATA_FIELDS.items():
+            if key in data and not ok(data[key]):
+                raise damaged(f"data.{key} is {data[key]!r:.40}, not {what}")
+    if not isinstance(meta.get("best_val_bound"), (str, type(None))):
+        raise damaged("best_val_bound is not a name")
+    return meta
 
 
 def _dataset_for_run(args, meta, path):

@@ -13,8 +13,8 @@ import json
 import os
 
 from .._fsafe import require_regular_file
-from .common import (CLIError, _dataset_for_run, _load_checkpoint, _notice, _remove_orphans,
-                     _rewrite_history, _run_dir, _write_json)
+from .common import (CLIError, _check_metadata, _dataset_for_run, _load_checkpoint, _notice,
+                     _remove_orphans, _rewrite_history, _run_dir, _write_json)
 
 #: training flags that ``--resume`` takes from the command line over the stored settings
 OVERRIDES = ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule", "kl_warmup", "clip_norm",
@@ -150,7 +150,7 @@ def prepare_resume(args):
                            f"{os.path.join(out, 'config.json')} --out {out}`")
         raise CLIError(f"--resume: no checkpoint at {path}")
     require_regular_file(path)
-    meta = checkpoint.read_metadata(path)
+    meta = _check_metadata(checkpoint.read_metadata(path), path)
     config, data = meta.get("config"), meta.get("data")
     if not isinstance(config, dict) or not isinstance(data, dict) or not config:
         raise CLIError(f"--resume: {path} holds no run settings (it was not written by "
