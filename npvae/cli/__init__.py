@@ -4,7 +4,9 @@
 ``checkpoint.npz`` (after every epoch; ``--resume`` continues from it),
 ``best.npz`` (the best epoch by the validation objective: ELBO, IWAE bound or Fisher
 loss), ``history.jsonl``, ``results.json`` and
-``figures/*.png``.  ``python -m npvae`` is the same command.
+``figures/*.png``.  ``python -m npvae`` is the same command.  One command at a time
+writes a run folder: ``train`` holds its lock (``.npvae.lock``, npvae/_fsafe.py)
+from before it reads the folder until it ends.
 
 Every failure is one line on stderr and a non-zero exit status, never a
 traceback (``NPVAE_DEBUG=1`` re-raises): a bad flag is argparse's error (2); a
@@ -20,6 +22,7 @@ One module per concern, imports flowing one way (parser and common first):
 * :mod:`.common` — messages, data loading, run folders, ``_build_model``;
 * :mod:`.figures` — :func:`write_figures`, the figures of a run folder;
 * :mod:`.evaluate` — ``evaluate``, ``sample`` and ``plot``;
+* :mod:`.settings` — settings read from a file, checked by the flags' own types;
 * :mod:`.resume` — what ``train --resume`` keeps and what it may change;
 * :mod:`.train` — ``train``.
 """
