@@ -89,3 +89,21 @@ def test_early_stopping_labels_the_results_with_the_best_epoch(tmp_path, monkeyp
     assert results["early_stopped"] and results["epochs"] == 4
     assert results["parameters_epoch"] == 2 and "(epoch 2;" in results["parameters"]
     assert np.isfinite(results["elbo"])
+
+
+def test_a_second_sigterm_while_the_terminated_command_exits_keeps_143(tmp_path):
+    code = ("import os, signal, sys\n"
+            "import npvae.cli as cli\n"
+            "real = cli.build_parser\n"
+            "def build():\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real()\n"
+            "cli.build_parser = build\n"
+            "rc = cli.main()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)      # a second kill during the exit\n"
+            "sys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "train", *DIGITS, "--epochs", "1",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=120, env=_env())
+    assert proc.returncode == 143, proc
+    assert proc.stderr.strip().splitlines() == ["npvae: terminated"]

@@ -72,9 +72,22 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None):
-    previous = None
+    previous, code = None, None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = _main(argv)
+        return code
+    finally:
+        if previous is not None:
+            # the command itself (no argv given) terminated: it is ending with 143, and a
+            # second SIGTERM while the interpreter shuts down (saved files flushed, threads
+            # joined) would end it by the signal instead (-15); it is ignored
+            ended = code == 143 and argv is None
+            signal.signal(signal.SIGTERM, signal.SIG_IGN if ended else previous)
+
+
+def _main(argv):
     try:
         _replace_unencodable()
         argv = sys.argv[1:] if argv is None else list(argv)
@@ -90,9 +103,6 @@ def main(argv=None):
     except Terminated:                      # during parsing, before _run's own handler
         print("npvae: terminated", file=sys.stderr, flush=True)
         return 143
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _replace_unencodable():
