@@ -90,10 +90,12 @@ def verify_file(path, sha256: str, size: int | None = None) -> Path:
     """
     path = Path(require_regular_file(Path(path)))   # a FIFO would block the hash forever
     actual_size = path.stat().st_size
-    if size is not None and actual_size != size:     # before hashing: a 60 GB file
-        detail = f" (size {actual_size} bytes, expected {size}"   # is not read for minutes
+    if size is not None and actual_size != size:
+        detail = f" (size {actual_size} bytes, expected {size}"
         detail += "; truncated?)" if actual_size < size else ")"
-        raise ChecksumError(path, sha256.lower(), "a file of another size", detail)
+        # a file larger than expected is not hashed: a 60 GB one was read for minutes
+        actual = sha256_file(path) if actual_size < size else "(not read: too large)"
+        raise ChecksumError(path, sha256.lower(), actual, detail)
     actual = sha256_file(path)
     if actual != sha256.lower():
         raise ChecksumError(path, sha256.lower(), actual, "")
