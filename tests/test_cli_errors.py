@@ -105,14 +105,16 @@ def test_a_library_warning_is_one_line(tmp_path, capsys, monkeypatch):
     assert rc == 0 and err == "npvae train: warning: the learning rate may be too high\n"
 
 
-def test_a_folder_with_only_a_config_is_a_run(tmp_path, capsys):
+def test_a_folder_with_only_a_config_is_an_unstarted_run_taken_over(tmp_path, capsys):
+    # issue 31: it refused both a new train and --resume
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.json").write_text("{}")
-    rc, _, err = run(["train", *DIGITS, "--out", str(out)], capsys)
-    assert rc == 2 and "config.json" in err
     rc, _, err = run(["train", "--resume", "--out", str(out)], capsys)
-    assert rc == 2 and "before its first epoch ended" in err and "--overwrite" in err
+    assert rc == 2 and "before its first epoch ended" in err and "--config" in err
+    rc, _, err = run(["train", *DIGITS, "--out", str(out)], capsys)
+    assert rc == 0 and "never finished an epoch" in err
+    assert json.load(open(out / "config.json"))["dataset"] == "digits"
 
 
 def test_overwrite_keeps_the_old_run_when_the_new_settings_are_bad(tmp_path, capsys):

@@ -9,11 +9,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import stat
 import sys
 
 import numpy as np
 
 from .._atomic import atomic_file
+from .._fsafe import require_regular_file
 
 
 # ----------------------------------------------------------------------- messages
@@ -146,8 +149,16 @@ def _describe(ds, model=None):
 # ----------------------------------------------------------------------- run folders
 #: what ``npvae train`` writes into a run folder (``--overwrite`` removes these)
 RUN_FILES = ("checkpoint.npz", "best.npz", "history.jsonl", "config.json", "results.json")
-#: a folder holding one of these holds a run
-RUN_MARKERS = ("checkpoint.npz", "config.json")
+#: a folder holding one of these holds a run; ``config.json`` alone is a run that never
+#: finished an epoch (a start that failed or was killed), which a new run takes over
+RUN_MARKERS = ("checkpoint.npz", "best.npz", "history.jsonl", "results.json")
+#: what ``npvae train`` and ``npvae plot`` write into ``figures/``, and ``npvae
+#: evaluate`` beside the run files: ``--overwrite`` removes these names and no others
+FIGURE_NAMES = ("reconstructions.png", "samples.png", "training_curves.png", "latent.png",
+                "manifold.png", "interpolation.png")
+EVALUATION_NAMES = tuple(f"evaluation-{split}.json" for split in ("test", "valid", "train"))
+#: what ``npvae sample`` writes into ``figures/`` by default
+_SAMPLE_NAME = re.compile(r"samples-(prior|classes|label-?\d+)-seed\d+\.(png|npy)")
 
 
 def _run_dir(args):
@@ -158,22 +169,21 @@ def _run_dir(args):
 
 def _checkpoint_path(args):
     if getattr(args, "checkpoint", None):
-        if not os.path.isfile(args.checkpoint):
-            raise CLIError(f"--checkpoint {args.checkpoint}: no such file")
+        require_regular_file(args.checkpoint, f"--checkpoint {args.checkpoint}")
         return args.checkpoint
     run = _run_dir(args)
     if not os.path.isdir(run):
         raise CLIError(f"--out {run}: no such folder")
     for name in ("best.npz", "checkpoint.npz"):
         path = os.path.join(run, name)
-        if os.path.exists(path):
-            return path
+        if os.path.lexists(path):
+            return require_regular_file(path)
     raise CLIError(f"no checkpoint in {run} (expected best.npz or checkpoint.npz)")
 
 
 def _holds_run(out):
     """The files that mark ``out`` as holding a run (empty when it does not)."""
-    return [name for name in RUN_MARKERS if os.path.exists(os.path.join(out, name))]
+    return [name for name in RUN_MARKERS if os.path.lexists(os.path.join(out, name))]
 
 
 def _remove_orphans(out):
@@ -183,29 +193,42 @@ def _remove_orphans(out):
     esc = glob.escape(out)
     for pattern in (".tmp-*.npz", ".tmp-*.json"):
         for path in glob.glob(os.path.join(esc, pattern)):
-            if not os.path.isfile(path):
+            if not os.path.isfile(path) or os.path.islink(path):
                 continue
             os.remove(path)
             removed.append(path)
     return removed
 
 
+def _remove_names(folder, names):
+    """Remove the files ``folder/name`` (a link is removed as a link: its target is
+    never touched; a folder of one of these names stays)."""
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            os.remove(path)
+
+
 def _clear_run(out):
     """Remove the files of the run in ``out`` (what ``npvae train``, ``evaluate``,
-    ``sample`` and ``plot`` write), nothing else."""
-    esc = glob.escape(out)
-    paths = [os.path.join(out, name) for name in RUN_FILES]
-    paths += glob.glob(os.path.join(esc, "evaluation-*.json"))
-    paths += glob.glob(os.path.join(esc, "figures", "*.png"))
-    paths += glob.glob(os.path.join(esc, "figures", "*.npy"))
-    for path in paths:
-        if os.path.isfile(path):
-            os.remove(path)
+    ``sample`` and ``plot`` write, by name), nothing else; links are removed, never
+    followed (a ``figures`` link to another folder is removed, not emptied)."""
+    _remove_names(out, RUN_FILES + EVALUATION_NAMES)
+    figures = os.path.join(out, "figures")
+    if os.path.islink(figures):
+        os.remove(figures)
+    elif os.path.isdir(figures):
+        _remove_names(figures, FIGURE_NAMES + tuple(
+            name for name in os.listdir(figures) if _SAMPLE_NAME.fullmatch(name)))
+        try:
+            os.rmdir(figures)
+        except OSError:
+            pass                     # holds files that are not ours
     _remove_orphans(out)
-    try:
-        os.rmdir(os.path.join(out, "figures"))
-    except OSError:
-        pass                     # absent, or holds files that are not ours
 
 
 def _write_text_atomic(path, text):
@@ -229,7 +252,48 @@ def _load_checkpoint(path):
     from .. import checkpoint
     from ..models import load
 
-    return load(path), checkpoint.read_metadata(path)
+    model = load(path)
+    return model, _check_metadata(checkpoint.read_metadata(path), path)
+
+
+def _is_int(value, minimum=0):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+#: what the commands read from a checkpoint's metadata: field -> (check, what it must be)
+_DATA_FIELDS = {
+    "dataset": (lambda v: isinstance(v, str), "a data set's name"),
+    "binarization": (lambda v: v in (None, "static", "dynamic", "none"),
+                     "static, dynamic, none or null"),
+    "validation_size": (lambda v: v is None or _is_int(v) or (
+        isinstance(v, float) and 0.0 < v < 1.0), "a count, a fraction in (0, 1) or null"),
+    "split_seed": (lambda v: v is None or _is_int(v), "an integer >= 0"),
+    "data_dir": (lambda v: v is None or isinstance(v, str), "a folder or null"),
+    "image_shape": (lambda v: v is None or (isinstance(v, list) and 1 <= len(v) <= 3
+                                            and all(_is_int(s, 1) for s in v)),
+                    "a list of 1 to 3 sizes >= 1"),
+}
+
+
+def _check_metadata(meta, path):
+    """A checkpoint's metadata as the commands read it (a damaged value was an internal
+    TypeError or AttributeError): a dict, its ``data`` a dict of :data:`_DATA_FIELDS`,
+    its ``best_val_bound`` a name; ``CLIError`` in one line otherwise."""
+    def damaged(what):
+        return CLIError(f"{path}: the checkpoint's metadata is damaged ({what})")
+
+    if not isinstance(meta, dict):
+        raise damaged("not a JSON object")
+    data = meta.get("data")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise damaged("'data' is not a JSON object")
+        for key, (ok, what) in _DATA_FIELDS.items():
+            if key in data and not ok(data[key]):
+                raise damaged(f"data.{key} is {data[key]!r:.40}, not {what}")
+    if not isinstance(meta.get("best_val_bound"), (str, type(None))):
+        raise damaged("best_val_bound is not a name")
+    return meta
 
 
 def _dataset_for_run(args, meta, path):

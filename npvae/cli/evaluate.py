@@ -14,6 +14,12 @@ from .common import (CLIError, _checkpoint_path, _conditional, _dataset_for_run,
 from .figures import write_figures
 
 
+#: the seed of the one binarisation of a dynamically binarised train split that
+#: ``npvae evaluate --split train`` scores (the test and validation splits use 0 and 1:
+#: npvae.data.registry)
+TRAIN_BINARIZATION_SEED = 2
+
+
 def _labels(ds, split):
     return {"train": ds.y_train, "valid": ds.y_valid, "test": ds.y_test}[split]
 
@@ -43,34 +49,53 @@ def _elbo_and_means(model, stored, labels, seed):
 
 
 def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_examples=None,
-                         source=None):
+                         source=None, extra=None, save_to=None):
     """Scores of ``model`` on a split, printed with ``source``: which parameters they are
-    (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s)."""
+    (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s).
+    ``extra`` is added to the scores, which are written to ``save_to`` (JSON) before
+    anything is printed: a report the terminal cannot show loses no results."""
     stored = _stored_split(ds, split)
     n = min(len(stored), max_examples) if max_examples else len(stored)
+    lines = []
+    stored = stored[:n]
+    if split == "train" and ds.binarization == "dynamic":
+        # training drew a fresh binarisation every epoch; score one fixed draw of it (the
+        # way the loader binarises the test and validation splits once), not grey levels
+        from ..data import binarize_dynamic
+
+        stored = binarize_dynamic(stored, TRAIN_BINARIZATION_SEED) * np.uint8(255)
+        lines.append(f"train split: binarised once with seed {TRAIN_BINARIZATION_SEED} "
+                     "(training drew a new binarisation every epoch)")
     labels = _labels(ds, split)[:n] if _conditional(model) else None
-    elbo, means = _elbo_and_means(model, stored[:n], labels, seed)
+    elbo, means = _elbo_and_means(model, stored, labels, seed)
     D = stored.shape[1]
     res = {"split": split, "n_examples": int(n), "elbo": float(elbo.mean()),
            "elbo_se": float(elbo.std(ddof=1) / np.sqrt(len(elbo))) if len(elbo) > 1 else None}
+    if lines:
+        res["binarization"] = lines[0]
     if source:
         res["parameters"] = source
-        _say(f"parameters: {source}", quiet)
-    _say(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
-         f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})", quiet)
+        lines.append(f"parameters: {source}")
+    lines.append(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
+                 f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})")
     if n_importance and hasattr(model, "log_likelihood"):
-        x = _to_input(stored[:n], model.likelihood, model.dtype)
+        x = _to_input(stored, model.likelihood, model.dtype)
         cond = () if labels is None else (labels,)
         ll = model.log_likelihood(x, *cond, n_importance=n_importance, random_state=seed)
         nll = -ll
         res.update(nll=float(nll.mean()), nll_se=float(nll.std(ddof=1) / np.sqrt(len(nll))),
                    bits_per_dim=float(nll.mean() / (D * np.log(2))), n_importance=n_importance)
-        _say(f"{split} NLL (K={n_importance}): {res['nll']:.3f} ± {res['nll_se']:.3f} nats, "
-             f"{res['bits_per_dim']:.4f} bits/dim", quiet)
+        lines.append(f"{split} NLL (K={n_importance}): {res['nll']:.3f} ± {res['nll_se']:.3f} "
+                     f"nats, {res['bits_per_dim']:.4f} bits/dim")
     if means is not None:
         au = active_units(means)
         res["active_units"] = au
-        _say(f"active units: {au}", quiet)
+        lines.append(f"active units: {au}")
+    res.update(extra or {})
+    if save_to:
+        _write_json(save_to, res)
+    for line in lines:
+        _say(line, quiet)
     return res
 
 
@@ -86,11 +111,10 @@ def cmd_evaluate(args):
                                SELECTION_NAMES[selection(model)[0]])
     kind = (f"the best validation {best}'s" if os.path.basename(path) == "best.npz"
             else "the last epoch's")
-    res = _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
-                               args.max_examples,
-                               source=f"{path}, {kind} (epoch {model.n_iter_})")
-    if args.out:
-        _write_json(os.path.join(args.out, f"evaluation-{args.split}.json"), res)
+    _evaluate_and_report(model, ds, args.split, args.seed, args.n_importance, False,
+                         args.max_examples, source=f"{path}, {kind} (epoch {model.n_iter_})",
+                         save_to=args.out and os.path.join(args.out,
+                                                           f"evaluation-{args.split}.json"))
     return 0
 
 
@@ -128,10 +152,16 @@ def cmd_sample(args):
              else "classes" if _conditional(model) else "prior")
     output = args.output or os.path.join(_figures_home(args, path), "figures",
                                          f"samples-{which}-seed{args.seed}.png")
-    plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
-                       title=f"{args.n} samples from the prior (seed {args.seed})")
-    np.save(os.path.splitext(output)[0] + ".npy", means)
-    print(f"wrote {output} and {os.path.splitext(output)[0]}.npy")
+    if os.path.isdir(output):
+        raise CLIError(f"--output {output} is a folder; give the PNG's path, e.g. "
+                       f"{os.path.join(output, 'samples.png')}")
+    if not os.path.splitext(output)[1]:
+        output += ".png"                     # what is written is what is said
+    png = plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
+                             title=f"{args.n} samples from the prior (seed {args.seed})")
+    npy = os.path.splitext(os.fspath(png))[0] + ".npy"
+    np.save(npy, means)
+    print(f"wrote {png} and {npy}")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
 
@@ -83,7 +84,7 @@ def _validation_size(text):
         if math.isfinite(value) and 0.0 < value < 1.0:
             return value
         raise argparse.ArgumentTypeError(message) from None
-    if value < 0:
+    if value < 0 or text.strip().startswith("-"):         # "-0" is no size either
         raise argparse.ArgumentTypeError(message)
     return value
 
@@ -355,7 +356,15 @@ def build_parser():
     _add_sample(sub, fmt)
     _add_plot(sub, fmt)
     _add_sweep(sub, fmt)
+    for p in (parser, *sub.choices.values()):
+        # "--gaussian-logvar -1e308": argparse takes only -1 or -1.5 for a negative
+        # number, and "-1e308" for an unknown flag (no flag of npvae starts with a digit)
+        p._negative_number_matcher = _NEGATIVE_NUMBER
     return parser
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
 
 
 def explicit_flags(argv):

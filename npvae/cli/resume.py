@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 
-from .common import (CLIError, _dataset_for_run, _load_checkpoint, _notice, _remove_orphans,
-                     _rewrite_history, _run_dir, _write_json)
+from .._fsafe import require_regular_file
+from .common import (CLIError, _check_metadata, _dataset_for_run, _load_checkpoint, _notice,
+                     _remove_orphans, _rewrite_history, _run_dir, _write_json)
 
 #: training flags that ``--resume`` takes from the command line over the stored settings
 OVERRIDES = ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule", "kl_warmup", "clip_norm",
@@ -101,15 +102,34 @@ def _settings(args, given, config):
     return settings, changes
 
 
-def _early_stopped(out, n_iter):
-    """Whether the run's last session ended by early stopping at epoch ``n_iter``."""
+def _results(out, n_iter):
+    """The run's ``results.json`` when it was written after epoch ``n_iter`` (else None:
+    missing, damaged, or of an earlier epoch, as when a kill came after the last epoch's
+    checkpoint and before the results)."""
+    path = os.path.join(out, "results.json")
     try:
-        with open(os.path.join(out, "results.json")) as f:
+        require_regular_file(path)
+        with open(path) as f:
             results = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return (isinstance(results, dict) and bool(results.get("early_stopped"))
-            and results.get("epochs") == n_iter)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return results if isinstance(results, dict) and results.get("epochs") == n_iter else None
+
+
+def _check_history(history, path):
+    """A checkpoint's history as training reads it: records of numbers (a string where
+    a validation ELBO belongs ended in an internal TypeError)."""
+    for i, record in enumerate(history):
+        if not isinstance(record, dict):
+            bad = f"{record!r}"[:80]
+        else:
+            bad = next((f"{key} = {value!r}"[:80] for key, value in record.items()
+                        if value is not None and (isinstance(value, bool)
+                                                  or not isinstance(value, (int, float)))),
+                       None if record.get("epoch") == i + 1 else "out of order")
+        if bad is not None:
+            raise CLIError(f"--resume: {path} holds a damaged history (epoch {i + 1}: "
+                           f"{bad}); start the run again with --overwrite")
 
 
 def prepare_resume(args):
@@ -123,16 +143,25 @@ def prepare_resume(args):
         raise CLIError("--resume needs --out RUN, the folder of the run to continue")
     out = _run_dir(args)
     path = os.path.join(out, "checkpoint.npz")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         if os.path.exists(os.path.join(out, "config.json")):
             raise CLIError(f"--resume: no checkpoint at {path}: the run stopped before its "
-                           "first epoch ended; start it again with --overwrite")
+                           f"first epoch ended; start it again with `npvae train --config "
+                           f"{os.path.join(out, 'config.json')} --out {out}`")
         raise CLIError(f"--resume: no checkpoint at {path}")
-    meta = checkpoint.read_metadata(path)
+    require_regular_file(path)
+    meta = _check_metadata(checkpoint.read_metadata(path), path)
     config, data = meta.get("config"), meta.get("data")
     if not isinstance(config, dict) or not isinstance(data, dict) or not config:
         raise CLIError(f"--resume: {path} holds no run settings (it was not written by "
                        "`npvae train`); continue it from Python with npvae.training.train")
+    from .settings import check_settings
+
+    try:
+        config = dict(config, **check_settings(config, unknown="skip"))
+    except ValueError as exc:
+        raise CLIError(f"--resume: {path} holds damaged run settings ({exc}); start the run "
+                       "again with --overwrite") from None
     _refuse_changes(args, given, config, data, out)
     if config.get("model") == "fisher" and "kl_warmup" in given:
         raise CLIError("--kl-warmup does not apply to a --model fisher run (the Fisher "
@@ -142,18 +171,25 @@ def prepare_resume(args):
 
     _setup_compute(settings["backend"], settings["threads"])
     model, _ = _load_checkpoint(path)
+    _check_history(model.history_, path)
     done = model.n_iter_
     _remove_orphans(out)
     _rewrite_history(out, model.history_)     # history.jsonl as the checkpoint has it
     total = settings["epochs"]
     if total is None:
         total = config.get("epochs") or done
-    if done >= total or (_early_stopped(out, done) and not {"epochs", "patience"} & given):
+    results = _results(out, done)
+    early = bool(results and results.get("early_stopped"))
+    if done >= total or (early and not {"epochs", "patience"} & given):
         why = (f"early stopping ended it at epoch {done}" if done < total
                else f"it has trained {done} of --epochs {total}")
-        print(f"npvae train: the run in {out} is finished ({why}); pass a larger --epochs "
-              "to train it further", flush=True)
-        return None
+        if results is not None:
+            print(f"npvae train: the run in {out} is finished ({why}); pass a larger --epochs "
+                  "to train it further", flush=True)
+            return None
+        _notice(f"the run in {out} is finished ({why}) but its results.json was not "
+                "written (was it killed?); writing the results and figures now")
+        total = done
     if changes:
         _notice(f"resuming {out} with changed settings: " + ", ".join(changes))
     if args.data_dir:
@@ -169,34 +205,48 @@ def prepare_resume(args):
     return model, ds, out, settings, meta
 
 
-def _as_tuples(value):
-    """JSON lists as the parser's tuples: ``[200, 200]`` -> ``(200, 200)``, a hierarchical
-    VAE's ``[[200], [100]]`` -> ``((200,), (100,))``."""
-    return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
+def read_json(path, what):
+    """A JSON object from ``path``: a regular file (a FIFO would block), parsed (a
+    nesting deep enough for a ``RecursionError`` is damage too), a dict; one-line
+    ``CLIError`` otherwise."""
+    try:
+        require_regular_file(path, f"{what} {path}")
+        with open(path, "rb") as f:
+            value = json.loads(f.read())
+    except FileNotFoundError:
+        raise CLIError(f"{what}: no such file {path}") from None
+    except OSError as exc:
+        raise CLIError(f"{what}: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise CLIError(f"{what}: {path} is not a run's config.json (not JSON: "
+                       f"{type(exc).__name__})") from None
+    if not isinstance(value, dict):
+        raise CLIError(f"{what}: {path} is not a run's config.json (a JSON object)")
+    return value
 
 
 def apply_config(args):
     """``npvae train --config RUN/config.json``: the recorded settings become the values
     of every flag not given on the command line (the run-specific ones — output folder,
-    resume, quiet — excepted); ``--out`` defaults to the recorded folder + ``-again``."""
+    resume, quiet — excepted); ``--out`` defaults to the recorded folder + ``-again``.
+    Every value is checked as the flag checks it when typed (:func:`.settings.check_settings`);
+    an empty file or an unknown key is refused."""
+    from .settings import check_settings
+
     path = args.config
+    config = read_json(path, "--config")
+    if not config:
+        raise CLIError(f"--config: {path} holds no settings ({{}}); give a run's config.json")
     try:
-        with open(path) as f:
-            config = json.load(f)
-    except FileNotFoundError:
-        raise CLIError(f"--config: no such file {path}") from None
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"--config: {path} is not a run's config.json ({exc})") from None
-    if not isinstance(config, dict):
-        raise CLIError(f"--config: {path} is not a run's config.json")
-    defaults = train_defaults()
+        parsed = check_settings(config)
+    except ValueError as exc:
+        raise CLIError(f"--config: {path}: {exc}") from None
     given = explicit(args)
     args.from_config_ = set()           # the flags whose values came from the file
-    for key, value in config.items():
-        if key in defaults and key not in given and key not in PER_RUN + ("config",):
-            setattr(args, key, _as_tuples(value) if key == "hidden"
-                    else tuple(value) if isinstance(value, list) else value)
+    for key, value in parsed.items():
+        if key not in given and key not in PER_RUN + ("config",):
+            setattr(args, key, value)
             args.from_config_.add(key)
     if "out" not in given:
-        args.out = str(config.get("out", "runs/run")).rstrip("/") + "-again"
+        args.out = str(parsed.get("out") or "runs/run").rstrip("/") + "-again"
     return args

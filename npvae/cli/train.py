@@ -7,8 +7,9 @@ import time
 
 import numpy as np
 
+from .._fsafe import FolderLocked, folder_lock
 from .common import (CLIError, _batch_transform, _build_model, _clear_run, _conditional,
-                     _default_validation, _describe, _describe_model, _holds_run, _load_data,
+                     _default_validation, _describe, _describe_model, _holds_run, _load_data, _notice,
                      _remove_orphans, _rewrite_history, _say, _setup_compute, _split_x,
                      _to_input, _write_json)
 from .evaluate import _evaluate_and_report
@@ -17,20 +18,82 @@ from .resume import explicit, flag, prepare_resume
 
 
 def cmd_train(args):
+    claim = _Claim()
+    try:
+        return _train(args, claim)
+    except BaseException:
+        claim.forget_unstarted()
+        raise
+    finally:
+        claim.release()
+
+
+def _train(args, claim):
     if args.resume:
+        if args.out and os.path.isdir(args.out):
+            claim.take(args.out, create=False)
         prepared = prepare_resume(args)
         if prepared is None:             # finished already
             return 0
         model, ds, out, settings, meta = prepared
-        _say(f"resuming {out}/checkpoint.npz at epoch {model.n_iter_} of {settings['epochs']}",
-             args.quiet)
-        created = None
+        if model.n_iter_ < settings["epochs"]:
+            _say(f"resuming {out}/checkpoint.npz at epoch {model.n_iter_} of "
+                 f"{settings['epochs']}", args.quiet)
     else:
-        model, ds, out, settings, meta, created = _new_run(args)
+        model, ds, out, settings, meta = _new_run(args, claim)
     config = meta["config"]
     x_train = ds.x_train[:config.get("max_examples") or None]   # the run's own setting on resume
     return _fit(model, ds, x_train, out, settings, meta, quiet=args.quiet,
-                figures=not args.no_figures, seed=config.get("seed", 0), created=created)
+                figures=not args.no_figures, seed=config.get("seed", 0))
+
+
+class _Claim:
+    """The run folder this command writes: locked from before it is read until the
+    command ends (two commands never write one folder: npvae/_fsafe.py), and, for a
+    new run that ends before its first checkpoint, left as it was found: the files
+    this command wrote removed, the folder too when this command created it."""
+
+    def __init__(self):
+        self.lock, self.out, self.created, self.wrote = None, None, False, False
+
+    def take(self, out, create):
+        if self.lock is not None:
+            return
+        created = create and not os.path.isdir(out)
+        if created:
+            os.makedirs(out, exist_ok=True)
+        try:
+            self.lock = folder_lock(out)
+        except FolderLocked as exc:
+            if created:
+                _rmdir(out)
+            raise CLIError(f"{exc} (a second command may not write a run folder that "
+                           "another is writing)") from None
+        self.out, self.created = out, created
+
+    def forget_unstarted(self):
+        if (self.out is None or not self.wrote
+                or os.path.lexists(os.path.join(self.out, "checkpoint.npz"))):
+            return
+        for name in ("config.json", "history.jsonl"):
+            path = os.path.join(self.out, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                os.remove(path)
+
+    def release(self):
+        if self.lock is None:
+            return
+        self.lock.release()
+        self.lock = None
+        if self.created and not os.path.lexists(os.path.join(self.out, "checkpoint.npz")):
+            _rmdir(self.out)
+
+
+def _rmdir(folder):
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass                             # not empty: files that are not ours
 
 
 # ----------------------------------------------------------------------- a new run
@@ -39,6 +102,9 @@ def _refuse_existing(out, overwrite):
     if found and not overwrite:
         raise CLIError(f"{out} already holds a run ({', '.join(found)}); continue it with "
                        f"--resume, choose another --out, or pass --overwrite to replace it")
+    if not found and os.path.lexists(os.path.join(out, "config.json")):
+        _notice(f"{out} holds the config.json of a run that never finished an epoch; "
+                "this run replaces it")
 
 
 def _likelihood_params(args, likelihood, given):
@@ -137,10 +203,11 @@ def check_settings(args):
     return given, key, binarization
 
 
-def _new_run(args):
+def _new_run(args, claim):
     """Load the data, build and initialise the model, prepare the run folder."""
     given, key, binarization = check_settings(args)
     if args.out:
+        claim.take(args.out, create=True)
         _refuse_existing(args.out, args.overwrite)
     _setup_compute(args.backend, args.threads)
     val_size = args.validation_size
@@ -152,12 +219,17 @@ def _new_run(args):
         if "validation_size" not in str(exc):
             raise
         raise CLIError(str(exc).replace("validation_size", "--validation-size")) from None
+    if ds.x_valid is not None and len(ds.x_train) < len(ds.x_valid):
+        raise CLIError(f"--validation-size {val_size} holds out {len(ds.x_valid)} of the "
+                       f"{len(ds.x_valid) + len(ds.x_train)} examples and leaves "
+                       f"{len(ds.x_train)} to train on; hold out at most half")
     if ds.name == "binarized_mnist":
         val_size = args.validation_size
     else:
         val_size = None if ds.x_valid is None else len(ds.x_valid)
     out = args.out or os.path.join("runs", f"{args.model}-{ds.name}")
     if not args.out:
+        claim.take(out, create=True)
         _refuse_existing(out, args.overwrite)
     if args.epochs is None:
         args.epochs = 10 if len(ds.x_train) >= 10000 else 100
@@ -172,9 +244,8 @@ def _new_run(args):
     model._set_output_bias(_to_input(ds.x_train[:10000], likelihood, np.float64))
     if args.overwrite:
         _clear_run(out)
-    created = not os.path.isdir(out)
-    os.makedirs(out, exist_ok=True)
     _remove_orphans(out)
+    claim.wrote = True
     config = {k: v for k, v in vars(args).items()
               if k not in ("func", "explicit_", "from_config_", "resume", "overwrite")}
     config.update(dataset=ds.name, likelihood=likelihood, out=out, binarization=ds.binarization,
@@ -187,7 +258,7 @@ def _new_run(args):
                      "source": ds.source}}
     settings = {k: config[k] for k in ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule",
                                        "kl_warmup", "clip_norm", "patience", "adam_eps")}
-    return model, ds, out, settings, meta, created
+    return model, ds, out, settings, meta
 
 
 # ----------------------------------------------------------------------- training
@@ -199,21 +270,15 @@ def _interrupted(out):
     return "before the first epoch ended, nothing saved"
 
 
-def _forget_unstarted(out, created):
-    """A new run that ended before its first checkpoint leaves nothing behind: no
-    config.json that would mark ``out`` as holding a run (and ``out`` itself goes
-    when this command created it)."""
-    if created is None or os.path.exists(os.path.join(out, "checkpoint.npz")):
-        return
-    for name in ("config.json", "history.jsonl"):
-        path = os.path.join(out, name)
-        if os.path.isfile(path):
-            os.remove(path)
-    if created:
-        try:
-            os.rmdir(out)
-        except OSError:
-            pass
+def _best_epoch(model):
+    """The epoch whose parameters early stopping restored: the best validation value of
+    the objective (:func:`npvae.training.selection`), the first of equals."""
+    from ..training import selection
+
+    key, sign = selection(model)
+    scored = [(sign * r[f"val_{key}"], -r["epoch"]) for r in model.history_
+              if isinstance(r.get(f"val_{key}"), (int, float))]
+    return -max(scored)[1] if scored else model.n_iter_
 
 
 def _reason(exc):
@@ -238,9 +303,10 @@ def _diverged(exc, out, settings):
     return f"training diverged: {reason}; nothing was saved: try {advice}"
 
 
-def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=None):
-    """Train up to ``settings["epochs"]`` in all, then test ELBO, results.json, figures.
-    ``created``: None on --resume, else whether this command created ``out``."""
+def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
+    """Train up to ``settings["epochs"]`` in all, then test ELBO, results.json, figures
+    (a run already at its total only gets what is missing: a run killed after its last
+    epoch is completed by ``--resume``)."""
     from ..training import TrainingDiverged, train
 
     total = settings["epochs"]
@@ -265,15 +331,10 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=
     except KeyboardInterrupt as exc:
         if sys.stderr.isatty():
             print(file=sys.stderr)       # end the progress bar's line
-        _forget_unstarted(out, created)
         exc.args = (_interrupted(out),)
         raise
     except TrainingDiverged as exc:
-        _forget_unstarted(out, created)
         raise CLIError(_diverged(exc, out, settings), exit_code=1) from None
-    except BaseException:
-        _forget_unstarted(out, created)
-        raise
     seconds = time.perf_counter() - t0
     ckpt = os.path.join(out, "checkpoint.npz")
     if not os.path.exists(ckpt):     # --epochs 0: the initial model, to evaluate or resume
@@ -284,15 +345,17 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=
     stopped_early = model.n_iter_ < total
     from ..training import SELECTION_NAMES, selection
 
+    epoch = _best_epoch(model) if stopped_early else model.n_iter_
     which = (f"the best validation {SELECTION_NAMES[selection(model)[0]]}'s, restored by early "
              "stopping" if stopped_early else "the last epoch's")
-    results = _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
-                                   source=f"{which} (epoch {model.n_iter_}; "
-                                          f"`npvae evaluate --out {out}` reads best.npz)")
-    results.update(train_seconds=seconds, epochs=model.n_iter_, epochs_planned=total,
-                   early_stopped=stopped_early, dataset=ds.name,
-                   binarization=ds.binarization, source=ds.source)
-    _write_json(os.path.join(out, "results.json"), results)
+    _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
+                         source=f"{which} (epoch {epoch}; `npvae evaluate --out {out}` reads "
+                                "best.npz)",
+                         extra=dict(parameters_epoch=epoch, train_seconds=seconds,
+                                    epochs=model.n_iter_, epochs_planned=total,
+                                    early_stopped=stopped_early, dataset=ds.name,
+                                    binarization=ds.binarization, source=ds.source),
+                         save_to=os.path.join(out, "results.json"))
     if figures:
         paths = write_figures(model, ds, out, seed=seed)
         _say(f"figures: {', '.join(os.path.relpath(p, out) for p in paths)} in {out}/figures",

@@ -23,6 +23,8 @@ __all__ = ["plot_training_curves"]
 _REQUIRED_HISTORY_KEYS = ("epoch", "train_elbo", "train_reconstruction", "train_kl")
 _OPTIONAL_HISTORY_KEYS = ("val_elbo", "val_reconstruction", "val_kl",
                           "train_iwae", "val_iwae")  # L_K of a model trained on it
+#: at most this many levels get their own KL curves (the rest are named in the legend)
+MAX_LEVELS_DRAWN = 20
 _LEVEL_KEY = re.compile(r"^(train|val)_kl_(\d+)$")  # per-level KL of a hierarchical VAE
 
 
@@ -119,7 +121,8 @@ def plot_training_curves(
     best validation ``L_K``, the epoch its ``best.npz`` keeps. A hierarchical VAE's
     history also holds the KL of each level (``train_kl_1`` …
     ``train_kl_L``, ``val_kl_1`` …): the KL panel then shows the total and
-    one curve per level. Missing values (``None`` or NaN, e.g. epochs
+    one curve per level, for the first :data:`MAX_LEVELS_DRAWN` levels (the legend
+    names those left out). Missing values (``None`` or NaN, e.g. epochs
     without validation) are skipped; a series that is missing everywhere is
     not drawn. A few values far from the rest (typically the first epoch)
     are left off the axis and listed in the panel.
@@ -211,12 +214,16 @@ def plot_training_curves(
             series(ax_kl, "train_kl", color="C3", linewidth=2.2,
                    label=f"total (last: {last('train_kl')})")
             series(ax_kl, "val_kl", color="C3", linewidth=2.2, linestyle="--")
-            for i, l in enumerate(levels):
+            drawn = levels[:MAX_LEVELS_DRAWN]    # 2,000 curves and keys took minutes
+            for i, l in enumerate(drawn):
                 colour = f"C{(4 + i) % 10}"
                 series(ax_kl, f"train_kl_{l}", color=colour,
                        label=f"level {l}, $z_{{{l}}}$ (last: {last(f'train_kl_{l}')})")
                 series(ax_kl, f"val_kl_{l}", color=colour, linestyle="--")
                 kl_keys += [f"train_kl_{l}", f"val_kl_{l}"]
+            if len(drawn) < len(levels):
+                ax_kl.plot([], [], color="none", label=f"levels {levels[len(drawn)]}–"
+                           f"{levels[-1]} not drawn (first {len(drawn)} of {len(levels)})")
             ax_kl.set_title(r"KL$(q\,\|\,p)$: total and per level")
             if np.isfinite(cols["val_kl"]).any():     # the line styles need a key
                 ax_kl.plot([], [], color="0.4", label="train (solid)")
