@@ -3,9 +3,8 @@
 :func:`train` is an explicit loop: epochs of shuffled minibatches, each batch
 one :func:`train_step` (forward, backward, update) with Adam or SGD, a
 learning-rate schedule, KL warm-up (Sønderby et al. 2016) and gradient-norm
-clipping; after each epoch the validation terms and the callbacks — the progress
-display, the run folder (checkpoints, ``history.jsonl``), early stopping and
-any the caller adds (:class:`Callback`).  All randomness (shuffling, dynamic
+clipping; after each epoch the validation terms and the callbacks (progress, the
+run folder, early stopping, the caller's: :class:`Callback`).  All randomness (shuffling, dynamic
 binarisation, noise) comes from the model's generator ``rng_``, whose state is
 checkpointed, so resuming continues exactly.  Labels ``y`` (the conditional
 VAE's condition) are shuffled and batched with the data.

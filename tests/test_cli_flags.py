@@ -77,6 +77,8 @@ def test_every_flag_states_its_real_default(capsys):
         for action in sub._actions:
             if isinstance(action, (argparse._HelpAction, argparse._StoreTrueAction)):
                 continue
+            if not action.option_strings or action.required:    # nothing to default to
+                continue
             help_text = formatter._get_help_string(action)
             assert "default" in help_text, (name, action.option_strings, help_text)
 

@@ -131,7 +131,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         help = action.help or ""
         default = action.default
         if (default is argparse.SUPPRESS or not action.option_strings or "default" in help
-                or isinstance(action, argparse._StoreTrueAction)):
+                or action.required or isinstance(action, argparse._StoreTrueAction)):
             return help
         if isinstance(default, tuple):
             default = (";".join(",".join(map(str, d)) for d in default)
@@ -336,7 +336,8 @@ def _add_sweep(sub, fmt):
     s.add_argument("file", metavar="FILE.toml",
                    help="[base]: npvae train settings; [grid]: lists, one run per combination")
     s.add_argument("--out", required=True, metavar="DIR",
-                   help="one run folder per run, results.csv, summary.md and summary.png")
+                   help="one run folder per run, results.csv, summary.md and summary.png "
+                        "(required)")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, tcp://HOST:8786 (default: a local cluster "
                         "of processes, workers x threads per run <= cores)")

@@ -116,16 +116,22 @@ def _results(out, n_iter):
     return results if isinstance(results, dict) and results.get("epochs") == n_iter else None
 
 
+def _is_text_list(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _check_history(history, path):
     """A checkpoint's history as training reads it: records of numbers (a string where
-    a validation ELBO belongs ended in an internal TypeError)."""
+    a validation ELBO belongs ended in an internal TypeError), and the thread policy's
+    ``thread_changes``, a list of lines (npvae/threads.py)."""
     for i, record in enumerate(history):
         if not isinstance(record, dict):
             bad = f"{record!r}"[:80]
         else:
             bad = next((f"{key} = {value!r}"[:80] for key, value in record.items()
-                        if value is not None and (isinstance(value, bool)
-                                                  or not isinstance(value, (int, float)))),
+                        if value is not None and not (key == "thread_changes"
+                                                      and _is_text_list(value))
+                        and (isinstance(value, bool) or not isinstance(value, (int, float)))),
                        None if record.get("epoch") == i + 1 else "out of order")
         if bad is not None:
             raise CLIError(f"--resume: {path} holds a damaged history (epoch {i + 1}: "
