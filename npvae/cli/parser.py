@@ -68,6 +68,17 @@ def _finite_float(minimum=None, inclusive=False):
     return parse
 
 
+def _min_logvar(text):
+    """``--gaussian-min-logvar``: ``auto`` (None, from the data), ``none`` or a finite number."""
+    if text.strip().lower() in ("auto", "none"):
+        return None if text.strip().lower() == "auto" else "none"
+    try:
+        return _finite_float()(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number, 'auto' or 'none', got {text!r}") from None
+
+
 def _validation_size(text):
     """A fraction in (0, 1), a whole number of examples >= 1, or 0 (no validation split)."""
     message = ("must be a fraction in (0, 1), a whole number of examples >= 1, or 0 for "
@@ -199,6 +210,13 @@ def _add_train(sub, fmt):
                         "(default: sigmoid)")
     t.add_argument("--gaussian-logvar", type=_finite_float(), default=0.0, metavar="LOGVAR",
                    help="--likelihood gaussian only: the (starting) log-variance of p(x|z)")
+    t.add_argument("--gaussian-min-logvar", type=_min_logvar, default=None, metavar="FLOOR",
+                   help="--likelihood gaussian only: a floor under a learned log-variance "
+                        "(reached smoothly); 'auto' (the default) is log(step^2/12) for the "
+                        "step between the data's levels (1/255 for 8-bit images, 1 for "
+                        "binarised ones), without which the variance of quantised data runs "
+                        "to 0 and training diverges; 'none' for no floor "
+                        "(docs/04-likelihoods.md)")
     t.add_argument("--posterior", choices=("diagonal", "full"), default="diagonal",
                    help="vae only: diagonal Gaussian q(z|x), or full covariance L Lᵀ "
                         "(docs/03-kl-divergences.md)")

@@ -41,10 +41,20 @@ def _refuse_existing(out, overwrite):
                        f"--resume, choose another --out, or pass --overwrite to replace it")
 
 
-def _likelihood_params(args, likelihood, given):
-    """``likelihood_params`` of the model: the Gaussian's variance options; the
-    Gaussian flags are refused for other likelihoods."""
-    gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar", "gaussian_mean"} & given)
+def _auto_min_logvar(ds):
+    """``log(Δ²/12)``, the variance of a level's rounding error, for the step ``Δ``
+    between the levels of the model's input (docs/04-likelihoods.md#a-floor-under-the-variance)."""
+    from ..data import quantization_step
+
+    return round(float(np.log(quantization_step(ds.x_train, ds.binarization) ** 2 / 12)), 4)
+
+
+def _likelihood_params(args, likelihood, given, ds=None):
+    """``likelihood_params`` of the model: the Gaussian's variance options (with ``ds``,
+    the data, the floor under a learned variance); the Gaussian flags are refused for
+    other likelihoods."""
+    gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar", "gaussian_mean",
+                             "gaussian_min_logvar"} & given)
     if likelihood != "gaussian":
         if gaussian_flags:
             names = " and ".join(flag(k) for k in gaussian_flags)
@@ -52,8 +62,16 @@ def _likelihood_params(args, likelihood, given):
             raise CLIError(f"{names} {verb} to --likelihood gaussian only, and this run's "
                            f"likelihood is {likelihood}")
         return None
-    return {"variance": args.gaussian_variance, "logvar": args.gaussian_logvar,
-            "sigmoid_mean": args.gaussian_mean == "sigmoid"}
+    params = {"variance": args.gaussian_variance, "logvar": args.gaussian_logvar,
+              "sigmoid_mean": args.gaussian_mean == "sigmoid"}
+    floor = getattr(args, "gaussian_min_logvar", None)
+    if args.gaussian_variance == "fixed":
+        if "gaussian_min_logvar" in given and floor != "none":
+            raise CLIError("--gaussian-min-logvar floors a learned variance; with "
+                           "--gaussian-variance fixed give --gaussian-logvar itself")
+    elif floor != "none" and (floor is not None or ds is not None):
+        params["min_logvar"] = _auto_min_logvar(ds) if floor is None else float(floor)
+    return params
 
 
 def _dataset_key(name):
@@ -156,7 +174,7 @@ def _new_run(args):
     if args.patience is not None and ds.x_valid is None:
         raise CLIError("--patience needs a validation split (--validation-size above 0)")
     likelihood = args.likelihood or ds.likelihood_hint
-    lik_params = _likelihood_params(args, likelihood, given)
+    lik_params = _likelihood_params(args, likelihood, given, ds)
     classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
     model = _build_model(args, likelihood, classes, lik_params)
     model.initialize(ds.n_features)          # checks every setting before the folder is touched
@@ -217,13 +235,33 @@ def _reason(exc):
     return reason.rstrip(". ")
 
 
-def _diverged(exc, out, settings):
-    """The one-line message of a diverged run: what happened, what is kept, what to try."""
+def _learned_variance_floor(model):
+    """``(True, floor or None)`` for a Gaussian likelihood with a learned variance, else
+    ``(False, None)``."""
+    lik = getattr(model, "_lik", None)
+    if getattr(lik, "name", "") != "gaussian" or lik.variance == "fixed":
+        return False, None
+    return True, lik.min_logvar
+
+
+def _diverged(exc, out, settings, model=None):
+    """The one-line message of a diverged run: what happened, what is kept, what to try.
+    A Gaussian whose learned variance has no floor is told to start again with one (a
+    floor changes the model: --resume cannot add it)."""
     reason = _reason(exc)
     ckpt = os.path.join(out, "checkpoint.npz")
     clip = settings.get("clip_norm")
     advice = (f"a smaller --lr (it was {settings['lr']:g}) or "
               + (f"a smaller --clip-norm (it was {clip:g})" if clip else "--clip-norm 1"))
+    learned, floor = _learned_variance_floor(model)
+    if learned and floor is None:
+        return (f"training diverged: {reason}; the Gaussian's learned variance has no floor "
+                "(--gaussian-min-logvar none), and on quantised data it runs to 0: start "
+                f"again with `--out {out} --overwrite --gaussian-min-logvar auto`")
+    if learned:
+        advice = f"a higher --gaussian-min-logvar (it was {floor:g}), {advice}"
+        return (f"training diverged: {reason}; start again with `--out {out} --overwrite` "
+                f"and {advice}")
     if os.path.exists(ckpt):
         return (f"training diverged: {reason}; {ckpt} holds the last completed epoch: "
                 f"continue with `npvae train --out {out} --resume` and {advice}")
@@ -262,7 +300,7 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed, created=
         raise
     except TrainingDiverged as exc:
         _forget_unstarted(out, created)
-        raise CLIError(_diverged(exc, out, settings), exit_code=1) from None
+        raise CLIError(_diverged(exc, out, settings, model), exit_code=1) from None
     except BaseException:
         _forget_unstarted(out, created)
         raise
