@@ -199,3 +199,66 @@ def test_threadpoolctl_is_declared():
     cfg.read(os.path.join(ROOT, "setup.cfg"))
     required = cfg["options"]["install_requires"]
     assert "threadpoolctl" in required and "scikit-learn" in required
+
+
+# ----------------------------------------------------------------------- the CLI's words
+SYN = ["--dataset", "synthetic", "--max-examples", "100", "--epochs", "0", *FAST]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--objective", "iwae"], "--objective iwae needs --k K, at least 2"),
+    (["--objective", "iwae", "--k", "1"], "--objective iwae needs --k K, at least 2"),
+    (["--k", "5"], "--k 5 applies to --objective iwae only"),
+    (["--gradient-estimator", "dreg"], "--gradient-estimator dreg is for --objective iwae"),
+    (["--dataset", "digits", "--likelihood", "bernoulli", "--binarization", "none"],
+     "--likelihood bernoulli needs binary data"),
+])
+def test_errors_name_flags_not_python_parameters(argv, words, tmp_path, capsys):
+    assert main(["train", *SYN, *argv, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert "='" not in err and "=[" not in err            # no gradient_estimator='dreg' etc.
+
+
+def test_iwae_with_k_trains(tmp_path):
+    assert main(["train", *SYN, "--objective", "iwae", "--k", "2",
+                 "--out", str(tmp_path / "r")]) == 0
+
+
+def test_sample_label_is_in_the_title_and_an_unknown_label_names_the_flag(tmp_path, capsys,
+                                                                          monkeypatch):
+    out = str(tmp_path / "c")
+    assert main(["train", *SYN, "--model", "cvae", "--out", out]) == 0
+    titles = []
+    import npvae.plots
+
+    original = npvae.plots.plot_samples
+    monkeypatch.setattr(npvae.plots, "plot_samples",
+                        lambda *a, **k: (titles.append(k.get("title")), original(*a, **k))[1])
+    assert main(["sample", "--out", out, "-n", "4", "--label", "3"]) == 0
+    assert main(["sample", "--out", out, "-n", "4"]) == 0
+    assert "label 3" in titles[0] and "each label" in titles[1]
+    capsys.readouterr()
+    assert main(["sample", "--out", out, "-n", "4", "--label", "11"]) == 2
+    err = capsys.readouterr().err
+    assert "--label 11: this model knows the labels 0, 1, 2, 3" in err and "classes=" not in err
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["train", "--likelihod", "gaussian"], "did you mean --likelihood?"),
+    (["train", "--gausian-variance", "fixed"], "did you mean --gaussian-variance?"),
+    (["train", "--likelihood", "gausian"], "did you mean gaussian?"),
+    (["trian"], "did you mean train?"),
+    (["sample", "--lable", "3"], "did you mean --label?"),
+])
+def test_a_typo_gets_a_did_you_mean(argv, suggestion, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert suggestion in capsys.readouterr().err
+
+
+def test_no_suggestion_for_a_flag_like_none(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--zzzzzz", "1"])
+    assert "did you mean" not in capsys.readouterr().err

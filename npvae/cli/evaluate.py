@@ -118,6 +118,9 @@ def cmd_sample(args):
     if args.label is not None:
         if not _conditional(model):
             raise CLIError("--label needs a conditional model (--model cvae)")
+        if args.label not in model.classes_:
+            raise CLIError(f"--label {args.label}: this model knows the labels "
+                           f"{', '.join(map(str, model.classes_.tolist()))}")
         means = model.sample(args.n, np.full(args.n, args.label), random_state=args.seed)
     elif _conditional(model):        # every class in turn
         means = model.sample(args.n, model.classes_[np.arange(args.n) % len(model.classes_)],
@@ -129,10 +132,21 @@ def cmd_sample(args):
     output = args.output or os.path.join(_figures_home(args, path), "figures",
                                          f"samples-{which}-seed{args.seed}.png")
     plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
-                       title=f"{args.n} samples from the prior (seed {args.seed})")
+                       title=_sample_title(args, model))
     np.save(os.path.splitext(output)[0] + ".npy", means)
     print(f"wrote {output} and {os.path.splitext(output)[0]}.npy")
     return 0
+
+
+def _sample_title(args, model):
+    """What ``npvae sample`` drew, for the figure's title."""
+    if args.label is not None:
+        what = f"label {args.label}"
+    elif _conditional(model):
+        what = "each label in turn"
+    else:
+        return f"{args.n} samples from the prior (seed {args.seed})"
+    return f"{args.n} samples from the prior, {what} (seed {args.seed})"
 
 
 def cmd_plot(args):

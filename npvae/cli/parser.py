@@ -9,7 +9,9 @@ Only the standard library is imported here: ``npvae --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
+import re
 
 DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
 
@@ -131,6 +133,41 @@ _POSITIVE_INT = _int_at_least(1)
 _COUNT = _int_at_least(0)
 
 
+# ----------------------------------------------------------------------- the parser
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a "did you mean" for a mistyped flag, choice or command
+    (Python 3.14's ``suggest_on_error``, for 3.10+ by :func:`difflib.get_close_matches`)."""
+
+    _active = None            # the parser that parsed last: the command's, for its flags
+
+    def parse_known_args(self, args=None, namespace=None):
+        _Parser._active = self
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        super().error(message + _suggestion(message, _Parser._active or self))
+
+
+def _suggestion(message, parser):
+    """`` (did you mean X?)`` for the first close match of what ``message`` rejects."""
+    if message.startswith("unrecognized arguments:"):
+        known = [o for action in parser._actions for o in action.option_strings]
+        for token in message.split(":", 1)[1].split():
+            if token.startswith("-"):
+                close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.75)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if found:
+        choices = re.findall(r"'([^']*)'", found.group(2)) or [
+            c.strip() for c in found.group(2).split(",")]
+        close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]}?)"
+    return ""
+
+
 # ----------------------------------------------------------------------- help
 class _HelpFormatter(argparse.HelpFormatter):
     """Every option's help ends with its real default: the help's own words when it
@@ -225,9 +262,11 @@ def _add_train(sub, fmt):
     t.add_argument("--beta", type=_finite_float(0, inclusive=True), default=1.0,
                    help="weight of the KL term")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
-                   help="training objective (iwae: importance-weighted bound with --k samples)")
+                   help="training objective (iwae: the importance-weighted bound with --k "
+                        "samples, which it needs)")
     t.add_argument("--k", type=_POSITIVE_INT, default=1,
-                   help="importance samples for --objective iwae")
+                   help="importance samples for --objective iwae, at least 2 (k = 1 is the "
+                        "ELBO); the ELBO takes none")
     t.add_argument("--gradient-estimator", choices=("standard", "stl", "dreg"),
                    default="standard",
                    help="the encoder's gradient; stl drops the score term "
@@ -329,8 +368,8 @@ def _add_plot(sub, fmt):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="npvae", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="npvae", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     fmt = _HelpFormatter

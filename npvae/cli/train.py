@@ -131,10 +131,35 @@ def _fisher_settings(args, given, key):
     return "none"
 
 
+def _check_objective(args):
+    """``--objective``, ``--k`` and ``--gradient-estimator`` together, in the flags' words
+    (the model's own messages name its Python parameters)."""
+    if args.objective == "iwae" and args.k < 2:
+        raise CLIError(f"--objective iwae needs --k K, at least 2 importance samples (k = "
+                       f"{args.k} is the ELBO: --objective elbo); Burda et al. used 5 and 50")
+    if args.objective != "iwae" and args.k != 1:
+        raise CLIError(f"--k {args.k} applies to --objective iwae only; add --objective iwae "
+                       "or leave out --k")
+    if args.gradient_estimator == "dreg" and args.objective != "iwae":
+        raise CLIError("--gradient-estimator dreg is for --objective iwae (for the ELBO it "
+                       "coincides with --gradient-estimator stl)")
+
+
+def _check_binary(ds, likelihood):
+    """``--likelihood bernoulli`` on grey levels, in the flags' words."""
+    if likelihood == "bernoulli" and ds.binarization == "none" and not np.all(
+            (ds.x_train == 0) | (ds.x_train == 255)):
+        raise CLIError(f"--likelihood bernoulli needs binary data and {ds.name} holds grey "
+                       "levels: leave out --binarization none (or give static or dynamic), "
+                       "or model the grey levels with --likelihood gaussian or beta")
+
+
 def _new_run(args):
     """Load the data, build and initialise the model, prepare the run folder."""
     given = explicit(args)
     key = _dataset_key(args.dataset)
+    if args.model != "fisher":
+        _check_objective(args)
     binarization = args.binarization
     if args.model == "fisher":
         binarization = _fisher_settings(args, given, key)
@@ -174,6 +199,7 @@ def _new_run(args):
     if args.patience is not None and ds.x_valid is None:
         raise CLIError("--patience needs a validation split (--validation-size above 0)")
     likelihood = args.likelihood or ds.likelihood_hint
+    _check_binary(ds, likelihood)
     lik_params = _likelihood_params(args, likelihood, given, ds)
     classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
     model = _build_model(args, likelihood, classes, lik_params)
