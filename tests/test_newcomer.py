@@ -285,3 +285,14 @@ def test_every_table_is_one_contiguous_block(name):
         columns = block[0].count("|")
         assert all(row.count("|") - row.count("\\|") >= columns - row.count("`|")
                    for row in block), f"{name}: a row with fewer cells: {block[0][:60]}"
+
+
+def test_the_quick_start_elbo_is_quoted_once():
+    # the default 10-epoch MNIST run is quoted under the figures and in the Results table
+    import re
+
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    quoted = re.search(r"first command above; test ELBO\s+(−[\d.]+) nats", text).group(1)
+    row = next(line for line in text.splitlines()
+               if line.startswith("| MNIST") and "--dataset mnist --out runs/mnist" in line)
+    assert f"| {quoted} ±" in row
