@@ -217,8 +217,11 @@ def check_features(model, X, reset, dtype=None):
     if isinstance(X, (np.ndarray, list, tuple)) and not hasattr(model, "feature_names_in_"):
         check_n_features(model, checked, reset)
     else:
-        from sklearn.utils.validation import validate_data
-
+        try:
+            from sklearn.utils.validation import validate_data
+        except ImportError:         # names are scikit-learn's convention: the count only
+            check_n_features(model, checked, reset)
+            return checked
         validate_data(model, X, reset=reset, skip_check_array=True)    # names and n_features
     return checked
 

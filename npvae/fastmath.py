@@ -23,6 +23,7 @@ Coefficients: near-minimax fits of ``(e^r − 1 − r)/r²`` on ``|r| ≤ ln 2/2
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from llvmlite import ir
@@ -30,12 +31,15 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 _f = np.float32
+#: debug builds: assert the domains the polynomials were fitted on (read once, at import;
+#: a global is a compile-time constant to Numba)
+_CHECK_DOMAIN = os.environ.get("NPVAE_FASTMATH_CHECKS", "") not in ("", "0")
 _LOG2E = _f(1.4426950408889634)
 _LN2_HI = _f(0.693359375)                  # ln 2 = HI + LO, HI with 9 significant bits,
 _LN2_LO = _f(-2.12194440e-4)               # so n·HI is exact for |n| < 2^15
 _ROUND = _f(12582912.0)                    # 1.5·2^23: (v + R) − R rounds v to an integer
 _EXP_MIN, _EXP_MAX = _f(-104.0), _f(89.0)     # e^x below: 0; above: inf in float32
-_ONE, _TWO = _f(1.0), _f(2.0)
+_ZERO, _ONE, _TWO = _f(0.0), _f(1.0), _f(2.0)
 _E2, _E3, _E4, _E5, _E6, _E7 = (_f(c) for c in (
     0.5000000013379488, 0.16666666532287916, 0.041666465527968724, 0.00833336074093427,
     0.001393359755544878, 0.00019857781867831003))
@@ -95,14 +99,22 @@ def _expm1_32(x):
     s = p1 * p2
     small_k = s * q + (s - _ONE)
     large_k = ((q + _ONE) * p1) * p2 - _ONE
+    if x == _ZERO:
+        return x                                    # ±0 keeps its sign (q would be +0)
     return small_k if k <= 24 else large_k
 
 
 @njit(inline="always", error_model="numpy")
 def _log1p32(y):
-    """``log(1 + y)`` for ``y ≥ 0`` (the kernels' use: ``y = e^{−|η|}`` in [0, 1]; larger
-    ``y`` is reduced by the exponent of ``1 + y``):
-    ``2 atanh(s)`` with ``s = y/(2 + y)``, a series in ``s²``."""
+    """``log(1 + y)`` for ``0 ≤ y ≤ 1`` only, the kernels' use (``y = e^{−|η|}``):
+    ``2 atanh(s)`` with ``s = y/(2 + y) ≤ 1/3``, a series in ``s²`` fitted on that
+    interval.  There is no range reduction: outside ``[0, 1]`` the series is used
+    beyond its fit and loses accuracy.  A debug build asserts the domain: set
+    ``NPVAE_FASTMATH_CHECKS=1`` before the kernels are compiled (with an empty Numba
+    cache; a cached kernel keeps the build it was compiled in).  Otherwise the check
+    is a compile-time ``False`` and costs nothing."""
+    if _CHECK_DOMAIN:
+        assert y >= _ZERO and y <= _ONE, "fastmath._log1p32: y outside [0, 1]"
     s = y / (_TWO + y)
     s2 = s * s
     return _TWO * s + _TWO * s * s2 * (_L1 + s2 * (_L3 + s2 * (_L5 + s2 * (_L7 + s2 * _L9))))

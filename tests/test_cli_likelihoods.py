@@ -58,8 +58,9 @@ def test_gaussian_variance_options(tmp_path, variance):
                  "--max-examples", "200", "--gaussian-variance", variance,
                  "--gaussian-logvar", "-1.5", *FAST, "--no-figures", "--out", out]) == 0
     model = npvae.load(os.path.join(out, "checkpoint.npz"))
+    floor = {} if variance == "fixed" else {"min_logvar": -2.4849}   # log(1/12): binary data
     assert model.likelihood_params == {"variance": variance, "logvar": -1.5,
-                                       "sigmoid_mean": True}
+                                       "sigmoid_mean": True, **floor}
     assert ("obs_logvar" in model.params_) == (variance in ("scalar", "per_output"))
 
 

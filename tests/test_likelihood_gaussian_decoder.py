@@ -43,7 +43,12 @@ def test_kernel_gradient(sigmoid_mean, rng):
 @pytest.mark.parametrize("params", [{"variance": "decoder", "sigmoid_mean": True},
                                     {"variance": "decoder"},
                                     {"variance": "scalar", "sigmoid_mean": True},
-                                    {"variance": "per_output", "sigmoid_mean": True}])
+                                    {"variance": "per_output", "sigmoid_mean": True},
+                                    # floored (docs/04-likelihoods.md#a-floor-under-the-variance)
+                                    {"variance": "decoder", "sigmoid_mean": True,
+                                     "min_logvar": -3.0},
+                                    {"variance": "scalar", "logvar": -1.0, "min_logvar": -3.0},
+                                    {"variance": "per_output", "min_logvar": -3.0}])
 @pytest.mark.parametrize("objective", ["elbo", "iwae"])
 def test_whole_model_gradient(params, objective, rng):
     m = npvae.VAE(n_latent=3, hidden_sizes=(5,), activation="tanh", likelihood="gaussian",

@@ -142,6 +142,9 @@ def cmd_sample(args):
     if args.label is not None:
         if not _conditional(model):
             raise CLIError("--label needs a conditional model (--model cvae)")
+        if args.label not in model.classes_:
+            raise CLIError(f"--label {args.label}: this model knows the labels "
+                           f"{', '.join(map(str, model.classes_.tolist()))}")
         means = model.sample(args.n, np.full(args.n, args.label), random_state=args.seed)
     elif _conditional(model):        # every class in turn
         means = model.sample(args.n, model.classes_[np.arange(args.n) % len(model.classes_)],
@@ -158,11 +161,22 @@ def cmd_sample(args):
     if not os.path.splitext(output)[1]:
         output += ".png"                     # what is written is what is said
     png = plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
-                             title=f"{args.n} samples from the prior (seed {args.seed})")
+                             title=_sample_title(args, model))
     npy = os.path.splitext(os.fspath(png))[0] + ".npy"
     np.save(npy, means)
     print(f"wrote {png} and {npy}")
     return 0
+
+
+def _sample_title(args, model):
+    """What ``npvae sample`` drew, for the figure's title."""
+    if args.label is not None:
+        what = f"label {args.label}"
+    elif _conditional(model):
+        what = "each label in turn"
+    else:
+        return f"{args.n} samples from the prior (seed {args.seed})"
+    return f"{args.n} samples from the prior, {what} (seed {args.seed})"
 
 
 def cmd_plot(args):

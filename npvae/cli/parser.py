@@ -9,8 +9,11 @@ Only the standard library is imported here: ``npvae --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import math
+import difflib
 import re
+
+from .argtypes import (_COUNT, _POSITIVE_INT, _finite_float, _hidden_list, _latent_list,
+                       _min_logvar, _validation_size)
 
 DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
 
@@ -35,91 +38,39 @@ LIKELIHOODS = ("bernoulli", "gaussian", "categorical", "beta")
 GAUSSIAN_VARIANCES = ("decoder", "fixed", "scalar", "per_output")
 
 
-# ----------------------------------------------------------------------- argument types
-def _int_at_least(minimum):
-    """An argparse type: an integer ``>= minimum``."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
-        return value
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
+# ----------------------------------------------------------------------- the parser
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a "did you mean" for a mistyped flag, choice or command
+    (Python 3.14's ``suggest_on_error``, for 3.10+ by :func:`difflib.get_close_matches`)."""
+
+    _active = None            # the parser that parsed last: the command's, for its flags
+
+    def parse_known_args(self, args=None, namespace=None):
+        _Parser._active = self
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        super().error(message + _suggestion(message, _Parser._active or self))
 
 
-def _finite_float(minimum=None, inclusive=False):
-    """An argparse type: a finite number, above ``minimum`` (or at it when ``inclusive``)."""
-    bound = ("" if minimum is None else f" {'>=' if inclusive else '>'} {minimum:g}")
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a finite number{bound}, got {text!r}") from None
-        ok = math.isfinite(value) and (minimum is None or value > minimum
-                                       or (inclusive and value == minimum))
-        if not ok:
-            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text!r}")
-        return value
-    parse.__name__ = f"number{bound}"
-    return parse
-
-
-def _validation_size(text):
-    """A fraction in (0, 1), a whole number of examples >= 1, or 0 (no validation split)."""
-    message = ("must be a fraction in (0, 1), a whole number of examples >= 1, or 0 for "
-               f"no validation split; got {text!r}")
-    try:
-        value = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(message) from None
-        if math.isfinite(value) and 0.0 < value < 1.0:
-            return value
-        raise argparse.ArgumentTypeError(message) from None
-    if value < 0 or text.strip().startswith("-"):         # "-0" is no size either
-        raise argparse.ArgumentTypeError(message)
-    return value
-
-
-def _int_list(text, what="sizes"):
-    parts = [t.strip() for t in text.split(",")]
-    if not text.strip():
-        return ()
-    try:
-        values = tuple(int(t) for t in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers >= 1, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"{what} must be integers >= 1, got {text!r}")
-    return values
-
-
-def _latent_list(text):
-    """``20``; for hvae one size per level, ``100,50``."""
-    values = _int_list(text, "latent sizes")
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one latent size, got ''")
-    return values
-
-
-def _hidden_list(text):
-    """``400`` or ``200,200`` (``''``: none); per level for hvae with ``;``: ``200,200;100,100``."""
-    if ";" in text:
-        return tuple(_int_list(part, "hidden widths") for part in text.split(";"))
-    return _int_list(text, "hidden widths")
-
-
-_POSITIVE_INT = _int_at_least(1)
-_COUNT = _int_at_least(0)
+def _suggestion(message, parser):
+    """`` (did you mean X?)`` for the first close match of what ``message`` rejects."""
+    if message.startswith("unrecognized arguments:"):
+        known = [o for action in parser._actions for o in action.option_strings]
+        for token in message.split(":", 1)[1].split():
+            if token.startswith("-"):
+                close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.75)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if found:
+        choices = re.findall(r"'([^']*)'", found.group(2)) or [
+            c.strip() for c in found.group(2).split(",")]
+        close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]}?)"
+    return ""
 
 
 # ----------------------------------------------------------------------- help
@@ -205,6 +156,13 @@ def _add_train(sub, fmt):
                         "(default: sigmoid)")
     t.add_argument("--gaussian-logvar", type=_finite_float(), default=0.0, metavar="LOGVAR",
                    help="--likelihood gaussian only: the (starting) log-variance of p(x|z)")
+    t.add_argument("--gaussian-min-logvar", type=_min_logvar, default=None, metavar="FLOOR",
+                   help="--likelihood gaussian only: a floor under a learned log-variance "
+                        "(reached smoothly); 'auto' (the default) is log(step^2/12) for the "
+                        "step between the data's levels (1/255 for 8-bit images, 1 for "
+                        "binarised ones), without which the variance of quantised data runs "
+                        "to 0 and training diverges; 'none' for no floor "
+                        "(docs/04-likelihoods.md)")
     t.add_argument("--posterior", choices=("diagonal", "full", "concrete"), default="diagonal",
                    help="vae only: diagonal Gaussian q(z|x), full covariance L Lᵀ "
                         "(docs/03-kl-divergences.md), or concrete: --latent M categorical "
@@ -227,9 +185,11 @@ def _add_train(sub, fmt):
     t.add_argument("--beta", type=_finite_float(0, inclusive=True), default=1.0,
                    help="weight of the KL term")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
-                   help="training objective (iwae: importance-weighted bound with --k samples)")
+                   help="training objective (iwae: the importance-weighted bound with --k "
+                        "samples, which it needs)")
     t.add_argument("--k", type=_POSITIVE_INT, default=1,
-                   help="importance samples for --objective iwae")
+                   help="importance samples for --objective iwae, at least 2 (k = 1 is the "
+                        "ELBO); the ELBO takes none")
     t.add_argument("--gradient-estimator", choices=("standard", "stl", "dreg"),
                    default="standard",
                    help="the encoder's gradient; stl drops the score term "
@@ -347,8 +307,8 @@ def _add_sweep(sub, fmt):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="npvae", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="npvae", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     fmt = _HelpFormatter

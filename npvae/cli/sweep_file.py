@@ -31,7 +31,7 @@ import sys
 from .common import CLIError, _build_model
 from .parser import _hidden_list, _latent_list, build_parser
 from .resume import _show, flag
-from .train import _likelihood_params, check_settings
+from .train_settings import _likelihood_params, check_settings
 
 #: ``npvae train`` flags that the sweep sets itself (``--out``: DIR/<run name>)
 SET_BY_SWEEP = ("out", "config", "resume", "overwrite", "quiet", "command")

@@ -14,7 +14,9 @@ from .common import (CLIError, _batch_transform, _build_model, _clear_run, _cond
                      _to_input, _write_json)
 from .evaluate import _evaluate_and_report
 from .figures import write_figures
-from .resume import explicit, flag, prepare_resume
+from .resume import prepare_resume
+from .train_settings import (_check_binary, _likelihood_params,  # noqa: F401 (sweep_file)
+                             check_settings)
 
 
 def cmd_train(args):
@@ -107,102 +109,6 @@ def _refuse_existing(out, overwrite):
                 "this run replaces it")
 
 
-def _likelihood_params(args, likelihood, given):
-    """``likelihood_params`` of the model: the Gaussian's variance options; the
-    Gaussian flags are refused for other likelihoods."""
-    gaussian_flags = sorted({"gaussian_variance", "gaussian_logvar", "gaussian_mean"} & given)
-    if likelihood != "gaussian":
-        if gaussian_flags:
-            names = " and ".join(flag(k) for k in gaussian_flags)
-            verb = "apply" if len(gaussian_flags) > 1 else "applies"
-            raise CLIError(f"{names} {verb} to --likelihood gaussian only, and this run's "
-                           f"likelihood is {likelihood}")
-        return None
-    return {"variance": args.gaussian_variance, "logvar": args.gaussian_logvar,
-            "sigmoid_mean": args.gaussian_mean == "sigmoid"}
-
-
-def _dataset_key(name):
-    if name == "auto":
-        return "auto"
-    from ..data.registry import _canonical_name
-
-    return _canonical_name(name)          # unknown names: a one-line ValueError
-
-
-#: settings the Fisher autoencoder's objective has no place for, and their neutral values
-_NOT_FISHER = {"objective": "elbo", "k": 1, "beta": 1.0, "posterior": "diagonal",
-               "gradient_estimator": "standard", "kl_warmup": 0.0}
-#: its decoder: checked when typed or read from --config (else they hold the parser's
-#: defaults, which are the VAE's, not a choice)
-_FISHER_DECODER = {"likelihood": "gaussian", "gaussian_variance": "fixed",
-                   "gaussian_mean": "linear"}
-
-
-def _fisher_settings(args, given, key):
-    """``--model fisher``: a Gaussian decoder of fixed variance on grey levels
-    (docs/14-fisher-autoencoder.md); refuses, in one line, the settings it cannot
-    honour, whether typed or read from ``--config`` (then naming what to give)."""
-    from ..models.fisher import SMOOTH_ACTIVATIONS
-
-    from_config = getattr(args, "from_config_", set())
-    wrong = [name for name, neutral in _NOT_FISHER.items() if getattr(args, name) != neutral]
-    wrong += [name for name, value in _FISHER_DECODER.items() if name in given | from_config
-              and getattr(args, name) not in (None, value)]
-    fisher = {**_NOT_FISHER, **_FISHER_DECODER, "activation": "tanh", "binarization": "none",
-              "dataset": "mnist", "latent": "Z (one size)", "hidden": "WIDTHS (one group)"}
-    # what only a --config can bring (typed, each has its own message below or in the model)
-    read_only = {
-        "activation": args.activation not in SMOOTH_ACTIVATIONS,
-        "binarization": args.binarization not in (None, "none"),
-        "dataset": key == "binarized_mnist",
-        "latent": len(args.latent) != 1,                             # a hierarchical VAE's
-        "hidden": bool(args.hidden) and isinstance(args.hidden[0], (tuple, list))}
-    wrong += [name for name, bad in read_only.items() if bad and name in from_config]
-    if wrong == ["likelihood"] and "likelihood" in given:
-        raise CLIError(f"--model fisher needs --likelihood gaussian (its decoder is a "
-                       f"Gaussian of fixed variance), not {args.likelihood}")
-    if wrong:
-        typed = [flag(n) for n in wrong if n in given]
-        read = [f"{flag(n)} {fisher[n]}" for n in wrong if n not in given]
-        parts = ([f"leave out {', '.join(typed)}"] if typed else []) + (
-            [f"give {' '.join(read)} (--config holds other values)"] if read else [])
-        raise CLIError("--model fisher has its own objective (the Fisher divergence) and a "
-                       "linear Gaussian decoder of fixed variance (--gaussian-logvar) on grey "
-                       "levels: " + "; ".join(parts))
-    if args.binarization not in (None, "none") or key == "binarized_mnist":
-        raise CLIError("--model fisher models grey levels: use --dataset mnist (or another "
-                       "grey-level set) without --binarization")
-    args.likelihood, args.gaussian_variance, args.gaussian_mean = "gaussian", "fixed", "linear"
-    if "activation" not in given | from_config:
-        args.activation = "tanh"                 # its gradient needs f'': relu has none
-    return "none"
-
-
-def check_settings(args):
-    """The checks of a new run that need no data (``npvae sweep`` makes them before
-    anything runs): a one-line :class:`CLIError` or ValueError, else ``(given, key,
-    binarization)``: the flags given, the data set's name and the binarisation."""
-    given = explicit(args)
-    key = _dataset_key(args.dataset)
-    binarization = args.binarization
-    if args.model == "fisher":
-        binarization = _fisher_settings(args, given, key)
-    if args.likelihood:
-        _likelihood_params(args, args.likelihood, given)       # refuse early
-    if args.likelihood in ("beta", "categorical"):
-        what = ("dequantised, (pixel + 0.5) / 256" if args.likelihood == "beta"
-                else "levels 0..255")
-        if binarization not in (None, "none"):
-            raise CLIError(f"--likelihood {args.likelihood} models grey levels: leave out "
-                           f"--binarization {binarization} (the data are {what})")
-        if key == "binarized_mnist":
-            raise CLIError(f"--likelihood {args.likelihood} models grey levels, and "
-                           "binarized_mnist is binary; use --dataset mnist")
-        binarization = "none"
-    return given, key, binarization
-
-
 def _new_run(args, claim):
     """Load the data, build and initialise the model, prepare the run folder."""
     given, key, binarization = check_settings(args)
@@ -236,7 +142,8 @@ def _new_run(args, claim):
     if args.patience is not None and ds.x_valid is None:
         raise CLIError("--patience needs a validation split (--validation-size above 0)")
     likelihood = args.likelihood or ds.likelihood_hint
-    lik_params = _likelihood_params(args, likelihood, given)
+    _check_binary(ds, likelihood)
+    lik_params = _likelihood_params(args, likelihood, given, ds)
     classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
     model = _build_model(args, likelihood, classes, lik_params)
     model.initialize(ds.n_features)          # checks every setting before the folder is touched
@@ -290,13 +197,33 @@ def _reason(exc):
     return reason.rstrip(". ")
 
 
-def _diverged(exc, out, settings):
-    """The one-line message of a diverged run: what happened, what is kept, what to try."""
+def _learned_variance_floor(model):
+    """``(True, floor or None)`` for a Gaussian likelihood with a learned variance, else
+    ``(False, None)``."""
+    lik = getattr(model, "_lik", None)
+    if getattr(lik, "name", "") != "gaussian" or lik.variance == "fixed":
+        return False, None
+    return True, lik.min_logvar
+
+
+def _diverged(exc, out, settings, model=None):
+    """The one-line message of a diverged run: what happened, what is kept, what to try.
+    A Gaussian whose learned variance has no floor is told to start again with one (a
+    floor changes the model: --resume cannot add it)."""
     reason = _reason(exc)
     ckpt = os.path.join(out, "checkpoint.npz")
     clip = settings.get("clip_norm")
     advice = (f"a smaller --lr (it was {settings['lr']:g}) or "
               + (f"a smaller --clip-norm (it was {clip:g})" if clip else "--clip-norm 1"))
+    learned, floor = _learned_variance_floor(model)
+    if learned and floor is None:
+        return (f"training diverged: {reason}; the Gaussian's learned variance has no floor "
+                "(--gaussian-min-logvar none), and on quantised data it runs to 0: start "
+                f"again with `--out {out} --overwrite --gaussian-min-logvar auto`")
+    if learned:
+        advice = f"a higher --gaussian-min-logvar (it was {floor:g}), {advice}"
+        return (f"training diverged: {reason}; start again with `--out {out} --overwrite` "
+                f"and {advice}")
     if os.path.exists(ckpt):
         return (f"training diverged: {reason}; {ckpt} holds the last completed epoch: "
                 f"continue with `npvae train --out {out} --resume` and {advice}")
@@ -334,7 +261,7 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
         exc.args = (_interrupted(out),)
         raise
     except TrainingDiverged as exc:
-        raise CLIError(_diverged(exc, out, settings), exit_code=1) from None
+        raise CLIError(_diverged(exc, out, settings, model), exit_code=1) from None
     seconds = time.perf_counter() - t0
     ckpt = os.path.join(out, "checkpoint.npz")
     if not os.path.exists(ckpt):     # --epochs 0: the initial model, to evaluate or resume

@@ -52,7 +52,7 @@ Shape legend: ``N`` examples (batch), ``D`` data dimension (pixels per image).
 
 from . import binarize, datasets, files, loaders, parsers, registry, splits
 from .binarize import (binarize_dynamic, binarize_static, convert_batch, dequantize,
-                       iterate_minibatches)
+                       iterate_minibatches, quantization_step)
 from .datasets import Dataset, describe, load_dataset
 from .files import DOWNLOAD_TIMEOUT, cache_dir, download_file, resolve_file, sha256_file, verify_file
 from .loaders import make_bars_and_blobs
@@ -100,6 +100,7 @@ __all__ = [
     "iterate_minibatches",
     "load_dataset",
     "make_bars_and_blobs",
+    "quantization_step",
     "read_amat",
     "read_idx",
     "resolve_file",

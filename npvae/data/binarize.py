@@ -137,6 +137,18 @@ def dequantize(x: np.ndarray, dtype=np.float32) -> np.ndarray:
     return out
 
 
+def quantization_step(x: np.ndarray, binarization: str = "none") -> float:
+    """The step ``Δ`` between neighbouring levels of the model's input made from the
+    stored pixels ``x`` by ``binarization``: 1 for binary input, else the smallest
+    gap between two grey levels present, over 255 (``1/255`` for 8-bit images;
+    ``15/255`` for the 8x8 digits, 17 levels).  A continuous likelihood on data
+    of step ``Δ`` needs a variance of at least ``Δ²/12`` (docs/04-likelihoods.md)."""
+    if _check_binarization(binarization) != "none":
+        return 1.0
+    levels = np.flatnonzero(np.bincount(_check_uint8(x).ravel(), minlength=256))
+    return float(np.diff(levels).min()) / 255.0 if len(levels) > 1 else 1.0
+
+
 def iterate_minibatches(x: np.ndarray, batch_size: int, random_state,
                         binarization: str = "none", dtype=np.float32, *,
                         y: np.ndarray | None = None, shuffle: bool = True,

@@ -18,7 +18,8 @@ from .binarize import _as_generator
 from .files import _resolve, resolve_file
 from .parsers import _NPZ_ERRORS, _read_packed_npz, read_amat, read_idx
 from .registry import (DIGITS_TEST_SIZE, FREY_TEST_SIZE, SYNTHETIC_SEED, SYNTHETIC_SIDE,
-                       SYNTHETIC_SIZES, TEST_SPLIT_SEED, DataFormatError)
+                       SYNTHETIC_SIZES, TEST_SPLIT_SEED, DataFormatError,
+                       DataNotFoundError)
 from .splits import train_validation_split
 
 
@@ -84,8 +85,11 @@ def _load_frey(data_dir, download: bool) -> _Raw:
 
 
 def _load_digits(data_dir, download: bool) -> _Raw:
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: offline
-
+    try:
+        from sklearn.datasets import load_digits  # bundled with scikit-learn: offline
+    except ImportError:
+        raise DataNotFoundError("the offline 8x8 digits ship with scikit-learn, which cannot "
+                                "be imported here (pip install scikit-learn)") from None
     bunch = load_digits()
     x = np.rint(bunch.data * (255.0 / 16.0)).astype(np.uint8)  # (1797, 64): 0..16 -> 0..255
     y = bunch.target.astype(np.int64)

@@ -79,8 +79,12 @@ def kl_full_standard_normal_forward(mu, L, s):
     ``tr Σ = ‖L‖²_F`` and ``log det Σ = 2 Σ_j s_j``, ``s = log L_jj``
     (docs/03-kl-divergences.md#the-full-covariance-kl-to-the-standard-normal).  Returns ``(kl (N,), cache)``."""
     Z = mu.shape[-1]
-    trace = np.einsum("nij,nij->n", L, L)                             # (N,)
-    kl = 0.5 * (trace + (mu * mu).sum(axis=-1) - Z - 2 * s.sum(axis=-1))
+    # each square is halved before the sums (the entries scaled by √½), so that they
+    # overflow only where the KL itself does, not at twice its value
+    r = np.asarray(np.sqrt(0.5), L.dtype)
+    Lr, mur = L * r, mu * r
+    half_trace = np.einsum("nij,nij->n", Lr, Lr)                      # ½ tr Σ (N,)
+    kl = half_trace + (mur * mur).sum(axis=-1) - (0.5 * Z + s.sum(axis=-1))
     return kl, (mu, L)
 
 
@@ -117,5 +121,12 @@ def log_q_full_dz(dlog_q, cache):
     ``dlog_q (S, N)``; ``cache`` of :func:`reparameterize_full_forward`.  Returns ``dz (S, N, Z)``.
     """
     L, eps = cache
+    diagonal = np.diagonal(L, axis1=-2, axis2=-1)                       # (N, Z)
+    if not np.all(diagonal > 0):          # exp(s) underflowed: s < −103 (float32), −745
+        n, j = np.argwhere(~(diagonal > 0))[0]
+        raise FloatingPointError(
+            f"the path gradient of STL/DReG, −L⁻ᵀε, is not finite: the full-covariance "
+            f"posterior's L[{j},{j}] = exp(s) underflowed to 0 for example {n} "
+            f"({L.dtype}); the standard gradient estimator does not divide by it")
     x = np.linalg.solve(np.swapaxes(L, -1, -2), eps.transpose(1, 2, 0))   # L⁻ᵀ ε (N, Z, S)
     return -dlog_q[..., None] * x.transpose(2, 0, 1)

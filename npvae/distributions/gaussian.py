@@ -83,8 +83,14 @@ def log_normal_forward(z, mu, logvar):
     """``log N(z; μ, diag e^λ) = −½ Σ_j (log 2π + λ_j + (z_j − μ_j)² e^{−λ_j})`` (docs/02-reparameterisation.md#log-density-of-a-diagonal-gaussian).
 
     ``z (..., Z)`` broadcasts against ``mu, logvar``; returns ``(log_p (...), cache)``.
-    ``mu = logvar = 0`` gives the standard normal ``log p(z)``.
+    ``mu = logvar = 0`` gives the standard normal ``log p(z)``.  Python numbers take
+    ``z``'s dtype (``np.exp(-0.0)`` would be a float64 scalar, promoting float32
+    work to float64 under NEP 50).
     """
+    if not isinstance(mu, np.ndarray):
+        mu = np.asarray(mu, np.result_type(z, mu))
+    if not isinstance(logvar, np.ndarray):
+        logvar = np.asarray(logvar, np.result_type(z, logvar))
     inv_var = np.exp(-logvar)
     diff = z - mu
     log_p = -0.5 * (LOG_2PI + logvar + diff * diff * inv_var).sum(axis=-1)

@@ -26,10 +26,20 @@ import numpy as np
 from .._exclusive import LOCK
 
 
-def not_fitted_error(message):
-    """scikit-learn's ``NotFittedError`` (a ``ValueError`` and an ``AttributeError``)."""
-    from sklearn.exceptions import NotFittedError
+class _NotFittedError(ValueError, AttributeError):
+    """scikit-learn's ``NotFittedError`` where scikit-learn cannot be imported."""
 
+
+_NotFittedError.__name__ = _NotFittedError.__qualname__ = "NotFittedError"
+
+
+def not_fitted_error(message):
+    """scikit-learn's ``NotFittedError`` (a ``ValueError`` and an ``AttributeError``); an
+    exception of that name and those bases where scikit-learn cannot be imported."""
+    try:
+        from sklearn.exceptions import NotFittedError
+    except ImportError:
+        return _NotFittedError(message)
     return NotFittedError(message)
 
 

@@ -25,7 +25,7 @@ def latent_projection(z: np.ndarray) -> tuple[np.ndarray, str, str]:
     """Project latent codes to 2-D for a scatter plot.
 
     With ``Z == 2`` the codes are returned unchanged; with ``Z > 2`` they are
-    projected on their first two principal components (scikit-learn PCA),
+    projected on their first two principal components (:func:`_pca2`),
     and the axis labels say so and give each component's explained variance
     ratio.
 
@@ -58,18 +58,30 @@ def latent_projection(z: np.ndarray) -> tuple[np.ndarray, str, str]:
         return zz.copy(), "latent dim 0 (posterior mean)", "latent dim 1 (posterior mean)"
     if zz.shape[0] < 2:
         raise ValueError("a PCA projection of z needs at least N = 2 points")
-    from sklearn.decomposition import PCA  # imported lazily: it is slow to import
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pca = PCA(n_components=2, svd_solver="full")
-        coords = pca.fit_transform(zz)  # (N, 2)
-        ratio = pca.explained_variance_ratio_
+    coords, ratio = _pca2(zz)
     labels = []
     for k in range(2):
         r = ratio[k]
         pct = f"{r:.1%}" if np.isfinite(r) else "n/a"
         labels.append(f"PCA component {k + 1} of the {n_lat}-D latent ({pct} of variance)")
     return coords, labels[0], labels[1]
+
+
+def _pca2(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes ``z (N, Z)`` on their first two principal components, ``(N, 2)``, and
+    the explained variance ratios ``(2,)``: scikit-learn's ``PCA(2, svd_solver="full")``
+    (the same SVD of the centred codes, each component's sign making its largest
+    loading positive) without importing scikit-learn (slow, and optional here)."""
+    from scipy.linalg import svd
+
+    centred = z - z.mean(axis=0)                                         # (N, Z)
+    u, s, vt = svd(centred, full_matrices=False)                         # vt: (K, Z)
+    signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
+    signs[signs == 0] = 1.0
+    variance = s ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = variance[:2] / variance.sum()
+    return (u[:, :2] * s[:2]) * signs[:2], ratio
 
 
 def _label_colours(labels: np.ndarray):

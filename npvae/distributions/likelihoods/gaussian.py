@@ -5,6 +5,9 @@ one learned scalar, one learned value per output dimension, or — the Gaussian
 MLP decoder of Kingma & Welling (2014, appendix C.2) — output by the decoder
 beside the mean, ``out (S, N, D, 2)`` holding ``(m, λx)`` per dimension.  The mean
 may be squashed into ``(0, 1)`` by a sigmoid, as in their Frey Face experiments.
+A learned log-variance may be floored smoothly, ``λ = λ_min + softplus(b − λ_min)``,
+so that it cannot run to −∞ on quantised data
+(docs/04-likelihoods.md#a-floor-under-the-variance).
 """
 from __future__ import annotations
 
@@ -51,7 +54,30 @@ def gaussian_backward(dlog_p, cache):
     return dmean, dlogvar
 
 
-def gaussian_decoder_forward(out, x, sigmoid_mean=False):
+def floored_logvar(b, min_logvar):
+    """``λ = λ_min + softplus(b − λ_min) > λ_min`` and ``∂λ/∂b = σ(b − λ_min)``
+    (docs/04-likelihoods.md#a-floor-under-the-variance); ``min_logvar=None``: ``λ = b``.
+
+    ``b`` any shape; returns ``(λ, ∂λ/∂b)`` of its shape and dtype (``∂λ/∂b`` is None
+    without a floor).
+    """
+    if min_logvar is None:
+        return b, None
+    floor = np.asarray(min_logvar, b.dtype)
+    t = b - floor
+    return np.asarray(floor + np.logaddexp(t, np.zeros((), b.dtype))), np.asarray(expit(t))
+
+
+def _floor_from_logvar(logvar, min_logvar):
+    """The inverse of :func:`floored_logvar`: ``b`` with ``λ(b) = logvar`` (``logvar`` is
+    kept a little above the floor, where the inverse exists)."""
+    if min_logvar is None:
+        return logvar
+    t = np.maximum(logvar - min_logvar, 1e-3)
+    return min_logvar + t + np.log(-np.expm1(-t))            # softplus⁻¹(t) = log(eᵗ − 1)
+
+
+def gaussian_decoder_forward(out, x, sigmoid_mean=False, min_logvar=None):
     """The Gaussian MLP decoder's ``log p(x|z) = −½ Σ_d (log 2π + λ_d + (x_d − m_d)² e^{−λ_d})``
     with ``(a, λ)`` from the decoder, ``m = σ(a)`` or ``m = a``
     (docs/04-likelihoods.md#the-gaussian-mlp-decoder).
@@ -59,9 +85,11 @@ def gaussian_decoder_forward(out, x, sigmoid_mean=False):
     ``out (S, N, D, 2)``, ``x (N, D)``.  Returns ``(log_p (S, N), cache)``; the cache
     is the gradient per unit ``dlog_p``, ``∂ log p/∂(a, λ)`` ``(S, N, D, 2)``:
     ``(x − m) e^{−λ}`` (times ``m (1 − m)`` through the sigmoid) and
-    ``½ ((x − m)² e^{−λ} − 1)``.
+    ``½ ((x − m)² e^{−λ} − 1)`` (times ``σ(b − λ_min)`` under a floor: the decoder's
+    second output is then ``b`` and ``λ = λ_min + softplus(b − λ_min)``).
     """
     a, logvar = out[..., 0], out[..., 1]                                # (S, N, D)
+    logvar, dlogvar = floored_logvar(logvar, min_logvar)
     mean = expit(a) if sigmoid_mean else a
     inv_var = np.exp(-logvar)
     diff = x - mean
@@ -71,6 +99,8 @@ def gaussian_decoder_forward(out, x, sigmoid_mean=False):
     dmean = diff * inv_var                                              # ∂/∂m
     grad[..., 0] = dmean * mean * (1 - mean) if sigmoid_mean else dmean
     grad[..., 1] = 0.5 * (r2 - 1)                                       # ∂/∂λ
+    if dlogvar is not None:
+        grad[..., 1] *= dlogvar                                         # ∂/∂b
     return log_p, grad
 
 
@@ -89,12 +119,15 @@ class Gaussian(Likelihood):
     ``logvar``; or ``"decoder"``: the decoder outputs a log-variance per dimension
     beside the mean (Kingma & Welling 2014, appendix C.2).  ``sigmoid_mean``
     squashes the mean into ``(0, 1)`` (data in ``[0, 1]``, e.g. Frey faces).
+    ``min_logvar``: a floor under a learned log-variance (None: none), reached
+    smoothly, ``λ = λ_min + softplus(b − λ_min)``; ``log(Δ²/12)`` for data on a grid of
+    step ``Δ`` (docs/04-likelihoods.md#a-floor-under-the-variance).
     """
 
     name = "gaussian"
     VARIANCES = ("fixed", "scalar", "per_output", "decoder")
 
-    def __init__(self, variance="fixed", logvar=0.0, sigmoid_mean=False):
+    def __init__(self, variance="fixed", logvar=0.0, sigmoid_mean=False, min_logvar=None):
         if variance not in self.VARIANCES:
             raise ValueError(f"unknown Gaussian variance {variance!r}; choose one of "
                              f"{self.VARIANCES}")
@@ -103,13 +136,26 @@ class Gaussian(Likelihood):
             raise ValueError(f"the Gaussian log-variance must be finite, got {logvar}")
         if not isinstance(sigmoid_mean, (bool, np.bool_)):
             raise ValueError(f"sigmoid_mean must be True or False, got {sigmoid_mean!r}")
+        if min_logvar is not None:
+            if (isinstance(min_logvar, (bool, np.bool_, str))
+                    or not np.isfinite(float(min_logvar))):
+                raise ValueError(f"min_logvar must be a finite number or None, got "
+                                 f"{min_logvar!r}")
+            min_logvar = float(min_logvar)
+            if variance == "fixed":
+                raise ValueError("min_logvar floors a learned variance; with "
+                                 "variance='fixed' give logvar itself")
         self.variance = variance
         self.logvar = logvar
         self.sigmoid_mean = bool(sigmoid_mean)
+        self.min_logvar = min_logvar
 
     def options(self):
-        return {"variance": self.variance, "logvar": self.logvar,
-                "sigmoid_mean": self.sigmoid_mean}
+        options = {"variance": self.variance, "logvar": self.logvar,
+                   "sigmoid_mean": self.sigmoid_mean}
+        if self.min_logvar is not None:          # absent: the checkpoints written before it
+            options["min_logvar"] = self.min_logvar
+        return options
 
     def output_shape(self, n_features):
         return (n_features, 2) if self.variance == "decoder" else (n_features,)
@@ -122,8 +168,8 @@ class Gaussian(Likelihood):
         return {}
 
     def init_params(self, params):
-        if "obs_logvar" in params:
-            params["obs_logvar"][...] = self.logvar
+        if "obs_logvar" in params:                           # λ(b) = logvar
+            params["obs_logvar"][...] = _floor_from_logvar(self.logvar, self.min_logvar)
 
     def check_data(self, X, name="X"):
         if self.sigmoid_mean and (X.min() < 0 or X.max() > 1):
@@ -135,18 +181,21 @@ class Gaussian(Likelihood):
 
     def log_prob_forward(self, out, x, params):
         if self.variance == "decoder":
-            return gaussian_decoder_forward(out, x, self.sigmoid_mean)
+            return gaussian_decoder_forward(out, x, self.sigmoid_mean, self.min_logvar)
         mean = expit(out) if self.sigmoid_mean else out
-        log_p, cache = gaussian_forward(mean, self._logvar(params, out.dtype), x)
-        return log_p, (cache, mean if self.sigmoid_mean else None)
+        logvar, dfloor = floored_logvar(self._logvar(params, out.dtype), self.min_logvar)
+        log_p, cache = gaussian_forward(mean, logvar, x)
+        return log_p, (cache, mean if self.sigmoid_mean else None, dfloor)
 
     def log_prob_backward(self, dlog_p, cache):
         if self.variance == "decoder":
             return gaussian_decoder_backward(dlog_p, cache), {}
-        cache, mean = cache
+        cache, mean, dfloor = cache
         dmean, dlogvar = gaussian_backward(dlog_p, cache)
         if mean is not None:
             dmean = dmean * mean * (1 - mean)                 # through m = σ(a)
+        if dfloor is not None:
+            dlogvar = dlogvar * dfloor                        # through λ = λ_min + softplus
         return dmean, ({"obs_logvar": dlogvar} if self.variance != "fixed" else {})
 
     def mean(self, out, params):
@@ -162,4 +211,5 @@ class Gaussian(Likelihood):
         if self.variance != "decoder":
             return m
         logvar = np.log(np.maximum(np.var(X, axis=0, dtype=np.float64), 1e-4))
+        logvar = _floor_from_logvar(logvar, self.min_logvar)      # the output b with λ(b) = logvar
         return np.stack([m, logvar], axis=-1).ravel()
