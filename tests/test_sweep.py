@@ -34,7 +34,7 @@ objective = "iwae"
 no_figures = true
 """
 #: 2 settings x 2 seeds
-GRID = "[grid]\nk = [1, 3]\nseed = [0, 1]\n"
+GRID = "[grid]\nk = [2, 3]\nseed = [0, 1]\n"
 
 
 def _write(tmp_path, text, name="sweep.toml"):
@@ -56,7 +56,7 @@ def _refused(tmp_path, capsys, text):
 # ----------------------------------------------------------------------- the sweep file
 def test_a_good_file_expands_into_named_runs(tmp_path):
     runs, k = load_sweep(_write(tmp_path, SMALL + GRID))
-    assert [r.name for r in runs] == ["k=1_seed=0", "k=1_seed=1", "k=3_seed=0", "k=3_seed=1"]
+    assert [r.name for r in runs] == ["k=2_seed=0", "k=2_seed=1", "k=3_seed=0", "k=3_seed=1"]
     assert k == 0 and runs[0].settings["threads"] == 1     # repeatable runs by default
     assert "--hidden=200,200" in runs[0].argv and "--no-figures" in runs[0].argv
 
@@ -75,9 +75,10 @@ def test_a_good_file_expands_into_named_runs(tmp_path):
     (SMALL.replace("no_figures = true", "no_figures = 1") + GRID, "no_figures must be true or"),
     (SMALL.replace("latent = [8]", "latent = ['8']") + GRID, "latent must be an integer or"),
     (SMALL + "lr = '0.001'\n" + GRID, "lr must be a number"),
-    (SMALL + "[grid]\nseed = [0, 0]\n", "gives the run seed=0 twice"),
+    (SMALL + "k = 2\n[grid]\nseed = [0, 0]\n", "gives the run seed=0 twice"),
     # values that `npvae train` refuses: its parser, its checks, the model's
-    (SMALL + GRID.replace("[1, 3]", "[1, 0]"), "argument --k: must be an integer >= 1"),
+    (SMALL + GRID.replace("[2, 3]", "[2, 0]"), "argument --k: must be an integer >= 1"),
+    (SMALL + GRID.replace("[2, 3]", "[1, 3]"), "--objective iwae needs --k K"),
     (SMALL + "lr = -1.0\n" + GRID, "argument --lr"),
     (SMALL.replace("digits", "nope") + GRID, "unknown data set 'nope'"),
     (SMALL + "model = 'fisher'\n" + GRID, "--model fisher has its own objective"),
@@ -88,7 +89,7 @@ def test_a_good_file_expands_into_named_runs(tmp_path):
 ])
 def test_a_bad_file_is_refused_in_one_line_before_anything_runs(tmp_path, capsys, text, words):
     err = _refused(tmp_path, capsys, text)
-    assert words in err and "k=1_seed=0" not in os.listdir(tmp_path)
+    assert words in err and "k=2_seed=0" not in os.listdir(tmp_path)
 
 
 _INT_KEYS = ["epochs", "batch_size", "seed", "k", "samples"]
@@ -132,7 +133,7 @@ def test_a_run_that_fails_is_a_row_with_its_one_line_error(tmp_path):
 def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path):
     pytest.importorskip("distributed")
     text = SMALL.replace("epochs = 3", "epochs = 1").replace("[200, 200]", "[16]") + \
-        "[grid]\nvalidation_size = [0.1, 5000]\n"
+        "k = 2\n[grid]\nvalidation_size = [0.1, 5000]\n"
     out = tmp_path / "out"
     code = main(["sweep", _write(tmp_path, text), "--out", str(out), "--workers", "1"])
     assert code == 1                           # a run failed: the command says so
