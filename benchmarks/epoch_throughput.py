@@ -163,12 +163,18 @@ def main(argv=None):
     p.add_argument("--gap", type=float, default=0.5, metavar="SECONDS",
                    help="idle pause before each timed epoch (default 0.5)")
     p.add_argument("--out", default=None, help="also write the results as JSON here")
+    p.add_argument("--figure", nargs=3, default=None, metavar=("QUIET.json", "BUSY.json", "PNG"),
+                   help="instead of measuring: draw two earlier --out results (quiet and "
+                        "--busy-cores) side by side")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         return _worker(a.worker, a.worker_threads, a.data)
+    if a.figure:
+        print(figure(*a.figure))
+        return 0
     cores = len(os.sched_getaffinity(0))
     configs = (a.configs or f"npvae:auto,npvae:1,npvae:{cores},jax:{cores},torch:{cores}").split(",")
     batches = [int(b) for b in a.batches.split(",")]
@@ -228,6 +234,50 @@ def _format(row):
     rates = "  ".join(f"{c} {v:,.0f}/s" for c, v in row["examples_per_second"].items())
     ratios = "  ".join(f"{k} {v:.2f}" for k, v in row["ratios"].items())
     return f"batch {row['batch']:>5}: {rates}\n             {ratios}"
+
+
+def figure(quiet_path, busy_path, png):
+    """Every configuration's epoch speed by batch, quiet beside one core busy, as the
+    median of its per-round ratios to npvae's own single thread (linear axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for path in (quiet_path, busy_path):
+        with open(path) as f:
+            panels.append(json.load(f))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    colors = {"npvae:auto": "#1f77b4", "npvae:2": "#9ecae1", "jax:2": "#2ca02c",
+              "torch:2": "#ee4c2c"}
+    for ax, res in zip(axes, panels):
+        rows = res["results"]
+        names = [c for c in colors if c in rows[0]["examples_per_second"]]
+        xs = np.arange(len(rows))
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            vals = [r["ratios"][f"{name}/npvae:1"] for r in rows]     # per-round medians
+            bars = ax.bar(xs + (i - (len(names) - 1) / 2) * width, vals, width,
+                          label=name.replace("npvae:auto", "npvae (default policy)")
+                          .replace(":2", ", 2 threads"), color=colors[name])
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.axhline(1.0, color="k", lw=1)
+        ax.set_xticks(xs, [str(r["batch"]) for r in rows])
+        ax.set_xlabel("batch size")
+        busy = res["busy_cores"]
+        ax.set_title("quiet" if not busy else f"{busy} core{'s' if busy > 1 else ''} kept busy "
+                     "by another process", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("epoch examples/s over npvae's one thread")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(f"Whole training epochs, {panels[0]['cpu']}", fontsize=10)
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4,
+               frameon=False)
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return png
 
 
 def _cpu_line():
