@@ -107,7 +107,8 @@ def _add_common(p):
                    help="compute backend for elementwise kernels (default: numba, or the "
                         "run's own on train --resume)")
     p.add_argument("--threads", type=_POSITIVE_INT, default=None, metavar="N",
-                   help="force N threads for BLAS and Numba together (default: chosen while "
+                   help="force N threads for the matrix products (BLAS; Numba's loops run on one "
+                        "thread either way) (default: chosen while "
                         "training by timing the steps at 1, 2, 4, ... threads up to the cores "
                         "this process may use, and chosen again when steps get slower; the "
                         "epoch line says when it changes. Give N for results repeatable to "
