@@ -216,7 +216,6 @@ class ThreadPolicy:
             self._queue = []
             self._set(first, reason)
             self._reference = math.inf
-            self._last_trial = self.trained
             return
         self._switch(first)
 
