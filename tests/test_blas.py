@@ -81,7 +81,7 @@ def test_import_changes_no_environment():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-def test_an_unknown_backend_in_the_environment_is_one_line():
+def test_an_unknown_backend_in_the_environment_is_one_line(tmp_path):
     """NPVAE_BACKEND is read on first use: a bad value fails there with a ValueError
     (from the command line, one line and exit 2), never at import."""
     import os
@@ -93,10 +93,14 @@ def test_an_unknown_backend_in_the_environment_is_one_line():
                          text=True, timeout=120)
     assert out.stdout.startswith("ValueError NPVAE_BACKEND='foo'"), out.stderr
     cli = subprocess.run([sys.executable, "-m", "npvae", "train", "--dataset", "digits",
-                          "--epochs", "1", "--quiet", "--no-figures", "--out", "/nonexistent/x"],
+                          "--epochs", "1", "--quiet", "--no-figures", "--out",
+                          str(tmp_path / "made" / "run")],
                          env=env, capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "Traceback" not in cli.stderr
     assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    # a failed start leaves nothing behind: not the run folder, nor the folder above it
+    # that the command made (as root, "/nonexistent/x" used to be made and left)
+    assert os.listdir(tmp_path) == []
 
 
 def test_the_fixture_leaves_no_core_type_behind():

@@ -56,19 +56,22 @@ class _Claim:
     this command wrote removed, the folder too when this command created it."""
 
     def __init__(self):
-        self.lock, self.out, self.created, self.wrote = None, None, False, False
+        self.lock, self.out, self.created, self.wrote = None, None, [], False
 
     def take(self, out, create):
         if self.lock is not None:
             return
-        created = create and not os.path.isdir(out)
-        if created:
+        created = []                     # the folders made here, deepest first
+        if create:
+            folder = os.path.abspath(out)
+            while not os.path.isdir(folder):
+                created.append(folder)
+                folder = os.path.dirname(folder)
             os.makedirs(out, exist_ok=True)
         try:
             self.lock = folder_lock(out)
         except FolderLocked as exc:
-            if created:
-                _rmdir(out)
+            _rmdirs(created)
             raise CLIError(f"{exc} (a second command may not write a run folder that "
                            "another is writing)") from None
         self.out, self.created = out, created
@@ -88,14 +91,16 @@ class _Claim:
         self.lock.release()
         self.lock = None
         if self.created and not os.path.lexists(os.path.join(self.out, "checkpoint.npz")):
-            _rmdir(self.out)
+            _rmdirs(self.created)
 
 
-def _rmdir(folder):
-    try:
-        os.rmdir(folder)
-    except OSError:
-        pass                             # not empty: files that are not ours
+def _rmdirs(folders):
+    """Remove the folders this command made, deepest first, while they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return                       # not empty: files that are not ours
 
 
 # ----------------------------------------------------------------------- a new run
