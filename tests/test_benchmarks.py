@@ -31,5 +31,21 @@ def test_busy_cores_spin_on_the_last_cpus_and_stop():
 def test_chart_plots_ratios_on_a_linear_axis(tmp_path):
     rows = [{"model": "vae", "dtype": "float32", "threads": 1, "batch": b,
              "ratios": {"npvae/torch": 3.3, "npvae/jax": 1.1}, "load": {}} for b in (16, 128)]
-    path = throughput.bar_chart({"throughput": rows}, str(tmp_path / "c.png"))
+    import matplotlib.pyplot as plt
+    seen = {}
+    savefig = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):            # look at the axes before they are closed
+        seen["scales"] = [ax.get_yscale() for ax in fig.axes if ax.has_data()]
+        seen["heights"] = sorted(round(p.get_height(), 2) for ax in fig.axes
+                                 for p in ax.patches)
+        return savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = spy
+    try:
+        path = throughput.bar_chart({"throughput": rows}, str(tmp_path / "c.png"))
+    finally:
+        plt.Figure.savefig = savefig
     assert os.path.getsize(path) > 1000
+    assert seen["scales"] == ["linear"]
+    assert seen["heights"] == [1.1, 1.1, 3.3, 3.3]            # the ratios themselves

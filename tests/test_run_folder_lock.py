@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from test_cli_signals import _wait_for_epochs  # one copy of the polling helper
 
 import npvae
 import npvae.models  # noqa: F401 (registers the model classes that npvae.load looks up)
@@ -30,19 +31,6 @@ def _npvae(*argv, timeout=120):
 def _lines(out):
     with open(os.path.join(out, "history.jsonl")) as f:
         return [json.loads(line) for line in f]
-
-
-def _wait_for_epochs(proc, out, n, timeout=120):
-    path = os.path.join(out, "history.jsonl")
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            pytest.fail(f"npvae exited early: {proc.communicate()}")
-        if os.path.exists(path) and len(open(path).readlines()) >= n:
-            return
-        time.sleep(0.05)
-    proc.kill()
-    pytest.fail("no epoch finished in time")
 
 
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path):
