@@ -57,6 +57,10 @@ def test_resume_trains_up_to_the_stored_total(interrupted, capsys):
     assert [h["epoch"] for h in history(interrupted)] == [1, 2, 3, 4]
     results = json.load(open(os.path.join(interrupted, "results.json")))
     assert results["epochs"] == 4 and results["early_stopped"] is False
+    # the training time counts all four epochs, the two before the interruption too
+    epoch_seconds = [h["seconds"] for h in history(interrupted)]
+    assert results["train_seconds"] == pytest.approx(sum(epoch_seconds))
+    assert results["train_seconds"] > sum(epoch_seconds[2:])
 
 
 def test_a_finished_run_says_so(interrupted, capsys):

@@ -268,6 +268,8 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
     except TrainingDiverged as exc:
         raise CLIError(_diverged(exc, out, settings, model), exit_code=1) from None
     seconds = time.perf_counter() - t0
+    # every epoch's training time, those of earlier sessions of a resumed run included
+    train_seconds = sum(r.get("seconds", 0.0) for r in model.history_)
     ckpt = os.path.join(out, "checkpoint.npz")
     if not os.path.exists(ckpt):     # --epochs 0: the initial model, to evaluate or resume
         from .. import checkpoint
@@ -283,7 +285,8 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
     _evaluate_and_report(model, ds, "test", seed=0, n_importance=0, quiet=quiet,
                          source=f"{which} (epoch {epoch}; `npvae evaluate --out {out}` reads "
                                 "best.npz)",
-                         extra=dict(parameters_epoch=epoch, train_seconds=seconds,
+                         extra=dict(parameters_epoch=epoch, train_seconds=train_seconds,
+                                    session_seconds=seconds,
                                     epochs=model.n_iter_, epochs_planned=total,
                                     early_stopped=stopped_early, dataset=ds.name,
                                     binarization=ds.binarization, source=ds.source),
