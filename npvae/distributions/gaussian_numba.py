@@ -14,6 +14,7 @@ from numba import njit
 from .. import fastmath
 
 # ---------------------------------------------------------------- Gaussian
+# z = μ + σ ⊙ ε (docs/02-reparameterisation.md#the-reparameterised-sample)
 @njit(cache=True)
 def _reparam_fwd(mu, logvar, eps, sigma, z, half):
     S, N, Z = eps.shape
@@ -26,6 +27,7 @@ def _reparam_fwd(mu, logvar, eps, sigma, z, half):
                 z[s, n, j] = mu[n, j] + sigma[n, j] * eps[s, n, j]
 
 
+# dμ = Σ_s dz, dλ = Σ_s dz ⊙ ε ⊙ σ / 2 (docs/02-reparameterisation.md#backward-of-the-sample)
 @njit(cache=True)
 def _reparam_bwd(dz, sigma, eps, dmu, dlogvar):
     S, N, Z = dz.shape
@@ -55,6 +57,7 @@ def reparameterize_backward(dz, cache):
     return dmu, dlogvar
 
 
+# KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − λ_j) (docs/03-kl-divergences.md#kl-to-the-standard-normal)
 @njit(cache=True)
 def _kl_std_fwd(mu, logvar, var, kl):
     N, Z = mu.shape
@@ -68,6 +71,7 @@ def _kl_std_fwd(mu, logvar, var, kl):
         kl[n] = 0.5 * acc
 
 
+# ∂KL/∂μ = μ, ∂KL/∂λ = ½ (σ² − 1) (docs/03-kl-divergences.md#gradients-of-the-kl-to-the-standard-normal)
 @njit(cache=True)
 def _kl_std_bwd(dkl, mu, var, dmu, dlogvar):
     N, Z = mu.shape
@@ -92,6 +96,7 @@ def kl_standard_normal_backward(dkl, cache):
     return dmu, dlogvar
 
 
+# KL(q‖p) between diagonals (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians)
 @njit(cache=True)
 def _kl_diag_fwd(mu_q, lv_q, mu_p, lv_p, var_q, inv_var_p, diff, kl):
     R, Z = mu_q.shape
@@ -108,6 +113,7 @@ def _kl_diag_fwd(mu_q, lv_q, mu_p, lv_p, var_q, inv_var_p, diff, kl):
         kl[r] = 0.5 * acc
 
 
+# its four gradients (docs/03-kl-divergences.md#gradients-of-the-kl-between-diagonals)
 @njit(cache=True)
 def _kl_diag_bwd(dkl, var_q, inv_var_p, diff, dmu_q, dlv_q, dmu_p, dlv_p):
     R, Z = var_q.shape
