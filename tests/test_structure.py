@@ -182,3 +182,25 @@ def test_compiled_kernels_cite_their_book_section():
     assert len(found) >= 20
     missing = [k for k, v in found if not v]
     assert len(missing) <= (1 - MIN_CITED) * len(found), f"no docs/ section cited: {missing}"
+
+
+# ------------------------------------------------ repeated code (issue 27)
+#: at most this many pairs of places inside npvae/ share six or more lines
+MAX_DUPLICATE_PAIRS = 10
+
+
+def test_the_package_repeats_itself_in_at_most_ten_pairs_of_places():
+    """``duplicates --repo npvae`` (the development tool; skipped where it is absent)."""
+    import re
+    import shutil
+    import subprocess
+
+    tool = shutil.which("duplicates")
+    if tool is None:
+        pytest.skip("the duplicates tool is not installed here")
+    out = subprocess.run([tool, "--repo", str(PACKAGE), "--most", "200", "--seconds", "60"],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "incomplete" not in out, out
+    first = out.splitlines()[0] if out else ""
+    pairs = 0 if first.startswith("no duplicates") else int(re.match(r"(\d+) pairs", first).group(1))
+    assert pairs <= MAX_DUPLICATE_PAIRS, out

@@ -49,12 +49,16 @@ def reparameterize_forward(mu, logvar, eps):
     return z, (sigma, eps)
 
 
+def _into_dmu_dlogvar(kernel, like, *args):
+    """``(dμ, dλ)``: fresh arrays shaped like ``like`` that ``kernel(*args, dμ, dλ)`` fills."""
+    dmu, dlogvar = np.empty_like(like), np.empty_like(like)
+    kernel(*args, dmu, dlogvar)
+    return dmu, dlogvar
+
+
 def reparameterize_backward(dz, cache):
     sigma, eps = cache
-    dmu = np.empty_like(sigma)
-    dlogvar = np.empty_like(sigma)
-    _reparam_bwd(dz, sigma, eps, dmu, dlogvar)
-    return dmu, dlogvar
+    return _into_dmu_dlogvar(_reparam_bwd, sigma, dz, sigma, eps)
 
 
 # KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − λ_j) (docs/03-kl-divergences.md#kl-to-the-standard-normal)
@@ -90,10 +94,7 @@ def kl_standard_normal_forward(mu, logvar):
 
 def kl_standard_normal_backward(dkl, cache):
     mu, var = cache
-    dmu = np.empty_like(mu)
-    dlogvar = np.empty_like(mu)
-    _kl_std_bwd(dkl, mu, var, dmu, dlogvar)
-    return dmu, dlogvar
+    return _into_dmu_dlogvar(_kl_std_bwd, mu, dkl, mu, var)
 
 
 # KL(q‖p) between diagonals (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians)

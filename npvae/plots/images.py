@@ -17,23 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ._canvas import (
-    DEFAULT_DPI,
-    SEPARATOR_VALUE,
-    PathLike,
-    as_images,
-    check_dpi,
-    check_image_shape,
-    check_positive_int,
-    draw_separators,
-    figure,
-    image_colorbar,
-    image_scale,
-    png_doc,
-    png_path,
-    save,
-    show_image,
-)
+from ._canvas import (DEFAULT_DPI, PathLike, SEPARATOR_VALUE, as_images, check_dpi,
+                      check_image_shape, check_positive_int, draw_separators, figure,
+                      image_colorbar, image_scale, png_doc, png_path, save, show_image)
 
 __all__ = ["image_grid", "plot_reconstructions", "plot_samples"]
 

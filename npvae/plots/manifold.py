@@ -19,22 +19,9 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.special import ndtri
 
-from ._canvas import (
-    DEFAULT_DPI,
-    PathLike,
-    as_images,
-    check_dpi,
-    check_image_shape,
-    check_positive_int,
-    figure,
-    image_colorbar,
-    image_scale,
-    png_doc,
-    png_path,
-    save,
-    show_image,
-    draw_separators,
-)
+from ._canvas import (DEFAULT_DPI, PathLike, as_images, check_dpi, check_image_shape,
+                      check_positive_int, draw_separators, figure, image_colorbar,
+                      image_scale, png_doc, png_path, save, show_image)
 from .images import image_grid
 
 __all__ = ["manifold_title", "plot_manifold", "plot_interpolation"]

@@ -227,6 +227,15 @@ def _check_levels(x, V):
                 raise ValueError(LEVEL_ERROR)
 
 
+# m = max_v η_dv, subtracted before exp so that no e^η overflows (docs/04-likelihoods.md#log-softmax)
+@njit(cache=True, inline="always")
+def _max_level(logits, s, n, d):
+    m = logits[s, n, d, 0]
+    for v in range(1, logits.shape[3]):
+        m = max(m, logits[s, n, d, v])
+    return m
+
+
 # log p = Σ_d log softmax(η_d)[x_d] (docs/04-likelihoods.md#log-softmax)
 @njit(cache=True)
 def _categorical_fwd(logits, x, log_p):
@@ -236,9 +245,7 @@ def _categorical_fwd(logits, x, log_p):
         for n in range(N):
             acc = 0.0
             for d in range(D):
-                m = logits[s, n, d, 0]
-                for v in range(1, V):
-                    m = max(m, logits[s, n, d, v])
+                m = _max_level(logits, s, n, d)
                 tot = 0.0
                 for v in range(V):
                     tot += math.exp(logits[s, n, d, v] - m)
@@ -255,9 +262,7 @@ def _categorical_bwd(dlog_p, logits, x, dlogits):
         for n in range(N):
             g = dlog_p[s, n]
             for d in range(D):
-                m = logits[s, n, d, 0]
-                for v in range(1, V):
-                    m = max(m, logits[s, n, d, v])
+                m = _max_level(logits, s, n, d)
                 tot = 0.0
                 for v in range(V):
                     e = math.exp(logits[s, n, d, v] - m)
