@@ -204,3 +204,31 @@ def test_the_package_repeats_itself_in_at_most_ten_pairs_of_places():
     first = out.splitlines()[0] if out else ""
     pairs = 0 if first.startswith("no duplicates") else int(re.match(r"(\d+) pairs", first).group(1))
     assert pairs <= MAX_DUPLICATE_PAIRS, out
+
+
+# ------------------------------------------------ private names stay private (issue 27)
+#: at most this many ``from module import _name`` across modules of the package
+MAX_PRIVATE_IMPORTS = 25
+
+
+def private_imports():
+    """``module: name`` for every ``from x import _name`` in the package (dunders aside):
+    a name the other module marked as its own."""
+    out = []
+    for name, path in sorted(_modules().items()):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                out += [f"{name}: {'.' * node.level}{node.module or ''}.{a.name}"
+                        for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    return out
+
+
+def test_the_private_import_count_sees_relative_and_absolute_imports():
+    found = private_imports()
+    assert any(f.startswith("npvae.data.datasets: .registry._canonical_name") for f in found)
+
+
+def test_modules_import_few_private_names_of_other_modules():
+    found = private_imports()
+    assert len(found) <= MAX_PRIVATE_IMPORTS, "\n".join(found)

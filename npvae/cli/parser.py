@@ -30,7 +30,7 @@ traceback), 130 after Ctrl-C, 143 after SIGTERM.
 """
 
 #: ``npvae train --likelihood`` choices; the default comes from the data set
-#: (``likelihood_hint``), and :func:`npvae.cli.common._build_model` passes the
+#: (``likelihood_hint``), and :func:`npvae.cli.common.build_model` passes the
 #: choice to the model.
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical", "beta")
 

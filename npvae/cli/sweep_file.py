@@ -29,7 +29,7 @@ import re
 import sys
 
 from .argtypes import hidden_list, latent_list
-from .common import CLIError, _build_model
+from .common import CLIError, build_model
 from .parser import build_parser
 from .resume import _show, flag
 from .train_settings import _likelihood_params, check_settings
@@ -164,7 +164,7 @@ def check_run(settings, where):
         params = _likelihood_params(args, likelihood, args.explicit_)
         # labels stand-in: the classes are the data's; only their presence matters here
         classes = None if key in ("binarized_mnist", "frey") else [0, 1]
-        _build_model(args, likelihood, classes, params)._check_settings()
+        build_model(args, likelihood, classes, params)._check_settings()
     except (CLIError, ValueError, TypeError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CLIError(f"{where}: {message}") from None
