@@ -61,18 +61,21 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
+# 2^n from exponent bits (docs/01-dense-layers.md#elementary-functions-in-float32)
 @njit(inline="always", error_model="numpy")
 def _pow2(k):
     """``2^k`` for an int32 ``k`` in [−126, 127], from its exponent bits."""
     return _float32_from_bits((k + 127) << 23)
 
 
+# e^r − 1 = r + r² P(r) (docs/01-dense-layers.md#elementary-functions-in-float32)
 @njit(inline="always", error_model="numpy")
 def _expm1_reduced(r):
     """``e^r − 1`` for ``|r| ≤ ln 2/2``: ``r + r² P(r)``."""
     return r + r * r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * _E7)))))
 
 
+# e^x = 2^n e^r (docs/01-dense-layers.md#elementary-functions-in-float32)
 @njit(inline="always", error_model="numpy")
 def _exp32(x):
     x = min(max(x, _EXP_MIN), _EXP_MAX)
@@ -85,6 +88,7 @@ def _exp32(x):
     return ((_ONE + _expm1_reduced(r)) * _pow2(k1)) * _pow2(k - k1)
 
 
+# docs/01-dense-layers.md#elementary-functions-in-float32
 @njit(inline="always", error_model="numpy")
 def _expm1_32(x):
     """``e^x − 1 = 2^k (e^r − 1) + (2^k − 1)``: for ``k ≤ 24`` the second term is exact,
@@ -104,6 +108,7 @@ def _expm1_32(x):
     return small_k if k <= 24 else large_k
 
 
+# docs/01-dense-layers.md#elementary-functions-in-float32
 @njit(inline="always", error_model="numpy")
 def _log1p32(y):
     """``log(1 + y)`` for ``0 ≤ y ≤ 1`` only, the kernels' use (``y = e^{−|η|}``):
@@ -120,6 +125,7 @@ def _log1p32(y):
     return _TWO * s + _TWO * s * s2 * (_L1 + s2 * (_L3 + s2 * (_L5 + s2 * (_L7 + s2 * _L9))))
 
 
+# docs/01-dense-layers.md#elementary-functions-in-float32
 @njit(inline="always", error_model="numpy")
 def _tanh32(x):
     t = min(abs(x), _TANH_CLAMP)
@@ -159,26 +165,14 @@ def _choose(fast, exact):
     return typer
 
 
-@njit(inline="always")
-def _libm_exp(x):
-    return math.exp(x)
+def _libm(f):
+    """The float64 branch: ``f`` itself, the C library's
+    (docs/01-dense-layers.md#elementary-functions-in-float32)."""
+    return njit(inline="always")(lambda x: f(x))
 
 
-@njit(inline="always")
-def _libm_expm1(x):
-    return math.expm1(x)
-
-
-@njit(inline="always")
-def _libm_log1p(x):
-    return math.log1p(x)
-
-
-@njit(inline="always")
-def _libm_tanh(x):
-    return math.tanh(x)
-
-
+_libm_exp, _libm_expm1, _libm_log1p, _libm_tanh = (
+    _libm(f) for f in (math.exp, math.expm1, math.log1p, math.tanh))
 overload(exp, inline="always")(_choose(_exp32, _libm_exp))
 overload(expm1, inline="always")(_choose(_expm1_32, _libm_expm1))
 overload(log1p, inline="always")(_choose(_log1p32, _libm_log1p))

@@ -8,6 +8,7 @@ import math
 from numba import njit, prange
 
 
+# Adam's folded update θ ← θ − α_t m / (√v + ε̂) (docs/11-optimisation.md#the-folded-update)
 @njit(cache=True, parallel=True)
 def _adam_kernel(theta, g, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2,
                  eps_hat):

@@ -80,9 +80,9 @@ def drawn(monkeypatch):
 
     seen = {}
     for module in (curves, images, latent, manifold):
-        def spy(fig, path, dpi, _save=module._save):
+        def spy(fig, path, dpi, _save=module.save):
             seen[Path(path).name] = describe_figure(fig)
             return _save(fig, path, dpi)
 
-        monkeypatch.setattr(module, "_save", spy)
+        monkeypatch.setattr(module, "save", spy)
     return seen

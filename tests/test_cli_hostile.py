@@ -201,13 +201,13 @@ def test_training_curves_of_many_levels_draw_a_few(tmp_path, monkeypatch):
     from npvae.plots import curves
 
     drawn = []
-    real = curves._save
+    real = curves.save
 
     def keep(fig, path, dpi):
         drawn.append([(line.get_label()) for line in fig.axes[2].get_lines()])
         return real(fig, path, dpi)
 
-    monkeypatch.setattr(curves, "_save", keep)
+    monkeypatch.setattr(curves, "save", keep)
     history = [{"epoch": e, "train_elbo": -100.0 + e, "train_reconstruction": -90.0,
                 "train_kl": 10.0, **{f"train_kl_{l}": 1.0 / l for l in range(1, 2001)}}
                for e in (1, 2, 3)]

@@ -9,7 +9,7 @@ import pytest
 import npvae
 from npvae import data
 from npvae.cli import main
-from npvae.cli.common import _batch_transform, _dataset_for_run, _split_x
+from npvae.cli.common import dataset_for_run, make_batch_transform, split_x
 
 FAST = ["--hidden", "16", "--latent", "2", "--batch-size", "50", "--quiet"]
 
@@ -31,12 +31,12 @@ def test_beta_trains_and_evaluates_on_dequantised_digits(tmp_path, capsys):
     assert np.isfinite(res["elbo"]) and np.isfinite(res["nll"])
     # every split the model sees is (pixel + 0.5) / 256, strictly inside (0, 1)
     meta = npvae.checkpoint.read_metadata(os.path.join(out, "checkpoint.npz"))
-    ds = _dataset_for_run(type("A", (), {"data_dir": None})(), meta, out)
+    ds = dataset_for_run(type("A", (), {"data_dir": None})(), meta, out)
     for split in ("valid", "test"):
-        x = _split_x(ds, split, model)
+        x = split_x(ds, split, model)
         np.testing.assert_array_equal(x, data.dequantize(getattr(ds, f"x_{split}"), model.dtype))
         assert x.min() > 0 and x.max() < 1 and len(np.unique(x)) > 2
-    xb = _batch_transform(ds, model)(ds.x_train[:50], np.random.default_rng(0))
+    xb = make_batch_transform(ds, model)(ds.x_train[:50], np.random.default_rng(0))
     np.testing.assert_array_equal(xb, data.dequantize(ds.x_train[:50], model.dtype))
 
 

@@ -396,3 +396,51 @@ def test_checkpoints_written_during_training_load_and_resume(digits, tmp_path):
     np.testing.assert_array_equal(m.flat_params_, half.flat_params_)
     train(m, X, y, epochs=1, batch_size=50, learning_rate=full.learning_rate)
     np.testing.assert_allclose(m.flat_params_, full.flat_params_, rtol=1e-12)
+
+
+# ------------------------------------------------- scikit-learn's y=None (issue 27)
+def test_without_labels_score_is_the_bound_on_log_p_x_and_transform_the_mixture_mean(
+        trained, digits):
+    """``score_samples(X)``: ``logsumexp_c ELBO(x, c) − log C`` (docs/08#without-a-label),
+    at least each class's bound minus log C; ``transform(X)``: ``Σ_c softmax_c ELBO · μ(x, c)``."""
+    X = digits[0][1500:1520]
+    per_class = np.stack([trained.score_samples(X, c) for c in trained.classes_])   # (C, N)
+    bound = trained.score_samples(X)
+    np.testing.assert_allclose(bound, np.log(np.mean(np.exp(per_class), axis=0)), rtol=1e-12)
+    assert np.all(bound >= per_class.max(axis=0) - np.log(10) - 1e-12)
+    assert trained.score(X) == pytest.approx(bound.mean(), rel=1e-12)
+    w = np.exp(per_class - per_class.max(axis=0))
+    w /= w.sum(axis=0)
+    means = np.stack([trained.encode(X, np.full(20, c))[0] for c in trained.classes_])
+    np.testing.assert_allclose(trained.transform(X), np.einsum("cn,cnz->nz", w, means),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_a_pipeline_fits_with_labels_and_transforms_and_scores_without(digits):
+    from sklearn.pipeline import make_pipeline
+    X, y = digits
+    with npvae.use_backend("numpy"):
+        pipe = make_pipeline(npvae.ConditionalVAE(n_latent=2, hidden_sizes=(8,), epochs=1,
+                                                  random_state=0)).fit(X[:200], y[:200])
+        assert pipe.transform(X[:5]).shape == (5, 2)
+        assert np.isfinite(pipe.score(X[:5]))
+
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit", "encode", "loss_and_grads"])
+def test_methods_that_need_labels_say_so_in_one_line(trained, digits, call):
+    X = digits[0][:5]
+    m = npvae.ConditionalVAE(n_latent=2, hidden_sizes=(8,)) if "fit" in call else trained
+    args = {"fit": (X,), "partial_fit": (X,), "encode": (X, None),
+            "loss_and_grads": (X, None, trained.draw_noise(5, random_state=0))}[call]
+    with pytest.raises(ValueError, match="needs the labels y") as err:
+        getattr(m, call)(*args)
+    assert "\n" not in str(err.value)
+
+
+def test_the_labels_become_the_condition_in_one_place():
+    """No private twin of a public method carries the condition (``_loss_and_grads``,
+    ``_score_samples``, ...): the public methods take ``y`` and call ``_condition`` once."""
+    from npvae.models.base import BaseVAE
+    twins = [name for name in dir(BaseVAE) if name.startswith("_") and not name.startswith("__")
+             and hasattr(BaseVAE, name[1:])]
+    assert twins == [], twins

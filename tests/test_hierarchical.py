@@ -447,3 +447,20 @@ def test_log_likelihood_against_quadrature(inference):
     se = w.std(0) / (np.sqrt(K) * w.mean(0))                     # s.e. of log p̂ (delta method)
     assert np.all(se < 0.01) and np.ptp(np.sort(exact)[-6:]) > 0.3
     assert np.all(np.abs(estimate - np.sort(exact)[-6:]) < 4 * se + 1e-3), (estimate, exact, se)
+
+
+def test_the_kl_between_levels_goes_through_the_posterior_contract(monkeypatch):
+    """Issue 27: the hierarchical VAE computes ``KL(q_l ‖ p(z_l|z_{l+1}))`` with its
+    posterior's ``kl_to_gaussian_forward``/``_backward``, not a kernel of its own choosing."""
+    from npvae.distributions.posteriors import DiagonalGaussian
+    seen = []
+    for name in ("kl_to_gaussian_forward", "kl_to_gaussian_backward"):
+        real = getattr(DiagonalGaussian, name)
+        monkeypatch.setattr(DiagonalGaussian, name,
+                            lambda self, *a, _real=real, _name=name: seen.append(_name)
+                            or _real(self, *a))
+    m = npvae.HierarchicalVAE(latent_sizes=(3, 2), hidden_sizes=(5, 4),
+                              random_state=0).initialize(6)
+    X = (np.random.default_rng(0).random((4, 6)) < 0.5).astype(float)
+    m.loss_and_grads(X, m.draw_noise(4, random_state=1))
+    assert seen == ["kl_to_gaussian_forward", "kl_to_gaussian_backward"]

@@ -815,3 +815,15 @@ def test_figures_can_be_drawn_from_several_threads(tmp_path, rng):
         written = list(pool.map(lambda job: job(), jobs))
     for path in written:
         check_png(path, path)
+
+
+def test_every_figure_function_documents_dpi_and_the_path_returned():
+    """The shared end of the figure docstrings lives once in ``_canvas`` (issue 27:
+    duplicates): ``{png}`` is filled in, never shown."""
+    import inspect
+    for name in F.__all__:
+        obj = getattr(F, name)
+        if inspect.isfunction(obj) and obj.__doc__ and "dpi" in inspect.signature(obj).parameters:
+            assert "{png}" not in obj.__doc__, name
+            if name.startswith("plot_") and name != "plot_sweep":
+                assert "Resolution of the PNG." in obj.__doc__ and "pathlib.Path" in obj.__doc__, name

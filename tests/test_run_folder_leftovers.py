@@ -102,7 +102,7 @@ def test_a_start_that_fails_after_config_json_leaves_nothing(tmp_path, capsys, m
     def broken(*a, **k):
         raise RuntimeError("a fault after config.json was written")
 
-    monkeypatch.setattr(cli_train, "_describe", broken)
+    monkeypatch.setattr(cli_train, "describe_data", broken)
     out = tmp_path / "run"
     rc, _, err = run(["train", *DIGITS, "--out", str(out)], capsys)
     assert rc == 1 and "a fault after config.json" in err

@@ -137,3 +137,98 @@ def test_the_graph_sees_imports_inside_functions():
 def test_module_is_short(name, path):
     n = sum(1 for _ in path.open(encoding="utf-8"))
     assert n <= MAX_LINES, f"{name} has {n} lines (at most {MAX_LINES}): split it by concept"
+
+
+# ------------------------------------------------ kernels cite the book (issue 27)
+#: at least this share of the compiled functions cite their ``docs/`` section
+MIN_CITED = 0.9
+
+
+def _is_compiled(node):
+    """A function decorated with ``njit`` / ``jit`` (called or not)."""
+    return isinstance(node, ast.FunctionDef) and any(
+        "jit" in ast.unparse(d).split("(")[0] for d in node.decorator_list)
+
+
+def compiled_functions():
+    """``(where, cites docs/)`` for every compiled function of the package: the citation
+    is in its docstring or in the comment lines right above its decorators."""
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not _is_compiled(node):
+                continue
+            i = min([d.lineno for d in node.decorator_list] + [node.lineno]) - 2
+            above = []
+            while i >= 0 and lines[i].lstrip().startswith("#"):
+                above.append(lines[i])
+                i -= 1
+            cites = "docs/" in (ast.get_docstring(node) or "") or any("docs/" in l for l in above)
+            out.append((f"{path.relative_to(ROOT)}:{node.lineno} {node.name}", cites))
+    return out
+
+
+def test_the_citation_count_reads_docstrings_and_comments_above():
+    found = dict(compiled_functions())
+    cited = {k.split()[-1] for k, v in found.items() if v}
+    assert {"_act", "_reparam_fwd", "_adam_kernel"} <= cited    # comment, comment, comment
+    assert "_dact" in cited                                      # docstring
+
+
+def test_compiled_kernels_cite_their_book_section():
+    found = compiled_functions()
+    assert len(found) >= 20
+    missing = [k for k, v in found if not v]
+    assert len(missing) <= (1 - MIN_CITED) * len(found), f"no docs/ section cited: {missing}"
+
+
+# ------------------------------------------------ repeated code (issue 27)
+#: at most this many pairs of places inside npvae/ share six or more lines
+MAX_DUPLICATE_PAIRS = 10
+
+
+def test_the_package_repeats_itself_in_at_most_ten_pairs_of_places():
+    """``duplicates --repo npvae`` (the development tool; skipped where it is absent)."""
+    import re
+    import shutil
+    import subprocess
+
+    tool = shutil.which("duplicates")
+    if tool is None:
+        pytest.skip("the duplicates tool is not installed here")
+    out = subprocess.run([tool, "--repo", str(PACKAGE), "--most", "200", "--seconds", "60"],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "incomplete" not in out, out
+    first = out.splitlines()[0] if out else ""
+    pairs = 0 if first.startswith("no duplicates") else int(re.match(r"(\d+) pairs", first).group(1))
+    assert pairs <= MAX_DUPLICATE_PAIRS, out
+
+
+# ------------------------------------------------ private names stay private (issue 27)
+#: at most this many ``from module import _name`` across modules of the package
+MAX_PRIVATE_IMPORTS = 25
+
+
+def private_imports():
+    """``module: name`` for every ``from x import _name`` in the package (dunders aside):
+    a name the other module marked as its own."""
+    out = []
+    for name, path in sorted(_modules().items()):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                out += [f"{name}: {'.' * node.level}{node.module or ''}.{a.name}"
+                        for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    return out
+
+
+def test_the_private_import_count_sees_relative_and_absolute_imports():
+    found = private_imports()
+    assert any(f.startswith("npvae.data.datasets: .registry._canonical_name") for f in found)
+
+
+def test_modules_import_few_private_names_of_other_modules():
+    found = private_imports()
+    assert len(found) <= MAX_PRIVATE_IMPORTS, "\n".join(found)

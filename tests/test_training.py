@@ -197,7 +197,7 @@ class TestCheckpointFile:
     def test_a_signal_just_after_the_temporary_file_is_made(self, tmp_path, monkeypatch):
         """A SIGTERM lands at a bytecode boundary; right after the temporary file is
         created (``mkstemp`` then still had to return its name) it left an orphan."""
-        from npvae.cli.common import _write_json
+        from npvae.cli.common import write_json
         m = small().initialize(16)
         path = checkpoint.save(m, tmp_path / "m.npz")
         before = open(path, "rb").read()
@@ -211,7 +211,7 @@ class TestCheckpointFile:
         with pytest.raises(KeyboardInterrupt):
             checkpoint.save(m, path)
         with pytest.raises(KeyboardInterrupt):
-            _write_json(str(tmp_path / "results.json"), {"a": 1})
+            write_json(str(tmp_path / "results.json"), {"a": 1})
         monkeypatch.undo()
         assert open(path, "rb").read() == before
         assert os.listdir(tmp_path) == ["m.npz"]

@@ -19,7 +19,7 @@ One module per concern, imports flowing one way (parser and common first):
 
 * :mod:`.parser` — the argument parser (every flag, its type and range, the
   ``--likelihood`` choices);
-* :mod:`.common` — messages, data loading, run folders, ``_build_model``;
+* :mod:`.common` — messages, data loading, run folders, ``build_model``;
 * :mod:`.figures` — :func:`write_figures`, the figures of a run folder;
 * :mod:`.evaluate` — ``evaluate``, ``sample`` and ``plot``;
 * :mod:`.settings` — settings read from a file, checked by the flags' own types;
@@ -140,7 +140,7 @@ def _run(args):
 
     try:
         from ..training import TrainingDiverged
-        from .common import CLIError, _one_line
+        from .common import CLIError, one_line
     except Terminated:
         return _fail(command, "terminated", 143)
     try:
@@ -162,15 +162,15 @@ def _run(args):
     except CLIError as exc:
         if debug:
             raise
-        return fail(f"error: {_one_line(exc)}", exc.exit_code)
+        return fail(f"error: {one_line(exc)}", exc.exit_code)
     except TrainingDiverged as exc:
         if debug:
             raise
-        return fail(f"training diverged: {_one_line(exc)}", 1)
+        return fail(f"training diverged: {one_line(exc)}", 1)
     except MemoryError as exc:          # a size given or stored, too large for this machine
         if debug:
             raise
-        return fail(f"error: not enough memory ({_one_line(exc)}): a size given or stored in "
+        return fail(f"error: not enough memory ({one_line(exc)}): a size given or stored in "
                     "the checkpoint (--hidden, --latent, --samples, --k, -n, --n-importance, "
                     "--batch-size) is too large for this machine", 2)
     except RecursionError:              # a file nested deeper than Python can read
@@ -183,11 +183,11 @@ def _run(args):
     except (ValueError, OSError) as exc:
         if debug:
             raise
-        return fail(f"error: {_one_line(exc)}", 2)
+        return fail(f"error: {one_line(exc)}", 2)
     except Exception as exc:            # noqa: BLE001 (the last resort: one line, not a traceback)
         if debug:
             raise
-        return fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} "
+        return fail(f"internal error: {type(exc).__name__}: {one_line(exc)} "
                     "(set NPVAE_DEBUG=1 for the traceback)", 1)
 
 

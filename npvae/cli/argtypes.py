@@ -7,14 +7,18 @@ import argparse
 import math
 
 
-def _int_at_least(minimum):
+def _converted(convert, text, expected):
+    """``convert(text)``, or the argparse error "expected <expected>, got <text>"."""
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def int_at_least(minimum):
     """An argparse type: an integer ``>= minimum``."""
     def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}") from None
+        value = _converted(int, text, f"an integer >= {minimum}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
         return value
@@ -22,16 +26,12 @@ def _int_at_least(minimum):
     return parse
 
 
-def _finite_float(minimum=None, inclusive=False):
+def finite_float(minimum=None, inclusive=False):
     """An argparse type: a finite number, above ``minimum`` (or at it when ``inclusive``)."""
     bound = ("" if minimum is None else f" {'>=' if inclusive else '>'} {minimum:g}")
 
     def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a finite number{bound}, got {text!r}") from None
+        value = _converted(float, text, f"a finite number{bound}")
         ok = math.isfinite(value) and (minimum is None or value > minimum
                                        or (inclusive and value == minimum))
         if not ok:
@@ -41,18 +41,18 @@ def _finite_float(minimum=None, inclusive=False):
     return parse
 
 
-def _min_logvar(text):
+def min_logvar(text):
     """``--gaussian-min-logvar``: ``auto`` (None, from the data), ``none`` or a finite number."""
     if text.strip().lower() in ("auto", "none"):
         return None if text.strip().lower() == "auto" else "none"
     try:
-        return _finite_float()(text)
+        return finite_float()(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected a finite number, 'auto' or 'none', got {text!r}") from None
 
 
-def _validation_size(text):
+def validation_size(text):
     """A fraction in (0, 1), a whole number of examples >= 1, or 0 (no validation split)."""
     message = ("must be a fraction in (0, 1), a whole number of examples >= 1, or 0 for "
                f"no validation split; got {text!r}")
@@ -71,7 +71,7 @@ def _validation_size(text):
     return value
 
 
-def _int_list(text, what="sizes"):
+def int_list(text, what="sizes"):
     parts = [t.strip() for t in text.split(",")]
     if not text.strip():
         return ()
@@ -85,20 +85,20 @@ def _int_list(text, what="sizes"):
     return values
 
 
-def _latent_list(text):
+def latent_list(text):
     """``20``; for hvae one size per level, ``100,50``."""
-    values = _int_list(text, "latent sizes")
+    values = int_list(text, "latent sizes")
     if not values:
         raise argparse.ArgumentTypeError("expected at least one latent size, got ''")
     return values
 
 
-def _hidden_list(text):
+def hidden_list(text):
     """``400`` or ``200,200`` (``''``: none); per level for hvae with ``;``: ``200,200;100,100``."""
     if ";" in text:
-        return tuple(_int_list(part, "hidden widths") for part in text.split(";"))
-    return _int_list(text, "hidden widths")
+        return tuple(int_list(part, "hidden widths") for part in text.split(";"))
+    return int_list(text, "hidden widths")
 
 
-_POSITIVE_INT = _int_at_least(1)
-_COUNT = _int_at_least(0)
+POSITIVE_INT = int_at_least(1)
+COUNT = int_at_least(0)

@@ -30,19 +30,19 @@ class CLIError(Exception):
         self.exit_code = exit_code
 
 
-def _say(msg, quiet=False):
+def say(msg, quiet=False):
     """Progress and results on stdout (silenced by --quiet)."""
     if not quiet:
         print(msg, flush=True)
 
 
-def _notice(msg):
+def notice(msg):
     """A notice the user must see (a fallback, a changed setting) on stderr, even with
     --quiet."""
     print(f"npvae: {msg}", file=sys.stderr, flush=True)
 
 
-def _one_line(exc):
+def one_line(exc):
     """An exception's message as one line: its first line (a data file not found
     also keeps its last line, which says where to put the file)."""
     from ..data import DataNotFoundError
@@ -58,7 +58,7 @@ def _one_line(exc):
     return lines[0]
 
 
-def _setup_compute(backend=None, threads=None):
+def setup_compute(backend=None, threads=None):
     import npvae
 
     if backend:
@@ -68,7 +68,7 @@ def _setup_compute(backend=None, threads=None):
 
 
 # ----------------------------------------------------------------------- data
-def _load_data(name, data_dir, binarization, validation_size, seed, quiet=True):
+def load_data(name, data_dir, binarization, validation_size, seed, quiet=True):
     """The data set ``name``; ``"auto"`` is MNIST, or the offline 8x8 digits when MNIST
     is neither found nor downloadable (said on stderr whatever ``quiet``).  A copy
     of MNIST that is there but corrupt is an error, never a reason to fall back."""
@@ -79,23 +79,23 @@ def _load_data(name, data_dir, binarization, validation_size, seed, quiet=True):
             return data.load_dataset("mnist", data_dir=data_dir, binarization=binarization,
                                      validation_size=validation_size, random_state=seed)
         except (data.DataNotFoundError, data.DownloadError) as exc:
-            reason = _one_line(exc).split(". Put ")[0]
-            _notice(f"MNIST not available ({reason}); using the offline 8x8 digits of "
+            reason = one_line(exc).split(". Put ")[0]
+            notice(f"MNIST not available ({reason}); using the offline 8x8 digits of "
                     "scikit-learn instead (--dataset digits). Set NPVAE_DATA or --data-dir "
                     "for MNIST, or pass --dataset mnist to make this an error.")
-            if validation_size == _default_validation("mnist"):
-                validation_size = _default_validation("digits")
+            if validation_size == default_validation("mnist"):
+                validation_size = default_validation("digits")
             name = "digits"
     return data.load_dataset(name, data_dir=data_dir, binarization=binarization,
                              validation_size=validation_size, random_state=seed)
 
 
-def _default_validation(name):
+def default_validation(name):
     return None if name == "binarized_mnist" else (
         10000 if name in ("mnist", "fashion_mnist") else 0.1)
 
 
-def _to_input(x, likelihood, dtype):
+def to_input(x, likelihood, dtype):
     """Stored ``uint8`` pixels as model input: ``(pixel + 0.5) / 256`` for the Beta
     likelihood (strictly inside (0, 1)), the levels themselves for the categorical,
     else ``pixel / 255`` (binary sets give 0/1; docs/12-data.md)."""
@@ -108,7 +108,7 @@ def _to_input(x, likelihood, dtype):
     return convert_batch(x, "none", dtype)
 
 
-def _stored_split(ds, split):
+def stored_split(ds, split):
     """A split as stored (``uint8`` pixels)."""
     x = {"train": ds.x_train, "valid": ds.x_valid, "test": ds.x_test}.get(split)
     if x is None:
@@ -116,12 +116,12 @@ def _stored_split(ds, split):
     return x
 
 
-def _split_x(ds, split, model, stop=None):
-    """A stored split (its first ``stop`` rows) as ``model``'s input (see :func:`_to_input`)."""
-    return _to_input(_stored_split(ds, split)[:stop], model.likelihood, model.dtype)
+def split_x(ds, split, model, stop=None):
+    """A stored split (its first ``stop`` rows) as ``model``'s input (see :func:`to_input`)."""
+    return to_input(stored_split(ds, split)[:stop], model.likelihood, model.dtype)
 
 
-def _batch_transform(ds, model):
+def make_batch_transform(ds, model):
     """The conversion of every training batch: dynamic binarisation, dequantisation for
     the Beta likelihood, or ``pixel / 255``."""
     from ..data import convert_batch, dequantize
@@ -135,7 +135,7 @@ def _batch_transform(ds, model):
     return lambda xb, rng: convert_batch(xb, mode, dtype, rng)
 
 
-def _describe(ds, model=None):
+def describe_data(ds, model=None):
     """The data set in one line, naming ``model``'s likelihood (when given) rather than
     the data set's default one."""
     from ..data import describe
@@ -161,17 +161,17 @@ EVALUATION_NAMES = tuple(f"evaluation-{split}.json" for split in ("test", "valid
 _SAMPLE_NAME = re.compile(r"samples-(prior|classes|label-?\d+)-seed\d+\.(png|npy)")
 
 
-def _run_dir(args):
+def run_folder(args):
     if args.out:
         return args.out
     raise CLIError("--out RUN is required (the folder that `npvae train` wrote)")
 
 
-def _checkpoint_path(args):
+def checkpoint_path(args):
     if getattr(args, "checkpoint", None):
         require_regular_file(args.checkpoint, f"--checkpoint {args.checkpoint}")
         return args.checkpoint
-    run = _run_dir(args)
+    run = run_folder(args)
     if not os.path.isdir(run):
         raise CLIError(f"--out {run}: no such folder")
     for name in ("best.npz", "checkpoint.npz"):
@@ -181,12 +181,12 @@ def _checkpoint_path(args):
     raise CLIError(f"no checkpoint in {run} (expected best.npz or checkpoint.npz)")
 
 
-def _holds_run(out):
+def holds_run(out):
     """The files that mark ``out`` as holding a run (empty when it does not)."""
     return [name for name in RUN_MARKERS if os.path.lexists(os.path.join(out, name))]
 
 
-def _remove_orphans(out):
+def remove_orphans(out):
     """Temporary files left by a kill during an atomic write: checkpoints
     (``.tmp-*.npz``) and the JSON files written here (``.tmp-*.json``)."""
     removed = []
@@ -213,7 +213,7 @@ def _remove_names(folder, names):
             os.remove(path)
 
 
-def _clear_run(out):
+def clear_run(out):
     """Remove the files of the run in ``out`` (what ``npvae train``, ``evaluate``,
     ``sample`` and ``plot`` write, by name), nothing else; links are removed, never
     followed (a ``figures`` link to another folder is removed, not emptied)."""
@@ -228,7 +228,7 @@ def _clear_run(out):
             os.rmdir(figures)
         except OSError:
             pass                     # holds files that are not ours
-    _remove_orphans(out)
+    remove_orphans(out)
 
 
 def _write_text_atomic(path, text):
@@ -237,23 +237,23 @@ def _write_text_atomic(path, text):
         f.write(text)
 
 
-def _write_json(path, obj):
+def write_json(path, obj):
     _write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def _rewrite_history(out, history):
+def rewrite_history(out, history):
     """``history.jsonl`` as the checkpoint's own history, one record a line."""
     _write_text_atomic(os.path.join(out, "history.jsonl"),
                        "".join(json.dumps(record) + "\n" for record in history))
 
 
-def _load_checkpoint(path):
+def load_checkpoint(path):
     """``(model, metadata)`` of a checkpoint file."""
     from .. import checkpoint
     from ..models import load
 
     model = load(path)
-    return model, _check_metadata(checkpoint.read_metadata(path), path)
+    return model, check_metadata(checkpoint.read_metadata(path), path)
 
 
 def _is_int(value, minimum=0):
@@ -275,7 +275,7 @@ _DATA_FIELDS = {
 }
 
 
-def _check_metadata(meta, path):
+def check_metadata(meta, path):
     """A checkpoint's metadata as the commands read it (a damaged value was an internal
     TypeError or AttributeError): a dict, its ``data`` a dict of :data:`_DATA_FIELDS`,
     its ``best_val_bound`` a name; ``CLIError`` in one line otherwise."""
@@ -296,17 +296,17 @@ def _check_metadata(meta, path):
     return meta
 
 
-def _dataset_for_run(args, meta, path):
+def dataset_for_run(args, meta, path):
     d = meta.get("data") if isinstance(meta, dict) else None
     if not isinstance(d, dict) or not d.get("dataset"):
         raise CLIError(f"{path} does not say which data set it was trained on (it was not "
                        "written by `npvae train`); use it from Python")
-    return _load_data(d["dataset"], args.data_dir or d.get("data_dir"),
+    return load_data(d["dataset"], args.data_dir or d.get("data_dir"),
                       d.get("binarization"), d.get("validation_size"), d.get("split_seed", 0))
 
 
 # ----------------------------------------------------------------------- models
-def _build_model(args, likelihood, classes=None, likelihood_params=None):
+def build_model(args, likelihood, classes=None, likelihood_params=None):
     """The model that ``npvae train`` fits, from the parsed arguments.
 
     ``likelihood`` is ``--likelihood`` or the data set's hint, ``likelihood_params``
@@ -376,7 +376,7 @@ def _concrete_params(args):
     return given
 
 
-def _describe_model(model):
+def describe_model(model):
     arch = getattr(model, "latent_sizes", None) or (model.n_latent,)
     lik = model.likelihood
     if getattr(model, "likelihood_params", None):
@@ -386,11 +386,11 @@ def _describe_model(model):
             f"{model.dtype} ({model.layout_.size:,} parameters)")
 
 
-def _conditional(model):
+def is_conditional(model):
     return hasattr(model, "classes_") or type(model).__name__ == "ConditionalVAE"
 
 
-def _display(model, means):
+def display(model, means):
     """Likelihood means scaled to [0, 1] for images."""
     if model.likelihood == "categorical":
         return means / (model._lik.n_levels - 1)

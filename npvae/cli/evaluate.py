@@ -8,9 +8,9 @@ import os
 import numpy as np
 
 from ..objectives import active_units
-from .common import (CLIError, _checkpoint_path, _conditional, _dataset_for_run, _describe,
-                     _display, _load_checkpoint, _say, _setup_compute, _stored_split,
-                     _to_input, _write_json)
+from .common import (CLIError, checkpoint_path, dataset_for_run, describe_data, display,
+                     is_conditional, load_checkpoint, say, setup_compute, stored_split,
+                     to_input, write_json)
 from .figures import write_figures
 
 
@@ -37,7 +37,7 @@ def _elbo_and_means(model, stored, labels, seed):
     has_au = hasattr(model, "active_units")
     sizes = list(model.latent_sizes) if hasattr(model, "latent_sizes") else [model.n_latent]
     for start in range(0, len(stored), CHUNK):
-        xb = _to_input(stored[start:start + CHUNK], model.likelihood, model.dtype)
+        xb = to_input(stored[start:start + CHUNK], model.likelihood, model.dtype)
         cond = () if labels is None else (labels[start:start + CHUNK],)
         elbo.append(model.score_samples(xb, *cond, random_state=rng))
         if has_au:
@@ -54,7 +54,7 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
     (``train`` reports the last epoch's, ``evaluate`` by default ``best.npz``'s).
     ``extra`` is added to the scores, which are written to ``save_to`` (JSON) before
     anything is printed: a report the terminal cannot show loses no results."""
-    stored = _stored_split(ds, split)
+    stored = stored_split(ds, split)
     n = min(len(stored), max_examples) if max_examples else len(stored)
     lines = []
     stored = stored[:n]
@@ -66,7 +66,7 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
         stored = binarize_dynamic(stored, TRAIN_BINARIZATION_SEED) * np.uint8(255)
         lines.append(f"train split: binarised once with seed {TRAIN_BINARIZATION_SEED} "
                      "(training drew a new binarisation every epoch)")
-    labels = _labels(ds, split)[:n] if _conditional(model) else None
+    labels = _labels(ds, split)[:n] if is_conditional(model) else None
     elbo, means = _elbo_and_means(model, stored, labels, seed)
     D = stored.shape[1]
     res = {"split": split, "n_examples": int(n), "elbo": float(elbo.mean()),
@@ -79,7 +79,7 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
     lines.append(f"{split} ELBO: {res['elbo']:.3f} nats (± {res['elbo_se'] or 0:.3f} s.e., "
                  f"{len(elbo)} examples, binarization={ds.binarization}, dataset={ds.name})")
     if n_importance and hasattr(model, "log_likelihood"):
-        x = _to_input(stored, model.likelihood, model.dtype)
+        x = to_input(stored, model.likelihood, model.dtype)
         cond = () if labels is None else (labels,)
         ll = model.log_likelihood(x, *cond, n_importance=n_importance, random_state=seed)
         nll = -ll
@@ -93,18 +93,18 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
         lines.append(f"active units: {au}")
     res.update(extra or {})
     if save_to:
-        _write_json(save_to, res)
+        write_json(save_to, res)
     for line in lines:
-        _say(line, quiet)
+        say(line, quiet)
     return res
 
 
 def cmd_evaluate(args):
-    _setup_compute(args.backend, args.threads)
-    path = _checkpoint_path(args)
-    model, meta = _load_checkpoint(path)
-    ds = _dataset_for_run(args, meta, path)
-    print(f"data: {_describe(ds, model)}")
+    setup_compute(args.backend, args.threads)
+    path = checkpoint_path(args)
+    model, meta = load_checkpoint(path)
+    ds = dataset_for_run(args, meta, path)
+    print(f"data: {describe_data(ds, model)}")
     from ..training import SELECTION_NAMES, selection
 
     best = SELECTION_NAMES.get(meta.get("best_val_bound") if isinstance(meta, dict) else None,
@@ -136,23 +136,23 @@ def _figures_home(args, path):
 def cmd_sample(args):
     from .. import plots
 
-    _setup_compute(args.backend, args.threads)
-    path = _checkpoint_path(args)
-    model, meta = _load_checkpoint(path)
+    setup_compute(args.backend, args.threads)
+    path = checkpoint_path(args)
+    model, meta = load_checkpoint(path)
     if args.label is not None:
-        if not _conditional(model):
+        if not is_conditional(model):
             raise CLIError("--label needs a conditional model (--model cvae)")
         if args.label not in model.classes_:
             raise CLIError(f"--label {args.label}: this model knows the labels "
                            f"{', '.join(map(str, model.classes_.tolist()))}")
         means = model.sample(args.n, np.full(args.n, args.label), random_state=args.seed)
-    elif _conditional(model):        # every class in turn
+    elif is_conditional(model):        # every class in turn
         means = model.sample(args.n, model.classes_[np.arange(args.n) % len(model.classes_)],
                              random_state=args.seed)
     else:
         means = model.sample(args.n, random_state=args.seed)
     which = (f"label{args.label}" if args.label is not None
-             else "classes" if _conditional(model) else "prior")
+             else "classes" if is_conditional(model) else "prior")
     output = args.output or os.path.join(_figures_home(args, path), "figures",
                                          f"samples-{which}-seed{args.seed}.png")
     if os.path.isdir(output):
@@ -160,7 +160,7 @@ def cmd_sample(args):
                        f"{os.path.join(output, 'samples.png')}")
     if not os.path.splitext(output)[1]:
         output += ".png"                     # what is written is what is said
-    png = plots.plot_samples(_display(model, means), _image_shape(meta, model), output,
+    png = plots.plot_samples(display(model, means), _image_shape(meta, model), output,
                              title=_sample_title(args, model))
     npy = os.path.splitext(os.fspath(png))[0] + ".npy"
     np.save(npy, means)
@@ -172,7 +172,7 @@ def _sample_title(args, model):
     """What ``npvae sample`` drew, for the figure's title."""
     if args.label is not None:
         what = f"label {args.label}"
-    elif _conditional(model):
+    elif is_conditional(model):
         what = "each label in turn"
     else:
         return f"{args.n} samples from the prior (seed {args.seed})"
@@ -180,10 +180,10 @@ def _sample_title(args, model):
 
 
 def cmd_plot(args):
-    _setup_compute(args.backend, args.threads)
-    path = _checkpoint_path(args)
-    model, meta = _load_checkpoint(path)
-    ds = _dataset_for_run(args, meta, path)
+    setup_compute(args.backend, args.threads)
+    path = checkpoint_path(args)
+    model, meta = load_checkpoint(path)
+    ds = dataset_for_run(args, meta, path)
     paths = write_figures(model, ds, _figures_home(args, path), seed=args.seed)
     print("wrote " + ", ".join(paths))
     return 0

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .common import _conditional, _display, _split_x
+from .common import display, is_conditional, split_x
 
 #: the row name of inputs shown as grey levels to a model that saw binarised ones
 GREY_INPUT_LABEL = "input (grey levels;\nthe model saw\nbinarised ones)"
@@ -37,20 +37,20 @@ def write_figures(model, ds, out, seed=0):
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     shape = tuple(ds.image_shape)
-    x = _split_x(ds, "test", model, stop=_N_SHOWN)
+    x = split_x(ds, "test", model, stop=_N_SHOWN)
     labels = ds.y_test[:_N_SHOWN] if ds.y_test is not None else None
     shown, grey = _shown_inputs(ds, len(x))
-    if _conditional(model):
+    if is_conditional(model):
         return _write_conditional_figures(model, x, shown, grey, labels, shape, fig_dir, seed)
     paths = []
-    rec = _display(model, model.reconstruct(x[:20]))
+    rec = display(model, model.reconstruct(x[:20]))
     paths.append(plots.plot_reconstructions(
         shown[:20], rec, shape, os.path.join(fig_dir, "reconstructions.png"), n=20,
         title="test inputs (top) and reconstructions (bottom)",
         input_label=GREY_INPUT_LABEL if grey else "input"))
     drawn = ("$z_L \\sim p(z_L)$, …, $z_1 \\sim p(z_1 | z_2)$" if _hierarchical(model)
              else "$z \\sim p(z)$")
-    paths.append(plots.plot_samples(_display(model, model.sample(100, random_state=seed)),
+    paths.append(plots.plot_samples(display(model, model.sample(100, random_state=seed)),
                                     shape, os.path.join(fig_dir, "samples.png"),
                                     title=f"samples from the prior: decoder means at {drawn}"))
     if model.history_:
@@ -66,7 +66,7 @@ def write_figures(model, ds, out, seed=0):
         paths.append(plots.plot_latent_scatter(levels[0], labels, latent_path,
                                                title="posterior means of test examples"))
     z = levels[0]                       # what the decoder reads: z, or a hierarchy's z_1
-    decode = lambda zz: _display(model, model._decode_means(zz))
+    decode = lambda zz: display(model, model._decode_means(zz))
     if z.shape[1] >= 2 and getattr(model, "posterior", "") != "concrete":   # no Φ⁻¹ grid of codes
         paths.append(_manifold(plots, decode, z, model, len(levels), shape, fig_dir))
     rng = np.random.default_rng(seed)
@@ -156,14 +156,14 @@ def _write_conditional_figures(model, x, shown, grey, labels, shape, fig_dir, se
     from .. import plots
 
     paths = [plots.plot_reconstructions(
-        shown[:20], _display(model, model.reconstruct(x[:20], labels[:20])), shape,
+        shown[:20], display(model, model.reconstruct(x[:20], labels[:20])), shape,
         os.path.join(fig_dir, "reconstructions.png"), n=20,
         title="test inputs (top) and reconstructions given their labels (bottom)",
         input_label=GREY_INPUT_LABEL if grey else "input")]
     classes = model.classes_
     per_class = np.repeat(classes, 10)
     paths.append(plots.plot_samples(
-        _display(model, model.sample(len(per_class), per_class, random_state=seed)), shape,
+        display(model, model.sample(len(per_class), per_class, random_state=seed)), shape,
         os.path.join(fig_dir, "samples.png"), n_cols=10, row_labels=list(classes),
         row_title="class given to the decoder",
         title="samples by class: each row generated given its label, z ~ p(z)"))
@@ -178,7 +178,7 @@ def _write_conditional_figures(model, x, shown, grey, labels, shape, fig_dir, se
     pairs = rng.choice(len(x), size=(4, 2), replace=False)
     label = classes[0]
     paths.append(plots.plot_interpolation(
-        lambda zz: _display(model, model._decode_means(zz, model._onehot(label, len(zz)))),
+        lambda zz: display(model, model._decode_means(zz, model._onehot(label, len(zz)))),
         z[pairs[:, 0]],
         z[pairs[:, 1]], shape, os.path.join(fig_dir, "interpolation.png"), n_steps=10,
         title=f"interpolation between codes, decoded as label {label}"))

@@ -12,8 +12,8 @@ import argparse
 import difflib
 import re
 
-from .argtypes import (_COUNT, _POSITIVE_INT, _finite_float, _hidden_list, _latent_list,
-                       _min_logvar, _validation_size)
+from .argtypes import (COUNT, POSITIVE_INT, finite_float, hidden_list, latent_list,
+                       min_logvar, validation_size)
 
 DESCRIPTION = """Variational autoencoders in NumPy with hand-written gradients.
 
@@ -30,7 +30,7 @@ traceback), 130 after Ctrl-C, 143 after SIGTERM.
 """
 
 #: ``npvae train --likelihood`` choices; the default comes from the data set
-#: (``likelihood_hint``), and :func:`npvae.cli.common._build_model` passes the
+#: (``likelihood_hint``), and :func:`npvae.cli.common.build_model` passes the
 #: choice to the model.
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical", "beta")
 
@@ -106,7 +106,7 @@ def _add_common(p):
     p.add_argument("--backend", choices=("numba", "numpy"), default=None,
                    help="compute backend for elementwise kernels (default: numba, or the "
                         "run's own on train --resume)")
-    p.add_argument("--threads", type=_POSITIVE_INT, default=None, metavar="N",
+    p.add_argument("--threads", type=POSITIVE_INT, default=None, metavar="N",
                    help="force N threads for the matrix products (BLAS; Numba's loops run on one "
                         "thread either way) (default: chosen while "
                         "training by timing the steps at 1, 2, 4, ... threads up to the cores "
@@ -133,9 +133,9 @@ def _add_train(sub, fmt):
                         "conditional VAE on the data set's labels; fisher: the Fisher "
                         "autoencoder (grey levels, a Gaussian decoder of fixed log-variance "
                         "--gaussian-logvar, a smooth --activation, tanh by default)")
-    t.add_argument("--latent", type=_latent_list, default=(20,), metavar="Z[,Z...]",
+    t.add_argument("--latent", type=latent_list, default=(20,), metavar="Z[,Z...]",
                    help="latent size Z (hvae: one size per level, bottom first, e.g. 100,50)")
-    t.add_argument("--hidden", type=_hidden_list, default=(400,), metavar="WIDTHS",
+    t.add_argument("--hidden", type=hidden_list, default=(400,), metavar="WIDTHS",
                    help="encoder hidden widths, comma-separated ('' for none); the decoder "
                         "mirrors them; hvae: one group per level separated by ';', e.g. "
                         "'200,200;100,100'")
@@ -155,9 +155,9 @@ def _add_train(sub, fmt):
                    help="--likelihood gaussian only: the mean is a sigmoid of the decoder's "
                         "output, in (0, 1) like the pixels, or the output itself "
                         "(default: sigmoid)")
-    t.add_argument("--gaussian-logvar", type=_finite_float(), default=0.0, metavar="LOGVAR",
+    t.add_argument("--gaussian-logvar", type=finite_float(), default=0.0, metavar="LOGVAR",
                    help="--likelihood gaussian only: the (starting) log-variance of p(x|z)")
-    t.add_argument("--gaussian-min-logvar", type=_min_logvar, default=None, metavar="FLOOR",
+    t.add_argument("--gaussian-min-logvar", type=min_logvar, default=None, metavar="FLOOR",
                    help="--likelihood gaussian only: a floor under a learned log-variance "
                         "(reached smoothly); 'auto' (the default) is log(step^2/12) for the "
                         "step between the data's levels (1/255 for 8-bit images, 1 for "
@@ -169,26 +169,26 @@ def _add_train(sub, fmt):
                         "(docs/03-kl-divergences.md), or concrete: --latent M categorical "
                         "variables of --categories K classes, relaxed by the Gumbel-softmax "
                         "(docs/15-discrete-latents.md)")
-    t.add_argument("--categories", type=_POSITIVE_INT, default=None, metavar="K",
+    t.add_argument("--categories", type=POSITIVE_INT, default=None, metavar="K",
                    help="--posterior concrete only: classes per categorical variable (default 10)")
-    t.add_argument("--temperature", type=_finite_float(0), default=None, metavar="T",
+    t.add_argument("--temperature", type=finite_float(0), default=None, metavar="T",
                    help="--posterior concrete only: the (starting) temperature (default 1.0)")
-    t.add_argument("--anneal-rate", type=_finite_float(0, inclusive=True), default=None,
+    t.add_argument("--anneal-rate", type=finite_float(0, inclusive=True), default=None,
                    metavar="R", help="--posterior concrete only: temperature max(T_min, "
                    "T exp(-R epoch)) (default 0: constant)")
-    t.add_argument("--min-temperature", type=_finite_float(0), default=None, metavar="T_MIN",
+    t.add_argument("--min-temperature", type=finite_float(0), default=None, metavar="T_MIN",
                    help="--posterior concrete only: the annealing's floor (default 0.5)")
     t.add_argument("--straight-through", action="store_true",
                    help="--posterior concrete only: hard one-hot codes forward, the relaxed "
                         "gradient backward (biased)")
-    t.add_argument("--samples", type=_POSITIVE_INT, default=1, metavar="S",
+    t.add_argument("--samples", type=POSITIVE_INT, default=1, metavar="S",
                    help="samples of z per example")
-    t.add_argument("--beta", type=_finite_float(0, inclusive=True), default=1.0,
+    t.add_argument("--beta", type=finite_float(0, inclusive=True), default=1.0,
                    help="weight of the KL term")
     t.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
                    help="training objective (iwae: the importance-weighted bound with --k "
                         "samples, which it needs)")
-    t.add_argument("--k", type=_POSITIVE_INT, default=1,
+    t.add_argument("--k", type=POSITIVE_INT, default=1,
                    help="importance samples for --objective iwae, at least 2 (k = 1 is the "
                         "ELBO); the ELBO takes none")
     t.add_argument("--gradient-estimator", choices=("standard", "stl", "dreg"),
@@ -199,39 +199,39 @@ def _add_train(sub, fmt):
                         "al. 2019)")
     t.add_argument("--inference", choices=("independent", "markov"), default="independent",
                    help="hvae only: factorisation of q")
-    t.add_argument("--epochs", type=_COUNT, default=None,
+    t.add_argument("--epochs", type=COUNT, default=None,
                    help="total passes over the training set, counting those of a resumed "
                         "run (default: 10, or 100 for the small offline sets digits and "
                         "synthetic; on --resume the run's own)")
-    t.add_argument("--batch-size", type=_POSITIVE_INT, default=100, metavar="N",
+    t.add_argument("--batch-size", type=POSITIVE_INT, default=100, metavar="N",
                    help="examples per gradient step")
-    t.add_argument("--lr", type=_finite_float(0), default=1e-3, help="learning rate")
+    t.add_argument("--lr", type=finite_float(0), default=1e-3, help="learning rate")
     t.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam",
                    help="optimiser (default: adam)")
     t.add_argument("--lr-schedule", choices=("constant", "exponential", "cosine", "burda"),
                    default="constant", help="learning rate over the epochs (burda: Burda et "
                    "al.'s stages, 3^i epochs at lr*10^(-i/7))")
-    t.add_argument("--adam-eps", type=_finite_float(0), default=1e-8, metavar="EPS",
+    t.add_argument("--adam-eps", type=finite_float(0), default=1e-8, metavar="EPS",
                    help="Adam's epsilon (Burda et al. used 1e-4)")
-    t.add_argument("--lr-decay", type=_finite_float(0), default=0.95,
+    t.add_argument("--lr-decay", type=finite_float(0), default=0.95,
                    help="per-epoch factor for --lr-schedule exponential")
-    t.add_argument("--kl-warmup", type=_finite_float(0, inclusive=True), default=0.0,
+    t.add_argument("--kl-warmup", type=finite_float(0, inclusive=True), default=0.0,
                    metavar="EPOCHS", help="beta rises linearly from 0 over this many epochs")
-    t.add_argument("--clip-norm", type=_finite_float(0), default=None, metavar="NORM",
+    t.add_argument("--clip-norm", type=finite_float(0), default=None, metavar="NORM",
                    help="clip the gradient's norm at this value (default: no clipping)")
-    t.add_argument("--patience", type=_POSITIVE_INT, default=None, metavar="EPOCHS",
+    t.add_argument("--patience", type=POSITIVE_INT, default=None, metavar="EPOCHS",
                    help="early stopping after this many epochs without a better validation "
                         "objective: ELBO, IWAE bound or Fisher loss (default: no early "
                         "stopping)")
-    t.add_argument("--validation-size", type=_validation_size, default=None, metavar="SIZE",
+    t.add_argument("--validation-size", type=validation_size, default=None, metavar="SIZE",
                    help="examples (>= 1) or a fraction in (0, 1) held out of training for "
                         "validation, 0 for none; default: 10000 for MNIST-sized sets, 10%% "
                         "for small ones, the official split of binarized_mnist")
-    t.add_argument("--max-examples", type=_POSITIVE_INT, default=None, metavar="N",
+    t.add_argument("--max-examples", type=POSITIVE_INT, default=None, metavar="N",
                    help="use only the first N training examples (default: all)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="floating-point type of parameters and computation")
-    t.add_argument("--seed", type=_COUNT, default=0,
+    t.add_argument("--seed", type=COUNT, default=0,
                    help="seeds parameters, noise, shuffling and the validation split")
     mode = t.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true",
@@ -259,12 +259,12 @@ def _add_evaluate(sub, fmt):
                    help="checkpoint file (default: best.npz, else checkpoint.npz in --out)")
     e.add_argument("--split", choices=("test", "valid", "train"), default="test",
                    help="the data split to evaluate")
-    e.add_argument("--n-importance", type=_COUNT, default=0, metavar="K",
+    e.add_argument("--n-importance", type=COUNT, default=0, metavar="K",
                    help="importance samples K for the log-likelihood estimate (0: skip; "
                         "5000 for published numbers)")
-    e.add_argument("--max-examples", type=_POSITIVE_INT, default=None, metavar="N",
+    e.add_argument("--max-examples", type=POSITIVE_INT, default=None, metavar="N",
                    help="evaluate only the first N examples of the split (default: all)")
-    e.add_argument("--seed", type=_COUNT, default=0, help="seeds the evaluation noise")
+    e.add_argument("--seed", type=COUNT, default=0, help="seeds the evaluation noise")
 
 
 def _add_sample(sub, fmt):
@@ -272,8 +272,8 @@ def _add_sample(sub, fmt):
     _add_common(s)
     s.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="checkpoint file (default: best.npz, else checkpoint.npz in --out)")
-    s.add_argument("-n", "--n", type=_POSITIVE_INT, default=64, help="number of samples")
-    s.add_argument("--seed", type=_COUNT, default=0, help="seeds the samples")
+    s.add_argument("-n", "--n", type=POSITIVE_INT, default=64, help="number of samples")
+    s.add_argument("--seed", type=COUNT, default=0, help="seeds the samples")
     s.add_argument("--label", type=int, default=None,
                    help="class to generate (conditional models; default: every class in turn)")
     s.add_argument("--output", default=None, metavar="PNG",
@@ -287,7 +287,7 @@ def _add_plot(sub, fmt):
     _add_common(p)
     p.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="checkpoint file (default: best.npz, else checkpoint.npz in --out)")
-    p.add_argument("--seed", type=_COUNT, default=0, help="seeds the samples and the pairs "
+    p.add_argument("--seed", type=COUNT, default=0, help="seeds the samples and the pairs "
                                                            "interpolated")
 
 
@@ -302,7 +302,7 @@ def _add_sweep(sub, fmt):
     s.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, tcp://HOST:8786 (default: a local cluster "
                         "of processes, workers x threads per run <= cores)")
-    s.add_argument("--workers", type=_POSITIVE_INT, default=None, metavar="N",
+    s.add_argument("--workers", type=POSITIVE_INT, default=None, metavar="N",
                    help="worker processes of the local cluster (default: cores / threads "
                         "per run)")
 

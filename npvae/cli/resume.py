@@ -13,8 +13,8 @@ import json
 import os
 
 from .._fsafe import require_regular_file
-from .common import (CLIError, _check_metadata, _dataset_for_run, _load_checkpoint, _notice,
-                     _remove_orphans, _rewrite_history, _run_dir, _write_json)
+from .common import (CLIError, check_metadata, dataset_for_run, load_checkpoint, notice,
+                     remove_orphans, rewrite_history, run_folder, write_json)
 
 #: training flags that ``--resume`` takes from the command line over the stored settings
 OVERRIDES = ("epochs", "lr", "lr_decay", "batch_size", "lr_schedule", "kl_warmup", "clip_norm",
@@ -147,7 +147,7 @@ def prepare_resume(args):
     given = explicit(args)
     if not args.out:
         raise CLIError("--resume needs --out RUN, the folder of the run to continue")
-    out = _run_dir(args)
+    out = run_folder(args)
     path = os.path.join(out, "checkpoint.npz")
     if not os.path.lexists(path):
         if os.path.exists(os.path.join(out, "config.json")):
@@ -156,7 +156,7 @@ def prepare_resume(args):
                            f"{os.path.join(out, 'config.json')} --out {out}`")
         raise CLIError(f"--resume: no checkpoint at {path}")
     require_regular_file(path)
-    meta = _check_metadata(checkpoint.read_metadata(path), path)
+    meta = check_metadata(checkpoint.read_metadata(path), path)
     config, data = meta.get("config"), meta.get("data")
     if not isinstance(config, dict) or not isinstance(data, dict) or not config:
         raise CLIError(f"--resume: {path} holds no run settings (it was not written by "
@@ -173,14 +173,14 @@ def prepare_resume(args):
         raise CLIError("--kl-warmup does not apply to a --model fisher run (the Fisher "
                        "divergence has no KL weight)")
     settings, changes = _settings(args, given, config)
-    from .common import _setup_compute
+    from .common import setup_compute
 
-    _setup_compute(settings["backend"], settings["threads"])
-    model, _ = _load_checkpoint(path)
+    setup_compute(settings["backend"], settings["threads"])
+    model, _ = load_checkpoint(path)
     _check_history(model.history_, path)
     done = model.n_iter_
-    _remove_orphans(out)
-    _rewrite_history(out, model.history_)     # history.jsonl as the checkpoint has it
+    remove_orphans(out)
+    rewrite_history(out, model.history_)     # history.jsonl as the checkpoint has it
     total = settings["epochs"]
     if total is None:
         total = config.get("epochs") or done
@@ -193,19 +193,19 @@ def prepare_resume(args):
             print(f"npvae train: the run in {out} is finished ({why}); pass a larger --epochs "
                   "to train it further", flush=True)
             return None
-        _notice(f"the run in {out} is finished ({why}) but its results.json was not "
+        notice(f"the run in {out} is finished ({why}) but its results.json was not "
                 "written (was it killed?); writing the results and figures now")
         total = done
     if changes:
-        _notice(f"resuming {out} with changed settings: " + ", ".join(changes))
+        notice(f"resuming {out} with changed settings: " + ", ".join(changes))
     if args.data_dir:
         data = dict(data, data_dir=args.data_dir)
-    ds = _dataset_for_run(args, dict(meta, data=data), path)
+    ds = dataset_for_run(args, dict(meta, data=data), path)
     settings["epochs"] = total
     config = dict(config, **settings)
     meta = {k: v for k, v in meta.items() if k != "best_val_elbo"}
     meta.update(config=config, data=data)
-    _write_json(os.path.join(out, "config.json"), config)
+    write_json(os.path.join(out, "config.json"), config)
     model.set_params(learning_rate=settings["lr"], batch_size=settings["batch_size"],
                      epochs=total)
     return model, ds, out, settings, meta

@@ -21,7 +21,7 @@ import os
 import time
 import uuid
 
-from .common import CLIError, _holds_run, _one_line, _say
+from .common import CLIError, holds_run, one_line, say
 from .evaluate import cmd_evaluate
 from .resume import _same, flag
 from .sweep_file import _train_parser, load_sweep, to_argv
@@ -70,10 +70,10 @@ def finished_row(run_dir, settings, n_importance=0):
 def _failure(exc):
     """A failed run's error in one line, as ``npvae train`` would print it."""
     if isinstance(exc, CLIError):
-        return _one_line(exc)
+        return one_line(exc)
     if isinstance(exc, (ValueError, OSError)):
-        return f"error: {_one_line(exc)}"
-    return f"internal error: {type(exc).__name__}: {_one_line(exc)}"
+        return f"error: {one_line(exc)}"
+    return f"internal error: {type(exc).__name__}: {one_line(exc)}"
 
 
 def _evaluate(run_dir, settings, n_importance):
@@ -102,7 +102,7 @@ def run_one(run_dir, settings, n_importance=0):
             extra = {"out": run_dir, "quiet": True}
             if os.path.isfile(os.path.join(run_dir, "checkpoint.npz")):
                 extra["resume"] = True
-            elif _holds_run(run_dir):
+            elif holds_run(run_dir):
                 extra["overwrite"] = True
             args = _train_parser().parse_args(
                 to_argv(settings) + [f"--out={run_dir}"] + [flag(k) for k in extra
@@ -154,7 +154,7 @@ def connect(scheduler, workers, threads, n_runs):
         try:
             client = distributed.Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise CLIError(f"--scheduler {scheduler}: cannot connect ({_one_line(exc)})") \
+            raise CLIError(f"--scheduler {scheduler}: cannot connect ({one_line(exc)})") \
                 from None
         n = len(client.scheduler_info().get("workers", {}))
         return client, None, f"the Dask cluster at {scheduler} ({n} workers now)"
@@ -163,7 +163,7 @@ def connect(scheduler, workers, threads, n_runs):
     cores = _cores()
     n = workers or max(1, cores // threads)
     if n * threads > cores:
-        _say(f"npvae sweep: note: --workers {n} x {threads} threads per run is more than "
+        say(f"npvae sweep: note: --workers {n} x {threads} threads per run is more than "
              f"the {cores} cores; runs will share them")
     n = min(n, n_runs)
     try:
@@ -188,7 +188,7 @@ def _progress(rows, total, running, failed, name, result):
     done = sum(r["status"] == "done" for r in rows.values())
     what = (f"test ELBO {result['test_elbo']:.3f}" if result["status"] == "done"
             and result.get("test_elbo") is not None else f"failed: {result.get('error')}")
-    _say(f"sweep: {done}/{total} done, {running} running, {failed} failed; {name}: {what}")
+    say(f"sweep: {done}/{total} done, {running} running, {failed} failed; {name}: {what}")
 
 
 def _run_all(client, runs, out, n_importance, rows):
@@ -233,7 +233,7 @@ def cmd_sweep(args):
             todo.append(run)
         else:
             rows[run.name] = _row(run, run_dir, {**result, "status": "done", "error": ""})
-    _say(f"sweep: {len(runs)} runs in {out}/ ({len(rows)} finished already, {len(todo)} to run)")
+    say(f"sweep: {len(runs)} runs in {out}/ ({len(rows)} finished already, {len(todo)} to run)")
     t0 = time.perf_counter()
     title = f"sweep {os.path.basename(args.file)}"
 
@@ -248,7 +248,7 @@ def cmd_sweep(args):
         threads = max(int(run.settings.get("threads") or 1) for run in todo)
         client, cluster, where = connect(args.scheduler, args.workers, threads, len(todo))
         try:
-            _say(f"sweep: running on {where}; {_dashboard(client)}")
+            say(f"sweep: running on {where}; {_dashboard(client)}")
             _run_all(client, todo, out, n_importance, rows)
         except KeyboardInterrupt:
             write([rows[r.name] for r in runs if r.name in rows])
@@ -261,6 +261,6 @@ def cmd_sweep(args):
                 cluster.close()
     path = write([rows[r.name] for r in runs])
     failed = [r for r in rows.values() if r["status"] == "failed"]
-    _say(f"sweep: {len(rows) - len(failed)} done, {len(failed)} failed in "
+    say(f"sweep: {len(rows) - len(failed)} done, {len(failed)} failed in "
          f"{time.perf_counter() - t0:.1f} s; wrote {path}, {out}/summary.md, {out}/summary.png")
     return 1 if failed else 0

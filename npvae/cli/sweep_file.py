@@ -28,8 +28,9 @@ import itertools
 import re
 import sys
 
-from .common import CLIError, _build_model
-from .parser import _hidden_list, _latent_list, build_parser
+from .argtypes import hidden_list, latent_list
+from .common import CLIError, build_model
+from .parser import build_parser
 from .resume import _show, flag
 from .train_settings import _likelihood_params, check_settings
 
@@ -93,7 +94,7 @@ def _kind(action):
     """The TOML type a setting takes: bool, sizes (int or list), int, number or str."""
     if isinstance(action, argparse._StoreTrueAction):
         return "bool"
-    if action.type in (_latent_list, _hidden_list):
+    if action.type in (latent_list, hidden_list):
         return "sizes"
     if action.type is None:
         return "str"
@@ -125,7 +126,7 @@ def _check_type(where, key, value, actions):
                        f"{', '.join(SET_BY_SWEEP[:2])} are set by the sweep)")
     kind = _kind(actions[key])
     if kind == "sizes":
-        nested = actions[key].type is _hidden_list
+        nested = actions[key].type is hidden_list
         if not _is_sizes(value, nested):
             what = "an integer or a list of integers" + (
                 " (or of lists, one per level)" if nested else "")
@@ -163,7 +164,7 @@ def check_run(settings, where):
         params = _likelihood_params(args, likelihood, args.explicit_)
         # labels stand-in: the classes are the data's; only their presence matters here
         classes = None if key in ("binarized_mnist", "frey") else [0, 1]
-        _build_model(args, likelihood, classes, params)._check_settings()
+        build_model(args, likelihood, classes, params)._check_settings()
     except (CLIError, ValueError, TypeError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CLIError(f"{where}: {message}") from None

@@ -8,10 +8,10 @@ import time
 import numpy as np
 
 from .._fsafe import FolderLocked, folder_lock
-from .common import (CLIError, _batch_transform, _build_model, _clear_run, _conditional,
-                     _default_validation, _describe, _describe_model, _holds_run, _load_data, _notice,
-                     _remove_orphans, _rewrite_history, _say, _setup_compute, _split_x,
-                     _to_input, _write_json)
+from .common import (CLIError, build_model, clear_run, default_validation, describe_data,
+                     describe_model, holds_run, is_conditional, load_data, make_batch_transform,
+                     notice, remove_orphans, rewrite_history, say, setup_compute, split_x,
+                     to_input, write_json)
 from .evaluate import _evaluate_and_report
 from .figures import write_figures
 from .resume import prepare_resume
@@ -39,7 +39,7 @@ def _train(args, claim):
             return 0
         model, ds, out, settings, meta = prepared
         if model.n_iter_ < settings["epochs"]:
-            _say(f"resuming {out}/checkpoint.npz at epoch {model.n_iter_} of "
+            say(f"resuming {out}/checkpoint.npz at epoch {model.n_iter_} of "
                  f"{settings['epochs']}", args.quiet)
     else:
         model, ds, out, settings, meta = _new_run(args, claim)
@@ -105,12 +105,12 @@ def _rmdirs(folders):
 
 # ----------------------------------------------------------------------- a new run
 def _refuse_existing(out, overwrite):
-    found = _holds_run(out)
+    found = holds_run(out)
     if found and not overwrite:
         raise CLIError(f"{out} already holds a run ({', '.join(found)}); continue it with "
                        f"--resume, choose another --out, or pass --overwrite to replace it")
     if not found and os.path.lexists(os.path.join(out, "config.json")):
-        _notice(f"{out} holds the config.json of a run that never finished an epoch; "
+        notice(f"{out} holds the config.json of a run that never finished an epoch; "
                 "this run replaces it")
 
 
@@ -120,12 +120,12 @@ def _new_run(args, claim):
     if args.out:
         claim.take(args.out, create=True)
         _refuse_existing(args.out, args.overwrite)
-    _setup_compute(args.backend, args.threads)
+    setup_compute(args.backend, args.threads)
     val_size = args.validation_size
     if val_size is None:
-        val_size = _default_validation(key if key != "auto" else "mnist")
+        val_size = default_validation(key if key != "auto" else "mnist")
     try:
-        ds = _load_data(key, args.data_dir, binarization, val_size, args.seed, args.quiet)
+        ds = load_data(key, args.data_dir, binarization, val_size, args.seed, args.quiet)
     except ValueError as exc:       # a count beyond the data set's size: name the flag
         if "validation_size" not in str(exc):
             raise
@@ -150,19 +150,19 @@ def _new_run(args, claim):
     _check_binary(ds, likelihood)
     lik_params = _likelihood_params(args, likelihood, given, ds)
     classes = None if ds.y_train is None else sorted(np.unique(ds.y_train).tolist())
-    model = _build_model(args, likelihood, classes, lik_params)
+    model = build_model(args, likelihood, classes, lik_params)
     model.initialize(ds.n_features)          # checks every setting before the folder is touched
     # a slice first: converting all 60,000 images to float64 would take 376 MB
-    model._set_output_bias(_to_input(ds.x_train[:10000], likelihood, np.float64))
+    model._set_output_bias(to_input(ds.x_train[:10000], likelihood, np.float64))
     if args.overwrite:
-        _clear_run(out)
-    _remove_orphans(out)
+        clear_run(out)
+    remove_orphans(out)
     claim.wrote = True
     config = {k: v for k, v in vars(args).items()
               if k not in ("func", "explicit_", "from_config_", "resume", "overwrite")}
     config.update(dataset=ds.name, likelihood=likelihood, out=out, binarization=ds.binarization,
                   likelihood_params=lik_params)
-    _write_json(os.path.join(out, "config.json"), config)
+    write_json(os.path.join(out, "config.json"), config)
     meta = {"config": config,
             "data": {"dataset": ds.name, "binarization": ds.binarization,
                      "data_dir": args.data_dir, "validation_size": val_size,
@@ -242,12 +242,12 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
     from ..training import TrainingDiverged, train
 
     total = settings["epochs"]
-    _say(f"data: {_describe(ds, model)}", quiet)
-    _say(f"model: {_describe_model(model)}; writing {out}/", quiet)
-    x_val = _split_x(ds, "valid", model) if ds.x_valid is not None else None
+    say(f"data: {describe_data(ds, model)}", quiet)
+    say(f"model: {describe_model(model)}; writing {out}/", quiet)
+    x_val = split_x(ds, "valid", model) if ds.x_valid is not None else None
     t0 = time.perf_counter()
     options = dict(epochs=total - model.n_iter_, batch_size=settings["batch_size"],
-                   learning_rate=settings["lr"], batch_transform=_batch_transform(ds, model),
+                   learning_rate=settings["lr"], batch_transform=make_batch_transform(ds, model),
                    lr_schedule=settings["lr_schedule"], lr_decay=settings["lr_decay"],
                    kl_warmup_epochs=settings["kl_warmup"], clip_norm=settings["clip_norm"],
                    patience=settings["patience"], run_dir=out, metadata=meta,
@@ -255,7 +255,7 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
                    optimizer_options={"eps": settings["adam_eps"]}
                    if model.optimizer == "adam" else None)
     try:
-        if _conditional(model):
+        if is_conditional(model):
             train(model, x_train, ds.y_train[:len(x_train)], X_val=x_val,
                   y_val=ds.y_valid if x_val is not None else None, **options)
         else:
@@ -275,7 +275,7 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
         from .. import checkpoint
 
         checkpoint.save(model, ckpt, meta)
-        _rewrite_history(out, model.history_)
+        rewrite_history(out, model.history_)
     stopped_early = model.n_iter_ < total
     from ..training import SELECTION_NAMES, selection
 
@@ -293,6 +293,6 @@ def _fit(model, ds, x_train, out, settings, meta, quiet, figures, seed):
                          save_to=os.path.join(out, "results.json"))
     if figures:
         paths = write_figures(model, ds, out, seed=seed)
-        _say(f"figures: {', '.join(os.path.relpath(p, out) for p in paths)} in {out}/figures",
+        say(f"figures: {', '.join(os.path.relpath(p, out) for p in paths)} in {out}/figures",
              quiet)
     return 0

@@ -14,6 +14,7 @@ from numba import njit
 from .. import fastmath
 
 # ---------------------------------------------------------------- Gaussian
+# z = μ + σ ⊙ ε (docs/02-reparameterisation.md#the-reparameterised-sample)
 @njit(cache=True)
 def _reparam_fwd(mu, logvar, eps, sigma, z, half):
     S, N, Z = eps.shape
@@ -26,6 +27,7 @@ def _reparam_fwd(mu, logvar, eps, sigma, z, half):
                 z[s, n, j] = mu[n, j] + sigma[n, j] * eps[s, n, j]
 
 
+# dμ = Σ_s dz, dλ = Σ_s dz ⊙ ε ⊙ σ / 2 (docs/02-reparameterisation.md#backward-of-the-sample)
 @njit(cache=True)
 def _reparam_bwd(dz, sigma, eps, dmu, dlogvar):
     S, N, Z = dz.shape
@@ -47,14 +49,19 @@ def reparameterize_forward(mu, logvar, eps):
     return z, (sigma, eps)
 
 
-def reparameterize_backward(dz, cache):
-    sigma, eps = cache
-    dmu = np.empty_like(sigma)
-    dlogvar = np.empty_like(sigma)
-    _reparam_bwd(dz, sigma, eps, dmu, dlogvar)
+def _into_dmu_dlogvar(kernel, like, *args):
+    """``(dμ, dλ)``: fresh arrays shaped like ``like`` that ``kernel(*args, dμ, dλ)`` fills."""
+    dmu, dlogvar = np.empty_like(like), np.empty_like(like)
+    kernel(*args, dmu, dlogvar)
     return dmu, dlogvar
 
 
+def reparameterize_backward(dz, cache):
+    sigma, eps = cache
+    return _into_dmu_dlogvar(_reparam_bwd, sigma, dz, sigma, eps)
+
+
+# KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_j (μ_j² + σ_j² − 1 − λ_j) (docs/03-kl-divergences.md#kl-to-the-standard-normal)
 @njit(cache=True)
 def _kl_std_fwd(mu, logvar, var, kl):
     N, Z = mu.shape
@@ -68,6 +75,7 @@ def _kl_std_fwd(mu, logvar, var, kl):
         kl[n] = 0.5 * acc
 
 
+# ∂KL/∂μ = μ, ∂KL/∂λ = ½ (σ² − 1) (docs/03-kl-divergences.md#gradients-of-the-kl-to-the-standard-normal)
 @njit(cache=True)
 def _kl_std_bwd(dkl, mu, var, dmu, dlogvar):
     N, Z = mu.shape
@@ -86,12 +94,10 @@ def kl_standard_normal_forward(mu, logvar):
 
 def kl_standard_normal_backward(dkl, cache):
     mu, var = cache
-    dmu = np.empty_like(mu)
-    dlogvar = np.empty_like(mu)
-    _kl_std_bwd(dkl, mu, var, dmu, dlogvar)
-    return dmu, dlogvar
+    return _into_dmu_dlogvar(_kl_std_bwd, mu, dkl, mu, var)
 
 
+# KL(q‖p) between diagonals (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians)
 @njit(cache=True)
 def _kl_diag_fwd(mu_q, lv_q, mu_p, lv_p, var_q, inv_var_p, diff, kl):
     R, Z = mu_q.shape
@@ -108,6 +114,7 @@ def _kl_diag_fwd(mu_q, lv_q, mu_p, lv_p, var_q, inv_var_p, diff, kl):
         kl[r] = 0.5 * acc
 
 
+# its four gradients (docs/03-kl-divergences.md#gradients-of-the-kl-between-diagonals)
 @njit(cache=True)
 def _kl_diag_bwd(dkl, var_q, inv_var_p, diff, dmu_q, dlv_q, dmu_p, dlv_p):
     R, Z = var_q.shape

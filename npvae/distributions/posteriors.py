@@ -22,8 +22,9 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import full_gaussian as F
-from .gaussian import (kl_standard_normal_backward, kl_standard_normal_forward, log_normal_backward,
-                       log_normal_forward, log_q_backward, log_q_dparams, log_q_dz, log_q_forward,
+from .gaussian import (kl_diagonal_backward, kl_diagonal_forward, kl_standard_normal_backward,
+                       kl_standard_normal_forward, log_normal_backward, log_normal_forward,
+                       log_q_backward, log_q_dparams, log_q_dz, log_q_forward,
                        reparameterize_backward, reparameterize_forward)
 
 
@@ -120,6 +121,16 @@ class Posterior(abc.ABC):
         """Returns ``(dmu, dhead)``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form KL")
 
+    def kl_to_gaussian_forward(self, mu, head, mu_p, logvar_p):
+        """Closed-form ``KL(q ‖ N(μp, diag e^{λp}))`` per row, the arguments broadcast
+        against each other (a hierarchical prior's ``(S, N, Z)``): ``(kl, cache)``
+        (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form KL to a Gaussian")
+
+    def kl_to_gaussian_backward(self, dkl, cache):
+        """Returns ``(dmu, dhead, dmu_p, dlogvar_p)`` in the broadcast shape."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form KL to a Gaussian")
+
     @abc.abstractmethod
     def marginal_logvar(self, head, Z):
         """Log-variances of the marginals ``(N, Z)``."""
@@ -186,6 +197,12 @@ class DiagonalGaussian(Posterior):
 
     def kl_backward(self, dkl, cache):
         return kl_standard_normal_backward(dkl, cache)
+
+    def kl_to_gaussian_forward(self, mu, logvar, mu_p, logvar_p):
+        return kl_diagonal_forward(mu, logvar, mu_p, logvar_p)
+
+    def kl_to_gaussian_backward(self, dkl, cache):
+        return kl_diagonal_backward(dkl, cache)
 
     def marginal_logvar(self, logvar, Z=None):
         return logvar

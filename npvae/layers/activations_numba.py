@@ -34,6 +34,8 @@ DB_BLOCK_ROWS = 64
 _ONE = np.float32(1.0)
 
 # ---------------------------------------------------------------- activations
+# f(a) per code (docs/01-dense-layers.md#forward-pass); the NumPy reference is
+# activations.activation
 @njit(cache=True, inline="always", error_model="numpy")
 def _act(a, code):
     zero = a - a                          # 0 in a's own precision (no float64 promotion)
@@ -55,7 +57,8 @@ def _act(a, code):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _dact(h, code):
-    """f'(a) from h = f(a) alone (see activations.activation_derivative)."""
+    """f'(a) from h = f(a) alone (docs/01-dense-layers.md#activation-derivatives-from-the-output;
+    NumPy reference: activations.activation_derivative)."""
     zero = h - h
     one = zero + _ONE
     if code == 0:
@@ -73,182 +76,75 @@ def _dact(h, code):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _bias_act_row(a, b, has_bias, code, h, i):
+    """Row ``i`` of ``h = f(a + b)`` (docs/01-dense-layers.md#why-the-cache-keeps-only-h)."""
     for j in range(a.shape[1]):
         v = a[i, j] + b[j] if has_bias else a[i, j]
         h[i, j] = _act(v, code)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _bias_act_bwd_row(dh, h, code, da, i, acc, has_bias):
-    """Row ``i`` of ``da = dh ⊙ f'``, added into ``acc`` (a partial ``db``) as it goes."""
-    for j in range(dh.shape[1]):
-        v = dh[i, j] * _dact(h[i, j], code)
-        da[i, j] = v
-        if has_bias:
-            acc[j] += v
+def _bias_act_bwd_rows(dh, h, code, da, start, stop, acc, has_bias):
+    """Rows ``start:stop`` of ``da = dh ⊙ f'``, added into ``acc`` (a partial ``db``) as
+    they go (docs/01-dense-layers.md#backward-through-the-activation)."""
+    for i in range(start, stop):
+        for j in range(dh.shape[1]):
+            v = dh[i, j] * _dact(h[i, j], code)
+            da[i, j] = v
+            if has_bias:
+                acc[j] += v
 
 
-# One compiled kernel per activation: the code is a constant in each, so the branch
-# on it folds away and the row loops vectorise.  (Passed at run time, the code kept
-# LLVM from vectorising: the ReLU backward on 1024 x 400 float32 took 2.7 ms, 77
-# times a copy of the same bytes; specialised, ~0.1 ms.)  Serial and ``prange``
-# versions; each output row is written by one thread.
-@njit(cache=True, error_model="numpy")
-def _fwd_identity(a, b, has_bias, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 0, h, i)
+def _kernels(code):
+    """The four compiled loops of one activation: forward and backward, serial and
+    ``prange`` (docs/01-dense-layers.md#why-the-cache-keeps-only-h and
+    #backward-through-the-activation, as :func:`activations.bias_activation_forward`
+    and ``_backward``).
+
+    ``code`` is a closure constant, so the branch on it folds away and the row loops
+    vectorise.  (Passed at run time, the code kept LLVM from vectorising: the ReLU
+    backward on 1024 x 400 float32 took 2.7 ms, 77 times a copy of the same bytes;
+    specialised, ~0.1 ms.)  Numba caches each closure on disk under the hash of its
+    cell contents, one entry per code.  Each output row is written by one thread;
+    the serial backward is the parallel one with a single block (``partial`` of
+    shape ``(1, H)``), so both sum ``db`` block by block.
+    """
+    # h = f(a + b) row by row (docs/01-dense-layers.md#why-the-cache-keeps-only-h)
+    @njit(cache=True, error_model="numpy")
+    def forward(a, b, has_bias, h):
+        for i in range(a.shape[0]):
+            _bias_act_row(a, b, has_bias, code, h, i)
+
+    # the same, rows split over threads (docs/01-dense-layers.md#why-the-cache-keeps-only-h)
+    @njit(cache=True, parallel=True, error_model="numpy")
+    def forward_parallel(a, b, has_bias, h):
+        for i in prange(a.shape[0]):
+            _bias_act_row(a, b, has_bias, code, h, i)
+
+    # da = dh ⊙ f'(a), db = Σ_n da[n] per block of rows
+    # (docs/01-dense-layers.md#backward-through-the-activation)
+    @njit(cache=True, error_model="numpy")
+    def backward(dh, h, da, partial, has_bias):
+        T = partial.shape[0]
+        rows = (dh.shape[0] + T - 1) // T
+        for t in range(T):
+            _bias_act_bwd_rows(dh, h, code, da, t * rows, min(dh.shape[0], (t + 1) * rows),
+                               partial[t], has_bias)
+
+    # the same, one block per thread (docs/01-dense-layers.md#backward-through-the-activation)
+    @njit(cache=True, parallel=True, error_model="numpy")
+    def backward_parallel(dh, h, da, partial, has_bias):
+        T = partial.shape[0]
+        rows = (dh.shape[0] + T - 1) // T
+        for t in prange(T):                # block t: its rows and partial[t]
+            _bias_act_bwd_rows(dh, h, code, da, t * rows, min(dh.shape[0], (t + 1) * rows),
+                               partial[t], has_bias)
+
+    return forward, forward_parallel, backward, backward_parallel
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _fwd_identity_par(a, b, has_bias, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 0, h, i)
-
-
-@njit(cache=True, error_model="numpy")
-def _fwd_relu(a, b, has_bias, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 1, h, i)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _fwd_relu_par(a, b, has_bias, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 1, h, i)
-
-
-@njit(cache=True, error_model="numpy")
-def _bwd_relu(dh, h, da, db, has_bias):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 1, da, i, db, has_bias)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_relu_par(dh, h, da, partial, has_bias):
-    T = partial.shape[0]
-    rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # block t: its rows and partial[t]
-        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
-            _bias_act_bwd_row(dh, h, 1, da, i, partial[t], has_bias)
-
-
-@njit(cache=True, error_model="numpy")
-def _fwd_leaky_relu(a, b, has_bias, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 2, h, i)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _fwd_leaky_relu_par(a, b, has_bias, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 2, h, i)
-
-
-@njit(cache=True, error_model="numpy")
-def _bwd_leaky_relu(dh, h, da, db, has_bias):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 2, da, i, db, has_bias)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_leaky_relu_par(dh, h, da, partial, has_bias):
-    T = partial.shape[0]
-    rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # block t: its rows and partial[t]
-        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
-            _bias_act_bwd_row(dh, h, 2, da, i, partial[t], has_bias)
-
-
-@njit(cache=True, error_model="numpy")
-def _fwd_tanh(a, b, has_bias, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 3, h, i)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _fwd_tanh_par(a, b, has_bias, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 3, h, i)
-
-
-@njit(cache=True, error_model="numpy")
-def _bwd_tanh(dh, h, da, db, has_bias):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 3, da, i, db, has_bias)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_tanh_par(dh, h, da, partial, has_bias):
-    T = partial.shape[0]
-    rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # block t: its rows and partial[t]
-        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
-            _bias_act_bwd_row(dh, h, 3, da, i, partial[t], has_bias)
-
-
-@njit(cache=True, error_model="numpy")
-def _fwd_sigmoid(a, b, has_bias, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 4, h, i)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _fwd_sigmoid_par(a, b, has_bias, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 4, h, i)
-
-
-@njit(cache=True, error_model="numpy")
-def _bwd_sigmoid(dh, h, da, db, has_bias):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 4, da, i, db, has_bias)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_sigmoid_par(dh, h, da, partial, has_bias):
-    T = partial.shape[0]
-    rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # block t: its rows and partial[t]
-        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
-            _bias_act_bwd_row(dh, h, 4, da, i, partial[t], has_bias)
-
-
-@njit(cache=True, error_model="numpy")
-def _fwd_softplus(a, b, has_bias, h):
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 5, h, i)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _fwd_softplus_par(a, b, has_bias, h):
-    for i in prange(a.shape[0]):
-        _bias_act_row(a, b, has_bias, 5, h, i)
-
-
-@njit(cache=True, error_model="numpy")
-def _bwd_softplus(dh, h, da, db, has_bias):
-    for i in range(dh.shape[0]):
-        _bias_act_bwd_row(dh, h, 5, da, i, db, has_bias)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bwd_softplus_par(dh, h, da, partial, has_bias):
-    T = partial.shape[0]
-    rows = (dh.shape[0] + T - 1) // T
-    for t in prange(T):                    # block t: its rows and partial[t]
-        for i in range(t * rows, min(dh.shape[0], (t + 1) * rows)):
-            _bias_act_bwd_row(dh, h, 5, da, i, partial[t], has_bias)
-
-
-#: name -> (forward, forward in parallel, backward, backward in parallel)
-_KERNELS = {
-    "identity": (_fwd_identity, _fwd_identity_par, None, None),    # backward: da = dh
-    "relu": (_fwd_relu, _fwd_relu_par, _bwd_relu, _bwd_relu_par),
-    "leaky_relu": (_fwd_leaky_relu, _fwd_leaky_relu_par, _bwd_leaky_relu, _bwd_leaky_relu_par),
-    "tanh": (_fwd_tanh, _fwd_tanh_par, _bwd_tanh, _bwd_tanh_par),
-    "sigmoid": (_fwd_sigmoid, _fwd_sigmoid_par, _bwd_sigmoid, _bwd_sigmoid_par),
-    "softplus": (_fwd_softplus, _fwd_softplus_par, _bwd_softplus, _bwd_softplus_par),
-}
+#: name -> (forward, forward in parallel, backward, backward in parallel); the identity's
+#: backward is ``da = dh`` and never compiled
+_KERNELS = {name: _kernels(code) for name, code in ACTIVATION_CODES.items()}
 
 
 def bias_activation_forward(a, b, name, out=None):
@@ -278,9 +174,9 @@ def bias_activation_backward(dh, cache, out=None):
     _, _, serial, parallel = _KERNELS[name]
     H = h.shape[1]
     if not _parallel(h.size):
-        db = np.zeros(H, h.dtype)            # db = Σ_n da[n], summed as the rows are made
+        db = np.zeros((1, H), h.dtype)       # db = Σ_n da[n], summed as the rows are made
         serial(dh, h, da, db, has_bias)
-        return da, (db if has_bias else None)
+        return da, (db[0] if has_bias else None)
     # partial sums of db over blocks of about DB_BLOCK_ROWS rows, added at the end: one
     # thread writes each block, and the blocks depend on the shape alone, so db is the
     # same to the bit at any thread count (npvae.threads may change it during training)
@@ -288,7 +184,6 @@ def bias_activation_backward(dh, cache, out=None):
     partial = np.zeros((blocks, H), h.dtype)
     parallel(dh, h, da, partial, has_bias)
     return da, (partial.sum(axis=0) if has_bias else None)
-
 
 
 def _parallel(n_elements):

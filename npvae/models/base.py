@@ -9,7 +9,9 @@ log q(z|x)`` with their gradient (``_log_weights_forward`` /
 ``_log_weights_backward``) and its posterior means per level
 (``_posterior_means``).  Every internal method takes an optional
 ``condition`` ``c (N, C)`` (the conditional VAE's one-hot label; None
-otherwise), passed explicitly through the objective.  Everything public —
+otherwise), passed explicitly through the objective.  The public methods take
+labels ``y=None`` (scikit-learn's convention) and turn them into the condition
+once, at the boundary (:meth:`BaseVAE._condition`).  Everything public —
 ``initialize``, ``loss_and_grads``, ``fit``, ``score_samples``,
 ``log_likelihood``, ``active_units`` … — is built here from those, with
 input validation, and the objectives of :mod:`npvae.objectives`.
@@ -161,7 +163,8 @@ class BaseVAE(EstimatorMixin):
         return tags
 
     def _condition(self, y, n):
-        """The condition ``c (n, C)`` for labels ``y``; None for unconditional models."""
+        """The condition ``c (n, C)`` for labels ``y`` of ``n`` rows; None for unconditional
+        models, which ignore ``y`` (scikit-learn's convention)."""
         return None
 
     # ------------------------------------------------------------------ noise
@@ -196,7 +199,8 @@ class BaseVAE(EstimatorMixin):
         return eps if isinstance(shape, list) else eps[0]
 
     # -------------------------------------------------------------- objective
-    def loss_and_grads(self, X, eps, check_input=True):
+    @one_at_a_time("loss_and_grads")                   # the gradient workspace is shared
+    def loss_and_grads(self, X, eps, check_input=True, *, y=None):
         """The training loss and its gradient: the negative (β-weighted) ELBO
         (docs/05-elbo.md), or with ``objective="iwae"`` the negative IWAE bound
         ``−L_K`` (docs/06-importance-weighting.md), averaged over examples.
@@ -214,26 +218,21 @@ class BaseVAE(EstimatorMixin):
         loss : float
         grads : dict with the keys and shapes of ``params_``.
         """
-        return self._loss_and_grads(X, eps, None, check_input)
-
-    @one_at_a_time("loss_and_grads")                   # the gradient workspace is shared
-    def _loss_and_grads(self, X, eps, condition, check_input):
         self._check_fitted()
         X = self._check_X(X, check_values=check_input)
+        condition = self._condition(y, X.shape[0])
         eps = self._check_eps(eps, X.shape[0])
         loss, flat_grad, _ = self._objective(X, eps, self.beta, True, condition)
         check_defined(np.array([loss]), "the loss")
         return loss, self.layout_.views(flat_grad.copy())   # the workspace is reused
 
-    def elbo_terms(self, X, eps):
+    def elbo_terms(self, X, eps, *, y=None):
         """Per-example terms ``{"reconstruction": (N,), "kl": (N,), "elbo": (N,)}``
         (docs/05-elbo.md): ``reconstruction = (1/S) Σ_s log p(x|z_s)``,
         ``elbo = reconstruction − kl``; the loss is ``−mean(reconstruction − β kl)``."""
-        return self._elbo_terms(X, eps, None)
-
-    def _elbo_terms(self, X, eps, condition):
         self._check_fitted()
         X = self._check_X(X)
+        condition = self._condition(y, X.shape[0])
         eps = self._check_eps(eps, X.shape[0])
         terms = self._objective(X, eps, self.beta, False, condition)[2]
         return {k: check_defined(v, k) for k, v in terms.items()}
@@ -260,18 +259,16 @@ class BaseVAE(EstimatorMixin):
             return loss, None, terms
         return loss, gradient_estimators.iwae_backward(self, b_c, cache), terms
 
-    def log_weights(self, X, eps):
+    def log_weights(self, X, eps, *, y=None):
         """Importance log-weights ``log w_k = log p(x, z_k) − log q(z_k|x)`` ``(K, N)``
         at ``z_k`` from the noise ``eps`` (docs/06-importance-weighting.md)."""
-        return self._log_weights(X, eps, None)
-
-    def _log_weights(self, X, eps, condition):
         self._check_fitted()
         X = self._check_X(X)
+        condition = self._condition(y, X.shape[0])
         eps = self._check_eps(eps, X.shape[0])
         return check_defined(self._log_weights_forward(X, eps, condition)[0], "log_weights")
 
-    def log_likelihood(self, X, n_importance=5000, random_state=None, max_rows=8192):
+    def log_likelihood(self, X, n_importance=5000, random_state=None, max_rows=8192, *, y=None):
         """Importance-sampled ``log p̂(x) = logsumexp_k log w_k − log K`` per example
         ``(N,)`` in nats (docs/06-importance-weighting.md; Burda et al. 2016, §5).
 
@@ -279,11 +276,9 @@ class BaseVAE(EstimatorMixin):
         rows at a time, so memory stays bounded for any ``K``.  Noise from
         ``random_state`` or ``rng_``.
         """
-        return self._log_likelihood(X, None, n_importance, random_state, max_rows)
-
-    def _log_likelihood(self, X, condition, n_importance, random_state, max_rows):
         self._check_fitted()
         X = self._check_X(X)
+        condition = self._condition(y, X.shape[0])
         K = check_positive_int(n_importance, "n_importance")
         max_rows = check_positive_int(max_rows, "max_rows")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
@@ -300,14 +295,17 @@ class BaseVAE(EstimatorMixin):
                                                            max_rows, self._dtype),
                         "log_likelihood")
 
-    def active_units(self, X, threshold=0.01):
+    def active_units(self, X, threshold=0.01, *, y=None):
         """Active latent units per stochastic level (docs/06-importance-weighting.md;
         Burda et al. 2016): unit ``u`` is active when ``Cov_x(E_q[u]) > threshold``.
         Returns a list of counts, one per level (one entry for the VAE)."""
         self._check_fitted()
-        return objectives.active_units(self._posterior_means(self._check_X(X), None), threshold)
+        X = self._check_X(X)
+        return objectives.active_units(self._posterior_means(X, self._condition(y, X.shape[0])),
+                                       threshold)
 
     # -------------------------------------------------------------- training
+    @one_at_a_time("fit")
     def fit(self, X, y=None, *, epochs=None, batch_size=None, learning_rate=None, **kwargs):
         """Train from fresh parameters with :func:`npvae.training.train`; returns ``self``.
 
@@ -319,10 +317,6 @@ class BaseVAE(EstimatorMixin):
         checks and the decoder's output bias use transformed examples.
         Not for concurrent use (:mod:`npvae._exclusive`).
         """
-        return self._fit(X, None, epochs, batch_size, learning_rate, kwargs)
-
-    @one_at_a_time("fit")
-    def _fit(self, X, y, epochs, batch_size, learning_rate, kwargs):
         X = check_features(self, X, True)
         self.initialize(X.shape[1])
         start_output_bias(self, X, kwargs.get("batch_transform"))
@@ -332,12 +326,9 @@ class BaseVAE(EstimatorMixin):
                        else learning_rate, **kwargs)
         return self
 
+    @one_at_a_time("partial_fit")
     def partial_fit(self, X, y=None):
         """One pass of minibatch updates over ``X`` (initialising on first call); returns ``self``."""
-        return self._partial_fit(X, None)
-
-    @one_at_a_time("partial_fit")
-    def _partial_fit(self, X, y):
         first = not hasattr(self, "flat_params_")
         X = check_features(self, X, first)
         if first:
@@ -355,7 +346,7 @@ class BaseVAE(EstimatorMixin):
             self.params_["dec_out_b"][...] = bias
 
     # ----------------------------------------------------------------- scores
-    def score_samples(self, X, random_state=None):
+    def score_samples(self, X, random_state=None, *, y=None):
         """The ELBO per example ``(N,)`` with ``β = 1`` (docs/05-elbo.md), a lower bound
         on ``log p(x)`` in nats.
 
@@ -364,11 +355,9 @@ class BaseVAE(EstimatorMixin):
         alone, and different examples get independent noise.  ``random_state`` (a seed or Generator) draws fresh,
         independent noise per example instead.
         """
-        return self._score_samples(X, None, random_state)
-
-    def _score_samples(self, X, condition, random_state):
         self._check_fitted()
         X = self._check_X(X)
+        condition = self._condition(y, X.shape[0])
         rng = None if random_state is None else np.random.default_rng(random_state)
         out = np.empty(X.shape[0], dtype=self._dtype)
         for start in range(0, X.shape[0], CHUNK):
@@ -383,7 +372,7 @@ class BaseVAE(EstimatorMixin):
     def score(self, X, y=None, random_state=None):
         """Mean ELBO over ``X`` in nats per example (docs/05-elbo.md); deterministic by
         default (see :meth:`score_samples`)."""
-        return float(np.mean(self.score_samples(X, random_state=random_state)))
+        return float(np.mean(self.score_samples(X, random_state=random_state, y=y)))
 
     # ------------------------------------------------------------- decoding
     def _decode_means(self, Z, condition=None):

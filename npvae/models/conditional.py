@@ -19,7 +19,9 @@ layer have ``C`` extra input rows, and the one-hot ``c`` travels as the explicit
 ``condition`` argument of the VAE's objective, log-weights and scores.  The
 condition is data, so its gradient is never formed (the encoder's first layer
 runs with ``need_dx=False``) or is dropped (the decoder keeps the first ``Z``
-columns of ``∂/∂(z ⊕ c)``).  The public methods take ``(X, y)``;
+columns of ``∂/∂(z ⊕ c)``).  The public methods take ``(X, y)`` and pass ``y`` to
+the VAE's, which turn it into ``c`` once (``_condition``); ``score`` and
+``transform`` also take ``y=None``, scikit-learn's convention;
 ``n_features_in_`` is the data dimension ``D``.
 
 Shape legend: ``N`` batch, ``D`` data dimension, ``C`` number of classes, ``H``
@@ -29,9 +31,9 @@ importance samples.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp, softmax
 
 from .._validation import check_data, check_positive_int
-from ..objectives import active_units
 from .vae import VAE
 
 
@@ -179,16 +181,22 @@ class ConditionalVAE(VAE):
         return out
 
     def _condition(self, y, n):
-        """The condition of ``n`` rows: the one-hot labels ``(n, C)``."""
+        """The condition of ``n`` rows, the one-hot labels ``(n, C)``: the one place labels
+        become ``c`` (every public method passes its ``y`` here)."""
+        if y is None:
+            raise ValueError("this ConditionalVAE needs the labels y (the condition c of "
+                             "q(z|x, c) and p(x|z, c)); score and transform alone take y=None")
         return self._onehot(y, n)
 
     def _data_and_condition(self, X, y, check_values=True):
         """Validated data ``(N, D)`` in the model's form and its one-hot condition ``(N, C)``."""
         self._check_fitted()
         X = self._check_X(X, check_values)
-        return X, self._onehot(y, X.shape[0])
+        return X, self._condition(y, X.shape[0])
 
     # ------------------------------------------------------------- objective
+    # The methods below take y where the VAE's take none, in the VAE's order; each
+    # passes it on to the VAE's, which turns it into c once (``_condition``).
     def loss_and_grads(self, X, y, eps, check_input=True):
         """The training loss and its gradient: the negative β-ELBO
         ``E_q[log p(x|z,c)] − β KL(q(z|x,c) ‖ N(0, I))`` averaged over examples
@@ -197,46 +205,47 @@ class ConditionalVAE(VAE):
         ``X (N, D)``; ``y (N,)`` labels or one label for every row; ``eps (S, N, Z)``.
         Returns ``(loss, grads)`` with ``grads`` keyed like ``params_``.
         """
-        self._check_fitted()
-        X = check_data(X, self.n_features_in_)
-        return self._loss_and_grads(X, eps, self._onehot(y, X.shape[0]), check_input)
+        return super().loss_and_grads(X, eps, check_input, y=y)
 
     def elbo_terms(self, X, y, eps):
         """Per-example ``{"reconstruction", "kl", "elbo"}`` ``(N,)``
         (docs/08-conditional-vae.md)."""
-        X, c = self._data_and_condition(X, y)
-        return self._elbo_terms(X, eps, c)
+        return super().elbo_terms(X, eps, y=y)
 
     def log_weights(self, X, y, eps):
         """Importance log-weights ``(K, N)``:
         ``log w_k = log p(x|z_k,c) + log N(z_k; 0, I) − log q(z_k|x,c)``."""
-        X, c = self._data_and_condition(X, y)
-        return self._log_weights(X, eps, c)
+        return super().log_weights(X, eps, y=y)
 
     def log_likelihood(self, X, y, n_importance=5000, random_state=None, max_rows=8192):
         """Importance-sampled conditional ``log p̂(x|c)`` per example ``(N,)``, in nats,
         in bounded-memory chunks (docs/06-importance-weighting.md)."""
-        X, c = self._data_and_condition(X, y)
-        return self._log_likelihood(X, c, n_importance, random_state, max_rows)
+        return super().log_likelihood(X, n_importance, random_state, max_rows, y=y)
 
     def active_units(self, X, y, threshold=0.01):
         """Active latent units: ``Cov_{x,c}(E_{q(u|x,c)}[u]) > threshold``; a list
         with one count (docs/06-importance-weighting.md)."""
-        X, c = self._data_and_condition(X, y)
-        return active_units(self._posterior_means(X, c), threshold)
+        return super().active_units(X, threshold, y=y)
 
-    def score_samples(self, X, y, random_state=None):
+    def score_samples(self, X, y=None, random_state=None):
         """The conditional ELBO per example ``(N,)`` with ``β = 1``, a lower bound on
-        ``log p(x|c)`` in nats; noise from ``random_state`` or ``rng_``."""
-        X, c = self._data_and_condition(X, y)
-        return self._score_samples(X, c, random_state)
+        ``log p(x|c)`` in nats; deterministic by default (see :meth:`VAE.score_samples`).
 
-    def score(self, X, y, random_state=None):
-        """Mean conditional ELBO over ``(X, y)`` in nats per example."""
-        return float(np.mean(self.score_samples(X, y, random_state=random_state)))
+        Without labels (``y=None``, as a scikit-learn ``Pipeline`` calls it) the bound on
+        ``log p(x) = log Σ_c p(c) p(x|c)`` under a uniform ``p(c)``:
+        ``logsumexp_c ELBO(x, c) − log C`` (docs/08-conditional-vae.md#without-a-label).
+        """
+        if y is not None:
+            return super().score_samples(X, random_state, y=y)
+        return logsumexp(self._elbo_per_class(X, random_state), axis=0) - np.log(self.n_classes_)
+
+    def _elbo_per_class(self, X, random_state):
+        """``ELBO(x, c)`` ``(C, N)`` for every class, with the same noise for each."""
+        return np.stack([super(ConditionalVAE, self).score_samples(X, random_state, y=c)
+                         for c in self.classes_])
 
     # -------------------------------------------------------------- training
-    def fit(self, X, y, *, epochs=None, batch_size=None, learning_rate=None, **kwargs):
+    def fit(self, X, y=None, *, epochs=None, batch_size=None, learning_rate=None, **kwargs):
         """Train from fresh parameters on ``X (N, D)`` with labels ``y (N,)``; returns ``self``.
 
         The classes are the constructor's, or else the sorted unique labels of
@@ -244,22 +253,30 @@ class ConditionalVAE(VAE):
         ``batch_transform``, ``run_dir``, …) go to :func:`npvae.training.train`.
         """
         X = check_data(X)
-        labels = _as_labels(y)
+        labels = _as_labels(self._condition_needs(y, "fit"))
         if labels.ndim != 1 or labels.shape[0] != X.shape[0]:
             raise ValueError(f"fit needs one label per row of X: X has {X.shape[0]} rows, "
                              f"y has shape {labels.shape}")
         self._pending_classes = np.unique(labels) if self.classes is None else None
-        return self._fit(X, labels, epochs, batch_size, learning_rate, kwargs)
+        return super().fit(X, labels, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, **kwargs)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y=None):
         """One pass of minibatch updates over ``(X, y)``; returns ``self``.
 
         The first call creates the parameters and fixes the classes: the
         constructor's ``classes``, or else the labels of this first ``y``.
         """
+        y = self._condition_needs(y, "partial_fit")
         if not hasattr(self, "params_"):
             self._pending_classes = np.unique(_as_labels(y)) if self.classes is None else None
-        return self._partial_fit(X, y)
+        return super().partial_fit(X, y)
+
+    @staticmethod
+    def _condition_needs(y, what):
+        if y is None:
+            raise ValueError(f"ConditionalVAE.{what} needs the labels y: fit(X, y)")
+        return y
 
     # ------------------------------------------------------------- public API
     def encode(self, X, y):
@@ -272,13 +289,22 @@ class ConditionalVAE(VAE):
         X, c = self._data_and_condition(X, y)
         return self._encode_cholesky(X, c)
 
-    def fit_transform(self, X, y, **fit_params):
+    def fit_transform(self, X, y=None, **fit_params):
         """``fit(X, y, **fit_params).transform(X, y)``."""
         return self.fit(X, y, **fit_params).transform(X, y)
 
-    def transform(self, X, y):
-        """Posterior means ``μ(x, c)`` ``(N, Z)``."""
-        return self.encode(X, y)[0]
+    def transform(self, X, y=None):
+        """Posterior means ``μ(x, c)`` ``(N, Z)``.
+
+        Without labels (``y=None``, as a scikit-learn ``Pipeline`` calls it) the mean of
+        ``q(z|x) = Σ_c p̂(c|x) q(z|x, c)`` with ``p̂(c|x) = softmax_c ELBO(x, c)``:
+        ``Σ_c p̂(c|x) μ(x, c)`` (docs/08-conditional-vae.md#without-a-label).
+        """
+        if y is not None:
+            return self.encode(X, y)[0]
+        weights = softmax(self._elbo_per_class(X, None), axis=0)                 # (C, N)
+        means = np.stack([self.encode(X, c)[0] for c in self.classes_])         # (C, N, Z)
+        return np.einsum("cn,cnz->nz", weights, means).astype(means.dtype, copy=False)
 
     def decode(self, Z, y):
         """The likelihood's parameters of ``p(x|z, c)`` for latents ``Z (M, Z)`` and labels
@@ -286,7 +312,7 @@ class ConditionalVAE(VAE):
         ``(M, D, V)``."""
         self._check_fitted()
         Z = check_data(Z, self.n_latent, name="Z", dtype=self._dtype)
-        return self._decode(Z, self._onehot(y, Z.shape[0]))
+        return self._decode(Z, self._condition(y, Z.shape[0]))
 
     def sample(self, n, y, random_state=None):
         """``n`` draws ``z ~ p(z|c) = N(0, I)`` decoded with the label(s) ``y`` to the
@@ -294,7 +320,7 @@ class ConditionalVAE(VAE):
         for all ``n`` or an array of ``n`` labels."""
         self._check_fitted()
         n = check_positive_int(n, "n")
-        c = self._onehot(y, n)                       # check the labels before drawing
+        c = self._condition(y, n)                    # check the labels before drawing
         return self._sample(n, c, random_state)
 
     def reconstruct(self, X, y):

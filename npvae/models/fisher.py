@@ -132,7 +132,7 @@ class FisherAutoencoder(VAE):
         is a deterministic function of ``params_``.  Returns ``(loss, grads)``,
         ``grads`` a dict with the keys and shapes of ``params_``.
         """
-        return self._loss_and_grads(X, eps, None, check_input)
+        return super().loss_and_grads(X, eps, check_input)
 
     def _fisher_objective(self, X, eps, need_grads=True):
         """Forward and hand-written backward of the Fisher loss

@@ -30,7 +30,6 @@ import numpy as np
 
 from .._validation import (check_data, check_defined, check_latent_sizes,
                            check_level_widths, check_noise_levels, check_positive_int)
-from ..distributions.gaussian import kl_diagonal_backward, kl_diagonal_forward
 from ..distributions.posteriors import DiagonalGaussian
 from ..gradient_estimators import check_gradient_estimator
 from ..layers.activations import check_activation
@@ -271,7 +270,8 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         kls, kl_c = [], []
         for l in range(L - 1):                                              # KL(q_l ‖ p(·|z_{l+1}))
             mu_p, logvar_p, p_c = self._prior_forward(l, zs[l + 1])        # (S, N, Z_l)
-            kl, c = kl_diagonal_forward(mus[l], logvars[l], mu_p, logvar_p)  # (S, N)
+            kl, c = self._post.kl_to_gaussian_forward(mus[l], logvars[l], mu_p,
+                                                      logvar_p)                # (S, N)
             kls.append(kl.mean(axis=0))                                     # (N,)
             kl_c.append((c, p_c))
         kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])  # (N,)
@@ -286,7 +286,7 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         for l in range(L - 1):
             c, p_c = kl_c[l]
             S = zs[l + 1].shape[0]
-            dmu_q, dlv_q, dmu_p, dlv_p = kl_diagonal_backward(
+            dmu_q, dlv_q, dmu_p, dlv_p = self._post.kl_to_gaussian_backward(
                 np.broadcast_to(dkl / S, (S, dkl.shape[0])), c)             # (S, N, Z_l)
             dmus[l], dlogvars[l] = dmu_q.sum(axis=0), dlv_q.sum(axis=0)
             dzs[l + 1] = self._prior_backward(l, G, dmu_p, dlv_p, p_c)

@@ -33,12 +33,34 @@ _IMAGE_CMAP = "gray"
 _IMAGE_COLORBAR_LABEL = "pixel value"
 
 
+#: What every figure function documents alike, filled in for ``{png}`` by :func:`png_doc`
+_PNG_DOC = """dpi : float, keyword-only
+        Resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError"""
+
+
+def png_doc(func):
+    """Fill ``{png}`` in ``func``'s docstring with the ``dpi`` parameter, the path
+    returned and the ``ValueError`` raised, which every figure function shares."""
+    if func.__doc__:                      # None under python -OO
+        func.__doc__ = func.__doc__.replace("{png}", _PNG_DOC)
+    return func
+
+
 # ----------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------
 
 
-def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int]:
+def check_image_shape(image_shape: Sequence[int]) -> tuple[int, int]:
     """Return ``image_shape`` as ``(H, W)`` of positive ints, or raise."""
     try:
         shape = tuple(int(s) for s in image_shape)
@@ -56,7 +78,7 @@ def _check_image_shape(image_shape: Sequence[int]) -> tuple[int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _as_images(
+def as_images(
     images: np.ndarray, name: str, image_shape: tuple[int, int], *, allow_single: bool = False
 ) -> np.ndarray:
     """Validate a batch of flattened images and return it as float (N, D).
@@ -95,7 +117,7 @@ def _as_images(
     return a
 
 
-def _check_positive_int(value: int, name: str, minimum: int = 1) -> int:
+def check_positive_int(value: int, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
@@ -103,7 +125,7 @@ def _check_positive_int(value: int, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_dpi(dpi: float) -> float:
+def check_dpi(dpi: float) -> float:
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)):
         raise ValueError(f"dpi must be a positive number, got {dpi!r}")
     if not (math.isfinite(dpi) and dpi > 0):
@@ -111,7 +133,7 @@ def _check_dpi(dpi: float) -> float:
     return float(dpi)
 
 
-def _png_path(path: PathLike) -> Path:
+def png_path(path: PathLike) -> Path:
     """Return ``path`` as a Path ending in ``.png`` (appended when missing)."""
     p = Path(os.fspath(path))
     if p.name in ("", ".", ".."):
@@ -131,7 +153,7 @@ def _png_path(path: PathLike) -> Path:
 
 
 @contextmanager
-def _figure(figsize: tuple[float, float]) -> Iterator[Figure]:
+def figure(figsize: tuple[float, float]) -> Iterator[Figure]:
     """A Figure on an Agg canvas (no pyplot), released when the block exits."""
     fig = Figure(figsize=figsize, layout="constrained", facecolor="white")
     FigureCanvasAgg(fig)
@@ -141,13 +163,13 @@ def _figure(figsize: tuple[float, float]) -> Iterator[Figure]:
         fig.clear()
 
 
-def _save(fig: Figure, path: Path, dpi: float) -> Path:
+def save(fig: Figure, path: Path, dpi: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png", facecolor="white")
     return path
 
 
-def _image_scale(grid_h: int, grid_w: int, max_w: float, max_h: float) -> float:
+def image_scale(grid_h: int, grid_w: int, max_w: float, max_h: float) -> float:
     """Inches per image pixel so that a (grid_h, grid_w) image fits the box."""
     return min(max_w / grid_w, max_h / grid_h)
 
@@ -158,7 +180,7 @@ def _image_scale(grid_h: int, grid_w: int, max_w: float, max_h: float) -> float:
 SEPARATOR_WIDTH_PT = 0.8
 
 
-def _draw_separators(ax, tile_shape: tuple[int, int], n_rows: int, n_cols: int,
+def draw_separators(ax, tile_shape: tuple[int, int], n_rows: int, n_cols: int,
                      top: float = 0.0) -> None:
     """Thin lines between the tiles of a grid drawn without separator pixels
     (``image_grid(..., pad=0)``): ``n_rows x n_cols`` tiles of ``tile_shape``
@@ -176,7 +198,7 @@ def _draw_separators(ax, tile_shape: tuple[int, int], n_rows: int, n_cols: int,
     ax.set_ylim(ylim)
 
 
-def _show_image(ax, img: np.ndarray):
+def show_image(ax, img: np.ndarray):
     """Draw a greyscale image in [0, 1] without ticks; return the AxesImage."""
     im = ax.imshow(img, cmap=_IMAGE_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])
@@ -186,7 +208,7 @@ def _show_image(ax, img: np.ndarray):
     return im
 
 
-def _image_colorbar(
+def image_colorbar(
     fig: Figure, im, axes, label: str = _IMAGE_COLORBAR_LABEL, shrink: float = 0.8
 ) -> None:
     cb = fig.colorbar(im, ax=axes, shrink=shrink, aspect=30, pad=0.02, fraction=0.04)

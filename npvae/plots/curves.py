@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._canvas import (DEFAULT_DPI, PathLike, _check_dpi, _check_positive_int, _figure,
-                      _png_path, _save)
+from ._canvas import (DEFAULT_DPI, PathLike, check_dpi, check_positive_int, figure,
+                      png_doc, png_path, save)
 
 __all__ = ["plot_training_curves"]
 
@@ -103,6 +103,7 @@ def _off_axis_note(ax, epoch: np.ndarray, series: dict[str, np.ndarray]) -> None
             bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
 
 
+@png_doc
 def plot_training_curves(
     history: Sequence[Mapping[str, object]],
     path: PathLike,
@@ -145,25 +146,15 @@ def plot_training_curves(
     k : int or None, keyword-only
         The number of importance samples of ``train_iwae`` (the legend says
         ``L_5`` rather than ``L_K``).
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         If ``history`` is empty, not a list of dicts, lacks a required key,
         holds a non-numeric value or an epoch that is missing.
     """
     cols = _history_columns(history)
-    dpi = _check_dpi(dpi)
+    dpi = check_dpi(dpi)
     if k is not None:
-        k = _check_positive_int(k, "k")
-    out = _png_path(path)
+        k = check_positive_int(k, "k")
+    out = png_path(path)
     epoch = cols["epoch"]
     levels = _level_numbers(history)
     marker = "o" if epoch.size <= 40 else None
@@ -180,7 +171,7 @@ def plot_training_curves(
         y = cols[key][np.isfinite(cols[key])]
         return f"{y[-1]:.3g}" if y.size else "n/a"
 
-    with _figure((14.0, 4.4)) as fig:
+    with figure((14.0, 4.4)) as fig:
         ax_elbo, ax_rec, ax_kl = fig.subplots(1, 3)
 
         bound = rf"$\mathcal{{L}}_{{{k if k is not None else 'K'}}}$"
@@ -246,4 +237,4 @@ def plot_training_curves(
                 ax.set_xlim(epoch[0] - 1, epoch[0] + 1)
             _off_axis_note(ax, epoch, {k.replace("_", " "): cols[k] for k in keys})
         fig.suptitle(title)
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)

@@ -17,22 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ._canvas import (
-    DEFAULT_DPI,
-    SEPARATOR_VALUE,
-    PathLike,
-    _as_images,
-    _check_dpi,
-    _check_image_shape,
-    _check_positive_int,
-    _draw_separators,
-    _figure,
-    _image_colorbar,
-    _image_scale,
-    _png_path,
-    _save,
-    _show_image,
-)
+from ._canvas import (DEFAULT_DPI, PathLike, SEPARATOR_VALUE, as_images, check_dpi,
+                      check_image_shape, check_positive_int, draw_separators, figure,
+                      image_colorbar, image_scale, png_doc, png_path, save, show_image)
 
 __all__ = ["image_grid", "plot_reconstructions", "plot_samples"]
 
@@ -79,10 +66,10 @@ def image_grid(
         ``prod(image_shape)``, ``N == 0``, ``n_cols < 1``, ``pad < 0`` or
         values are not finite.
     """
-    shape = _check_image_shape(image_shape)
-    imgs = _as_images(images, "images", shape)  # (N, D)
-    n_cols = _check_positive_int(n_cols, "n_cols")
-    pad = _check_positive_int(pad, "pad", minimum=0)
+    shape = check_image_shape(image_shape)
+    imgs = as_images(images, "images", shape)  # (N, D)
+    n_cols = check_positive_int(n_cols, "n_cols")
+    pad = check_positive_int(pad, "pad", minimum=0)
     h, w = shape
     n = imgs.shape[0]
     tiles = imgs.reshape(n, h, w)  # (N, H, W)
@@ -97,6 +84,7 @@ def image_grid(
     return grid
 
 
+@png_doc
 def plot_reconstructions(
     x: np.ndarray,
     x_rec: np.ndarray,
@@ -134,29 +122,19 @@ def plot_reconstructions(
     input_label : str, keyword-only, default "input"
         Name of the rows of inputs (may hold line breaks), e.g. to say that
         the inputs are shown as grey levels while the model saw binarised ones.
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         On mismatched or wrong shapes, ``n`` out of range, or non-finite values.
     """
-    shape = _check_image_shape(image_shape)
-    xs = _as_images(x, "x", shape)  # (N, D)
-    xr = _as_images(x_rec, "x_rec", shape)  # (N, D)
+    shape = check_image_shape(image_shape)
+    xs = as_images(x, "x", shape)  # (N, D)
+    xr = as_images(x_rec, "x_rec", shape)  # (N, D)
     if xs.shape != xr.shape:
         raise ValueError(f"x and x_rec must have the same shape, got {xs.shape} and {xr.shape}")
-    n = _check_positive_int(n, "n")
+    n = check_positive_int(n, "n")
     if n > xs.shape[0]:
         raise ValueError(f"n = {n} exceeds the number of examples N = {xs.shape[0]}")
-    dpi = _check_dpi(dpi)
-    out = _png_path(path)
+    dpi = check_dpi(dpi)
+    out = png_path(path)
 
     per_row = min(n, 10)
     n_pairs = math.ceil(n / per_row)
@@ -184,22 +162,23 @@ def plot_reconstructions(
         top += pair.shape[0]
     grid = np.vstack(strips)  # (rows, per_row*W)
     gh, gw = grid.shape
-    s = _image_scale(gh, gw, max_w=8.0, max_h=min(0.85 * 2 * n_pairs, 30.0))  # inches/pixel
+    s = image_scale(gh, gw, max_w=8.0, max_h=min(0.85 * 2 * n_pairs, 30.0))  # inches/pixel
     figsize = (gw * s + 2.8, gh * s + 0.7)
 
-    with _figure(figsize) as fig:
+    with figure(figsize) as fig:
         ax = fig.add_subplot()
-        im = _show_image(ax, grid)
+        im = show_image(ax, grid)
         for t in tops:
-            _draw_separators(ax, shape, 2, per_row, top=t)
+            draw_separators(ax, shape, 2, per_row, top=t)
         # row names as tick labels with zero-length (invisible) tick marks
         ax.set_yticks(centres, names)
         ax.tick_params(axis="y", length=0, pad=6)
-        _image_colorbar(fig, im, ax, shrink=1.0)
+        image_colorbar(fig, im, ax, shrink=1.0)
         fig.suptitle(title)
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)
 
 
+@png_doc
 def plot_samples(
     samples: np.ndarray,
     image_shape: Sequence[int],
@@ -235,47 +214,37 @@ def plot_samples(
     row_title : str, keyword-only
         Label of the y axis that names the rows (with ``row_labels``), e.g.
         "class".
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         On a wrong shape, ``D != prod(image_shape)``, non-finite values or
         ``row_labels`` of the wrong length.
     """
-    shape = _check_image_shape(image_shape)
-    xs = _as_images(samples, "samples", shape)  # (N, D)
+    shape = check_image_shape(image_shape)
+    xs = as_images(samples, "samples", shape)  # (N, D)
     n = xs.shape[0]
-    n_cols = math.ceil(math.sqrt(n)) if n_cols is None else _check_positive_int(n_cols, "n_cols")
+    n_cols = math.ceil(math.sqrt(n)) if n_cols is None else check_positive_int(n_cols, "n_cols")
     n_rows = math.ceil(n / n_cols)
     if row_labels is not None:
         row_labels = [str(r) for r in row_labels]
         if len(row_labels) != n_rows:
             raise ValueError(f"row_labels must name each of the {n_rows} rows of tiles, "
                              f"got {len(row_labels)}")
-    dpi = _check_dpi(dpi)
-    out = _png_path(path)
+    dpi = check_dpi(dpi)
+    out = png_path(path)
 
     grid = image_grid(xs, shape, n_cols, pad=0)
     gh, gw = grid.shape
-    s = _image_scale(gh, gw, max_w=6.5, max_h=6.5)
+    s = image_scale(gh, gw, max_w=6.5, max_h=6.5)
     figsize = (gw * s + 1.3 + (0.6 if row_labels is not None else 0.0), gh * s + 0.7)
-    with _figure(figsize) as fig:
+    with figure(figsize) as fig:
         ax = fig.add_subplot()
-        im = _show_image(ax, grid)
-        _draw_separators(ax, shape, n_rows, n_cols)
+        im = show_image(ax, grid)
+        draw_separators(ax, shape, n_rows, n_cols)
         ax.set_xlabel(f"{n} samples" if row_labels is None else f"{n_cols} samples per row")
         if row_labels is not None:
             h = shape[0]
             ax.set_yticks([r * h + (h - 1) / 2 for r in range(n_rows)], row_labels)
             ax.tick_params(axis="y", length=0, pad=4)
             ax.set_ylabel(row_title)
-        _image_colorbar(fig, im, ax)
+        image_colorbar(fig, im, ax)
         fig.suptitle(title)
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.lines import Line2D
 
-from ._canvas import DEFAULT_DPI, PathLike, _check_dpi, _figure, _png_path, _save
+from ._canvas import DEFAULT_DPI, PathLike, check_dpi, figure, png_doc, png_path, save
 
 __all__ = ["latent_projection", "plot_latent_scatter", "plot_latent_levels"]
 
@@ -194,6 +194,7 @@ def _scatter_panel(fig, ax, zz: np.ndarray, lab: np.ndarray | None, legend: bool
     return how
 
 
+@png_doc
 def plot_latent_scatter(
     z: np.ndarray,
     labels: np.ndarray | None,
@@ -224,34 +225,25 @@ def plot_latent_scatter(
         Output PNG file.
     title : str
         Figure title.
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         If ``z`` is not ``(N, Z)`` with ``N, Z >= 1``, holds non-finite values,
         or ``labels`` is not ``(N,)``.
     """
     zz = _check_codes(z)
     n, n_lat = zz.shape
     lab = _check_labels(labels, n)
-    dpi = _check_dpi(dpi)
-    out = _png_path(path)
+    dpi = check_dpi(dpi)
+    out = png_path(path)
 
-    with _figure((7.6, 6.0)) as fig:
+    with figure((7.6, 6.0)) as fig:
         ax = fig.add_subplot()
         how = _scatter_panel(fig, ax, zz, lab, legend=True)
         ax.set_title(f"{how} latent, N = {n}", fontsize="medium")
         fig.suptitle(title)
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)
 
 
+@png_doc
 def plot_latent_levels(
     zs: Sequence[np.ndarray],
     labels: np.ndarray | None,
@@ -283,17 +275,7 @@ def plot_latent_levels(
         Figure title.
     names : sequence of str, keyword-only, optional
         Name of each level (mathtext allowed); default ``$z_1$``, ``$z_2$``, …
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         If ``zs`` is empty, a level is not ``(N, Z_l)`` with finite values,
         the levels hold different ``N``, ``labels`` is not ``(N,)`` or
         ``names`` has the wrong length.
@@ -308,14 +290,14 @@ def plot_latent_levels(
     if len(names) != len(codes):
         raise ValueError(f"names must name each of the {len(codes)} levels, got {len(names)}")
     lab = _check_labels(labels, n)
-    dpi = _check_dpi(dpi)
-    out = _png_path(path)
+    dpi = check_dpi(dpi)
+    out = png_path(path)
 
     n_levels = len(codes)
     # the classes are named once: in a legend at the last 2-D panel (a 1-D strip
     # plot names them on its y axis)
     with_legend = max((l for l, c in enumerate(codes) if c.shape[1] >= 2), default=-1)
-    with _figure((5.4 * n_levels + 1.2, 5.4)) as fig:
+    with figure((5.4 * n_levels + 1.2, 5.4)) as fig:
         axes = fig.subplots(1, n_levels, squeeze=False)[0]
         for l, (ax, zz, name) in enumerate(zip(axes, codes, names)):
             _scatter_panel(fig, ax, zz, lab, legend=l == with_legend, name=name)
@@ -325,4 +307,4 @@ def plot_latent_levels(
                 what = f"the {zz.shape[1]}-D codes themselves"
             ax.set_title(f"level {l + 1}, {name}: {what}", fontsize="medium")
         fig.suptitle(f"{title}, N = {n}")
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)

@@ -19,21 +19,9 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.special import ndtri
 
-from ._canvas import (
-    DEFAULT_DPI,
-    PathLike,
-    _as_images,
-    _check_dpi,
-    _check_image_shape,
-    _check_positive_int,
-    _figure,
-    _image_colorbar,
-    _image_scale,
-    _png_path,
-    _save,
-    _show_image,
-    _draw_separators,
-)
+from ._canvas import (DEFAULT_DPI, PathLike, as_images, check_dpi, check_image_shape,
+                      check_positive_int, draw_separators, figure, image_colorbar,
+                      image_scale, png_doc, png_path, save, show_image)
 from .images import image_grid
 
 __all__ = ["manifold_title", "plot_manifold", "plot_interpolation"]
@@ -81,6 +69,7 @@ def manifold_title(n_latent: int, latent_dims: tuple[int, int] = (0, 1),
     return f"The decoder over the whole 2-D latent space{of}"
 
 
+@png_doc
 def plot_manifold(
     decode: DecodeFn,
     image_shape: Sequence[int],
@@ -157,24 +146,14 @@ def plot_manifold(
         ``s`` per plotted dimension, > 0; default 1.
     center_name : str, keyword-only, default "their mean"
         What ``center`` is, for the title ("the others at …").
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         On invalid ``n``, ``n_latent``, ``latent_dims`` or ``quantiles``, or
         when ``decode`` returns an array of the wrong shape or non-finite
         values.
     """
-    shape = _check_image_shape(image_shape)
-    n = _check_positive_int(n, "n", minimum=2)
-    n_latent = _check_positive_int(n_latent, "n_latent")
+    shape = check_image_shape(image_shape)
+    n = check_positive_int(n, "n", minimum=2)
+    n_latent = check_positive_int(n_latent, "n_latent")
     if n_latent < 2:
         raise ValueError(
             "plot_manifold needs n_latent >= 2; for a 1-D latent use plot_interpolation "
@@ -198,8 +177,8 @@ def plot_manifold(
     s_dims = np.ones(2) if scale is None else np.asarray(scale, dtype=np.float64)  # (2,)
     if s_dims.shape != (2,) or not np.all(np.isfinite(s_dims) & (s_dims > 0)):
         raise ValueError(f"scale must be two positive numbers, got {scale!r}")
-    dpi = _check_dpi(dpi)
-    out = _png_path(path)
+    dpi = check_dpi(dpi)
+    out = png_path(path)
     h, w = shape
 
     u = np.linspace(lo, hi, n)  # (n,) points of the unit interval
@@ -214,12 +193,12 @@ def plot_manifold(
 
     grid = image_grid(means, shape, n, pad=0)
     gh, gw = grid.shape
-    s = _image_scale(gh, gw, max_w=7.0, max_h=7.0)
+    s = image_scale(gh, gw, max_w=7.0, max_h=7.0)
     figsize = (gw * s + 2.0, gh * s + 1.6)
-    with _figure(figsize) as fig:
+    with figure(figsize) as fig:
         ax = fig.add_subplot()
-        im = _show_image(ax, grid)
-        _draw_separators(ax, shape, n, n)
+        im = show_image(ax, grid)
+        draw_separators(ax, shape, n, n)
         # z at a few tiles: the spacing is even in probability, not in z
         ticks = np.unique(np.round(np.linspace(0, n - 1, 5)).astype(int))
         ax.set_xticks([c * w + (w - 1) / 2 for c in ticks],
@@ -229,7 +208,7 @@ def plot_manifold(
         ax.tick_params(length=2)
         ax.set_xlabel(f"{latent_name} dim {d0}")
         ax.set_ylabel(f"{latent_name} dim {d1}")
-        _image_colorbar(fig, im, ax, label="decoder mean")
+        image_colorbar(fig, im, ax, label="decoder mean")
         head = title or manifold_title(n_latent, (d0, d1), latent_name, standard_prior,
                                        center_name if center is not None else "0")
         if moved:
@@ -245,7 +224,7 @@ def plot_manifold(
             lines.append(note)
         fig.suptitle(head, fontsize="medium")
         ax.set_title("\n".join(lines), fontsize="small")
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)
 
 
 def _as_latent_pairs(z_start, z_end) -> tuple[np.ndarray, np.ndarray]:
@@ -262,6 +241,7 @@ def _as_latent_pairs(z_start, z_end) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+@png_doc
 def plot_interpolation(
     decode: DecodeFn,
     z_start: np.ndarray,
@@ -301,24 +281,14 @@ def plot_interpolation(
         The original inputs of the end points; give both or neither.
     title : str
         Figure title.
-    dpi : float, keyword-only
-        Resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
+    {png}
         On mismatched shapes of the end points or inputs, only one of
         ``x_start``/``x_end`` given, ``n_steps < 2``, or ``decode`` returning
         an array of the wrong shape or non-finite values.
     """
-    shape = _check_image_shape(image_shape)
+    shape = check_image_shape(image_shape)
     za, zb = _as_latent_pairs(z_start, z_end)  # (P, Z) each
-    n_steps = _check_positive_int(n_steps, "n_steps", minimum=2)
+    n_steps = check_positive_int(n_steps, "n_steps", minimum=2)
     if (x_start is None) != (x_end is None):
         raise ValueError("give both x_start and x_end, or neither")
     p, n_lat = za.shape
@@ -326,15 +296,15 @@ def plot_interpolation(
     d = h * w
     xa = xb = None
     if x_start is not None:
-        xa = _as_images(x_start, "x_start", shape, allow_single=True)  # (P, D)
-        xb = _as_images(x_end, "x_end", shape, allow_single=True)  # (P, D)
+        xa = as_images(x_start, "x_start", shape, allow_single=True)  # (P, D)
+        xb = as_images(x_end, "x_end", shape, allow_single=True)  # (P, D)
         if xa.shape[0] != p or xb.shape[0] != p:
             raise ValueError(
                 f"x_start and x_end must hold one input per pair (P = {p}), "
                 f"got {xa.shape[0]} and {xb.shape[0]}"
             )
-    dpi = _check_dpi(dpi)
-    out = _png_path(path)
+    dpi = check_dpi(dpi)
+    out = png_path(path)
 
     t = np.linspace(0.0, 1.0, n_steps)  # (T,)
     z = (1.0 - t)[None, :, None] * za[:, None, :] + t[None, :, None] * zb[:, None, :]  # (P, T, Z)
@@ -344,33 +314,33 @@ def plot_interpolation(
 
     n_tiles_w = n_steps + (2 if xa is not None else 0)
     total_w = n_tiles_w * w
-    s = _image_scale(gh, total_w, max_w=9.0, max_h=0.9 * p)
+    s = image_scale(gh, total_w, max_w=9.0, max_h=0.9 * p)
     figsize = (total_w * s + 1.5 + (0.3 if xa is not None else 0.0),
                gh * s + (1.05 if xa is not None else 0.85))
-    with _figure(figsize) as fig:
+    with figure(figsize) as fig:
         if xa is None:
             ax = fig.add_subplot()
-            im = _show_image(ax, grid)
-            _draw_separators(ax, shape, p, n_steps)
+            im = show_image(ax, grid)
+            draw_separators(ax, shape, p, n_steps)
             axes = [ax]
         else:
             gs = fig.add_gridspec(1, 3, width_ratios=[w, gw, w])
             ax_a = fig.add_subplot(gs[0, 0])
             ax = fig.add_subplot(gs[0, 1])
             ax_b = fig.add_subplot(gs[0, 2])
-            _show_image(ax_a, image_grid(xa, shape, 1, pad=0))
-            _draw_separators(ax_a, shape, p, 1)
-            im = _show_image(ax, grid)
-            _draw_separators(ax, shape, p, n_steps)
-            _show_image(ax_b, image_grid(xb, shape, 1, pad=0))
-            _draw_separators(ax_b, shape, p, 1)
+            show_image(ax_a, image_grid(xa, shape, 1, pad=0))
+            draw_separators(ax_a, shape, p, 1)
+            im = show_image(ax, grid)
+            draw_separators(ax, shape, p, n_steps)
+            show_image(ax_b, image_grid(xb, shape, 1, pad=0))
+            draw_separators(ax_b, shape, p, 1)
             ax_a.set_title("input A", fontsize="small")
             ax_b.set_title("input B", fontsize="small")
             axes = [ax_a, ax, ax_b]
         ax.set_xlabel(f"decoded $z_t = (1-t)\\,z_A + t\\,z_B$,  t = 0 → 1 in {n_steps} steps")
-        _image_colorbar(fig, im, axes, label="decoder mean", shrink=1.0)
+        image_colorbar(fig, im, axes, label="decoder mean", shrink=1.0)
         if xa is not None:  # after the colour bar, which anchors every parent at "E"
             for a, anchor in zip(axes, ("E", "C", "W")):  # the inputs hug the grid
                 a.set_anchor(anchor)
         fig.suptitle(title)
-        return _save(fig, out, dpi)
+        return save(fig, out, dpi)

@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ._canvas import DEFAULT_DPI, PathLike, _check_dpi, _figure, _png_path, _save
+from ._canvas import DEFAULT_DPI, PathLike, check_dpi, figure, png_path, save
 
 
 def plot_sweep(groups: Sequence[Mapping[str, object]], path: PathLike, title: str = "",
@@ -14,9 +14,9 @@ def plot_sweep(groups: Sequence[Mapping[str, object]], path: PathLike, title: st
     """Write a PNG: one column per setting, its runs' test ELBOs as dots and their mean
     with an error bar of one standard error over seeds (none for a single run);
     a setting whose runs all failed is marked "failed".  Returns the path."""
-    path, dpi = _png_path(path), _check_dpi(dpi)
+    path, dpi = png_path(path), check_dpi(dpi)
     n = len(groups)
-    with _figure((max(4.0, 0.9 * n + 2.0), 3.6)) as fig:
+    with figure((max(4.0, 0.9 * n + 2.0), 3.6)) as fig:
         ax = fig.add_subplot()
         for i, g in enumerate(groups):
             elbos = np.asarray(g["elbos"], dtype=np.float64)
@@ -40,4 +40,4 @@ def plot_sweep(groups: Sequence[Mapping[str, object]], path: PathLike, title: st
             ax.legend(fontsize=8, loc="best")
         if title:
             ax.set_title(title, fontsize=10)
-        return _save(fig, path, dpi)
+        return save(fig, path, dpi)

@@ -18,6 +18,7 @@ from ..gaussian import LOG_2PI as _LOG_2PI
 from .categorical import LEVEL_ERROR
 
 # ---------------------------------------------------------------- likelihoods
+# docs/04-likelihoods.md#fused-forward-and-gradient
 @njit(cache=True, inline="always")
 def _bernoulli_row(logits, x, e, grad, log_p, r, N):
     """One row (s, n): log p and ∂ log p/∂η = x − σ(η), given ``e = e^{−|η|}`` and,
@@ -35,6 +36,7 @@ def _bernoulli_row(logits, x, e, grad, log_p, r, N):
     log_p[s, n] = -acc
 
 
+# log p = Σ_d (x η − softplus η) and x − σ(η), row by row (docs/04-likelihoods.md#fused-forward-and-gradient)
 @njit(cache=True)
 def _bernoulli_fwd(logits, x, e, grad, log_p):
     S, N = logits.shape[0], logits.shape[1]
@@ -42,6 +44,7 @@ def _bernoulli_fwd(logits, x, e, grad, log_p):
         _bernoulli_row(logits, x, e, grad, log_p, r, N)
 
 
+# the same, rows over threads (docs/04-likelihoods.md#fused-forward-and-gradient)
 @njit(cache=True, parallel=True)
 def _bernoulli_fwd_par(logits, x, e, grad, log_p):
     S, N = logits.shape[0], logits.shape[1]
@@ -49,6 +52,7 @@ def _bernoulli_fwd_par(logits, x, e, grad, log_p):
         _bernoulli_row(logits, x, e, grad, log_p, r, N)
 
 
+# ∂/∂η = dlog p · (x − σ(η)) (docs/04-likelihoods.md#bernoulli-gradient)
 @njit(cache=True, parallel=True)
 def _scale_rows(grad, dlog_p, out):
     S, N, D = grad.shape
@@ -65,6 +69,7 @@ _ONE32 = np.float32(1.0)
 _ROWS_PER_TASK = 16
 
 
+# the row sum of log p (docs/04-likelihoods.md#bernoulli-log-likelihood-on-logits)
 @njit(cache=True, inline="always")
 def _sum8(buf, D):
     """Σ_d buf[d] in float64 with eight running sums (independent adds: LLVM packs
@@ -85,6 +90,7 @@ def _sum8(buf, D):
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
+# docs/04-likelihoods.md#stable-softplus, docs/01-dense-layers.md#elementary-functions-in-float32
 @njit(cache=True, inline="always", error_model="numpy")
 def _bernoulli_row32(logits, x, grad, log_p, buf, r, N):
     """One float32 row (s, n) in one vectorisable pass: −log p per element into
@@ -100,6 +106,7 @@ def _bernoulli_row32(logits, x, grad, log_p, buf, r, N):
     log_p[s, n] = -_sum8(buf, D)
 
 
+# float32, one pass (docs/04-likelihoods.md#fused-forward-and-gradient)
 @njit(cache=True, error_model="numpy")
 def _bernoulli_fwd32(logits, x, grad, log_p):
     S, N, D = logits.shape
@@ -108,6 +115,7 @@ def _bernoulli_fwd32(logits, x, grad, log_p):
         _bernoulli_row32(logits, x, grad, log_p, buf, r, N)
 
 
+# the same, blocks of rows over threads (docs/04-likelihoods.md#fused-forward-and-gradient)
 @njit(cache=True, parallel=True, error_model="numpy")
 def _bernoulli_fwd32_par(logits, x, grad, log_p):
     S, N, D = logits.shape
@@ -153,6 +161,7 @@ def bernoulli_backward(dlog_p, cache):
     return out
 
 
+# log p = −½ Σ_d (log 2π + λx_d + (x_d − m_d)² e^{−λx_d}) (docs/04-likelihoods.md#gaussian-log-density)
 @njit(cache=True)
 def _gaussian_fwd(mean, lv, x, diff, inv_var, log_p):
     S, N, D = mean.shape
@@ -170,6 +179,7 @@ def _gaussian_fwd(mean, lv, x, diff, inv_var, log_p):
             log_p[s, n] = -0.5 * (const + acc)
 
 
+# ∂/∂m = (x − m) e^{−λx}, ∂/∂λx = ½ ((x − m)² e^{−λx} − 1) (docs/04-likelihoods.md#gaussian-gradient)
 @njit(cache=True)
 def _gaussian_bwd(dlog_p, diff, inv_var, dmean, dlv):
     S, N, D = diff.shape
@@ -204,6 +214,7 @@ def gaussian_backward(dlog_p, cache):
     return dmean, dlv
 
 
+# levels in [0, V) (docs/04-likelihoods.md#categorical-likelihood)
 @njit(cache=True)
 def _check_levels(x, V):
     """The bound test of the categorical kernels: every level in ``[0, V)``, else a
@@ -216,6 +227,16 @@ def _check_levels(x, V):
                 raise ValueError(LEVEL_ERROR)
 
 
+# m = max_v η_dv, subtracted before exp so that no e^η overflows (docs/04-likelihoods.md#log-softmax)
+@njit(cache=True, inline="always")
+def _max_level(logits, s, n, d):
+    m = logits[s, n, d, 0]
+    for v in range(1, logits.shape[3]):
+        m = max(m, logits[s, n, d, v])
+    return m
+
+
+# log p = Σ_d log softmax(η_d)[x_d] (docs/04-likelihoods.md#log-softmax)
 @njit(cache=True)
 def _categorical_fwd(logits, x, log_p):
     S, N, D, V = logits.shape
@@ -224,9 +245,7 @@ def _categorical_fwd(logits, x, log_p):
         for n in range(N):
             acc = 0.0
             for d in range(D):
-                m = logits[s, n, d, 0]
-                for v in range(1, V):
-                    m = max(m, logits[s, n, d, v])
+                m = _max_level(logits, s, n, d)
                 tot = 0.0
                 for v in range(V):
                     tot += math.exp(logits[s, n, d, v] - m)
@@ -234,6 +253,7 @@ def _categorical_fwd(logits, x, log_p):
             log_p[s, n] = acc
 
 
+# ∂ log p / ∂η_dv = [x_d = v] − softmax(η_d)_v (docs/04-likelihoods.md#categorical-gradient)
 @njit(cache=True)
 def _categorical_bwd(dlog_p, logits, x, dlogits):
     S, N, D, V = logits.shape
@@ -242,9 +262,7 @@ def _categorical_bwd(dlog_p, logits, x, dlogits):
         for n in range(N):
             g = dlog_p[s, n]
             for d in range(D):
-                m = logits[s, n, d, 0]
-                for v in range(1, V):
-                    m = max(m, logits[s, n, d, v])
+                m = _max_level(logits, s, n, d)
                 tot = 0.0
                 for v in range(V):
                     e = math.exp(logits[s, n, d, v] - m)
