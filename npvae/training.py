@@ -60,6 +60,9 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     if clip_norm is not None:
         g, _ = clip_grad_norm(g, clip_norm)
     optimizer.step(model.flat_params_, g, model.optimizer_state_, learning_rate=learning_rate)
+    after_step = getattr(model, "_after_step", None)   # e.g. batch norm's running statistics
+    if after_step is not None:
+        after_step()
     return loss, terms
 
 
