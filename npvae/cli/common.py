@@ -326,8 +326,9 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
     posterior_params = _concrete_params(args)
-    if args.model == "ladder":
-        return _ladder(args, common)
+    if args.model == "ladder":             # its flags checked by train_settings._check_ladder
+        return npvae.LadderVAE(latent_sizes=args.latent, **{
+            k: v for k, v in common.items() if k not in ("objective", "k", "gradient_estimator")})
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "fisher":
@@ -354,24 +355,6 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
     if posterior_params:
         common.update(posterior_params=posterior_params)
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
-
-
-def _ladder(args, common):
-    """``--model ladder`` (docs/16-ladder-vae.md): the ELBO with the exact gradient and a
-    diagonal posterior; the flags it cannot honour refused in one line."""
-    import npvae
-
-    wrong = [f for f, bad in (("--objective", args.objective != "elbo"), ("--k", args.k != 1),
-                              ("--gradient-estimator", args.gradient_estimator != "standard"),
-                              ("--inference", args.inference != "independent"),
-                              ("--posterior", getattr(args, "posterior", "diagonal")
-                               != "diagonal")) if bad]
-    if wrong:
-        raise CLIError(f"--model ladder trains on the ELBO with a diagonal Gaussian posterior "
-                       f"and its own top-down inference: leave out {', '.join(wrong)}")
-    for key in ("objective", "k", "gradient_estimator"):
-        common.pop(key, None)
-    return npvae.LadderVAE(latent_sizes=args.latent, **common)
 
 
 #: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys

@@ -128,7 +128,8 @@ def _add_train(sub, fmt):
                    help="default: dynamic for mnist/fashion_mnist/digits, static for "
                         "binarized_mnist, none for frey (Gaussian likelihood) and synthetic "
                         "(binary already); always none for --likelihood beta")
-    t.add_argument("--model", choices=("vae", "hvae", "cvae", "fisher", "ladder"), default="vae",
+    t.add_argument("--model", choices=("vae", "hvae", "cvae", "fisher", "ladder"),
+                   default="vae",
                    help="vae: one stochastic level; hvae: the hierarchical VAE; ladder: the "
                         "Ladder VAE (batch norm, precision-weighted top-down inference; "
                         "docs/16-ladder-vae.md); cvae: the "
@@ -138,7 +139,8 @@ def _add_train(sub, fmt):
     t.add_argument("--latent", "--latent-sizes", type=_latent_list, default=(20,),
                    metavar="Z[,Z...]", help="latent size Z (hvae, ladder: one size per level, "
                    "bottom first, e.g. 100,50)")
-    t.add_argument("--hidden", "--hidden-sizes", type=_hidden_list, default=(400,), metavar="WIDTHS",
+    t.add_argument("--hidden", "--hidden-sizes", type=_hidden_list, default=(400,),
+                   metavar="WIDTHS",
                    help="encoder hidden widths, comma-separated ('' for none); the decoder "
                         "mirrors them; hvae: one group per level separated by ';', e.g. "
                         "'200,200;100,100'")

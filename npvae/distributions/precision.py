@@ -29,7 +29,8 @@ def precision_merge_forward(mu_hat, logvar_hat, mu_p, logvar_p):
 
 
 def precision_merge_backward(dmu_q, dlogvar_q, cache):
-    """``∂λ_q/∂λ̂ = w``, ``∂λ_q/∂λ_p = 1 − w``, ``∂μ_q/∂μ̂ = w``, ``∂μ_q/∂μ_p = 1 − w``,
+    """``∂λ_q/∂λ̂ = w``, ``∂λ_q/∂λ_p = 1 − w``, ``∂μ_q/∂μ̂ = w``,
+    ``∂μ_q/∂μ_p = 1 − w``,
     ``∂μ_q/∂λ̂ = −w(1 − w)(μ̂ − μ_p) = −∂μ_q/∂λ_p``
     (docs/16-ladder-vae.md#backward-of-the-merge).
 

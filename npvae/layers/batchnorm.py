@@ -3,7 +3,7 @@
 
 Training mode normalises each column by the batch's own statistics::
 
-    m = (1/N) Σ_n a_n,   v = (1/N) Σ_n (a_n − m)²,   â = (a − m)/√(v + ε),   y = γ ⊙ â + β
+    m = (1/N) Σ_n a_n,  v = (1/N) Σ_n (a_n − m)²,  â = (a − m)/√(v + ε),  y = γ ⊙ â + β
 
 and its backward couples the rows through ``m`` and ``v``::
 
@@ -47,7 +47,8 @@ def batchnorm_forward(a, gamma, beta, stats=None, eps=BN_EPS):
 
 
 def batchnorm_backward(dy, cache):
-    """Returns ``(da (N, H), dgamma (H,), dbeta (H,))`` (docs/16-ladder-vae.md#backward-of-batch-normalisation)."""
+    """Returns ``(da (N, H), dgamma (H,), dbeta (H,))``
+    (docs/16-ladder-vae.md#backward-of-batch-normalisation)."""
     a_hat, inv_std, gamma, training, _ = cache
     dbeta = dy.sum(axis=0)                                   # (H,)
     dgamma = (dy * a_hat).sum(axis=0)                        # (H,)
