@@ -15,7 +15,8 @@ Inference, two passes:
   as the generative model (:mod:`npvae.distributions.precision`).
 
 Every hidden layer is batch-normalised (:mod:`.ladder_networks`): the training
-objective uses the batch's statistics, everything else (``score``,
+objective with its gradient (``loss_and_grads``, each step of ``fit``) uses the batch's
+statistics, everything else (``elbo_terms``, the validation ELBO, ``score``,
 ``log_likelihood``, ``transform``, ``sample``…) the running averages, updated after
 every training step.  The KL terms are closed form given the samples above.
 
@@ -127,13 +128,15 @@ class LadderVAE(HierarchicalVAE):
     # ------------------------------------------------------------- the passes
     def _training(self):
         """Whether the networks normalise by batch statistics: inside the training
-        objective (:meth:`_objective`) only."""
+        objective with its gradient (:meth:`_objective`) only."""
         return getattr(self, "_bn_training_ws", False)
 
     def _objective(self, X, eps, beta, need_grads=True, condition=None):
-        """The training objective, with batch normalisation in training mode; the batch's
-        statistics are kept for :meth:`_after_step`."""
-        self._bn_training_ws, self._bn_batch_ws = True, []
+        """The training objective.  With its gradient (``loss_and_grads``, a training
+        step) batch normalisation is in training mode and the batch's statistics are kept
+        for :meth:`_after_step`; without (``elbo_terms``, the validation ELBO of
+        ``fit``) it uses the running statistics, as every evaluation does."""
+        self._bn_training_ws, self._bn_batch_ws = need_grads, []
         try:
             return super()._objective(X, eps, beta, need_grads, condition)
         finally:
