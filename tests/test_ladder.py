@@ -245,6 +245,16 @@ def test_bad_settings(kw, match):
         small(**kw).initialize(5)
 
 
+@pytest.mark.parametrize("value", [-1.0, np.nan])
+def test_damaged_running_variance_is_one_line(value, rng):
+    m = small().initialize(5)
+    m.params_["up1_bn1_var"][0] = value
+    X = make_data("bernoulli", 4, 5, rng)
+    for call in (lambda: m.score(X), lambda: m.transform(X), lambda: m.sample(2)):
+        with pytest.raises(ValueError, match=r"params_\['up1_bn1_var'\], a running variance"):
+            call()
+
+
 def test_iwae_is_not_a_setting():
     with pytest.raises(TypeError):
         npvae.LadderVAE(objective="iwae")

@@ -125,6 +125,16 @@ class LadderVAE(HierarchicalVAE):
                 if name.startswith("prior") and name.endswith("_logvar_W"):
                     W[...] = 0
 
+    def _check_fitted(self):
+        """The boundary check, and batch normalisation's running variances finite and
+        ``>= 0`` (a damaged file or assignment would otherwise surface as NaN scores)."""
+        super()._check_fitted()
+        for name, v in self.params_.items():
+            if name.endswith("_var") and not np.all(v >= 0):
+                raise ValueError(f"params_[{name!r}], a running variance of batch "
+                                 "normalisation, holds negative or undefined values: the "
+                                 "parameters are damaged")
+
     # ------------------------------------------------------------- the passes
     def _training(self):
         """Whether the networks normalise by batch statistics: inside the training
