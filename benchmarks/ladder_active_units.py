@@ -3,13 +3,13 @@ same sizes and schedule, briefly trained on dynamically binarised MNIST
 (docs/16-ladder-vae.md#active-units-per-level).
 
     NPVAE_DATA=/path/to/data python -m benchmarks.ladder_active_units \\
-        [--epochs 20] [--out docs/figures/ladder-active-units.png]
+        [--epochs 10 --n-train 20000] [--out docs/figures/ladder-active-units.png]
 
 Both models: the paper's five levels (64-32-16-8-4 over 512-256-128-64-32), leaky
 rectifiers, Adam at 0.002 in batches of 256, the KL weight rising over the first half
 of the epochs; the hierarchical VAE has independent bottom-up inference and no batch
 normalisation.  A unit is active when ``Cov_x(E_q[u]) > 0.01`` (Burda et al. 2016),
-over the first ``--n-test`` test images.  Writes the figure and ``<out>.json``.
+over the first ``--n-test`` test images.  Writes the figure and ``--json``.
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="docs/figures/ladder-active-units.png")
+    ap.add_argument("--json", default="benchmarks/results/ladder_active_units.json")
     args = ap.parse_args(argv)
     npvae.set_num_threads(args.threads)
     ds = load_dataset("mnist", binarization="dynamic")
@@ -99,7 +100,7 @@ def main(argv=None):
         print(f"{name}: active units {results[name]['active_units']}, test ELBO "
               f"{results[name]['test_elbo']:.2f}", flush=True)
     figure(results, args.out)
-    with open(args.out.rsplit(".", 1)[0] + ".json", "w") as f:
+    with open(args.json, "w") as f:
         json.dump({"settings": vars(args), "results": {
             k: {**v, "variances": [a.tolist() for a in v["variances"]]}
             for k, v in results.items()}}, f, indent=1)
