@@ -28,6 +28,7 @@ import numpy as np
 from ..layers.activations import activation_backward, activation_forward
 from ..layers.batchnorm import batchnorm_backward, batchnorm_forward
 from ..layers.dense import dense_backward, dense_forward
+from .networks import Decoder
 
 BN_FIELDS = ("gamma", "beta", "mean", "var")
 
@@ -113,23 +114,13 @@ class BNGaussianNetwork:
         return bn_mlp_backward(G, p, d, mlp_c, need_dx)
 
 
-class BNDecoder:
+class BNDecoder(Decoder):
     """``p(x|z_1)``: ``MLP_BN(z_1)``, a dense output layer, the likelihood
-    (docs/16-ladder-vae.md#the-model).  Named ``dec_…`` with ``dec_out_W``,
-    ``dec_out_b``, as :class:`~npvae.models.networks.Decoder` is, so that the
-    output bias starts from the data the same way."""
+    (docs/16-ladder-vae.md#the-model).  :class:`~npvae.models.networks.Decoder` with
+    batch-normalised hidden layers: the same names (``dec_…``, ``dec_out_W``,
+    ``dec_out_b``), so that the output bias starts from the data the same way."""
 
-    prefix = "dec"
-
-    def __init__(self, hidden, activation, likelihood):
-        self.hidden, self.activation, self.likelihood = list(hidden), activation, likelihood
-
-    def param_shapes(self, width_in, n_features):
-        shapes, width = bn_mlp_shapes(self.prefix, width_in, self.hidden)
-        n_out = int(np.prod(self.likelihood.output_shape(n_features)))
-        shapes["dec_out_W"], shapes["dec_out_b"] = (width, n_out), (n_out,)
-        shapes.update(self.likelihood.param_shapes(n_features))
-        return shapes
+    hidden_shapes = staticmethod(bn_mlp_shapes)
 
     def _out(self, P, u, training, collect=None):
         h, mlp_c = bn_mlp_forward(P, "dec", u, len(self.hidden), self.activation, training,
