@@ -56,15 +56,15 @@ def make(name, dtype, seed):
                      k=k, **common)
 
 
-def _resume(run_dir, name, args):
+def _resume(run_dir, name, args, keys=("schedule", "batch_size", "dtype", "seed")):
     """The model of ``run_dir/checkpoint.npz`` when a run with the same settings
-    stopped there, else None."""
+    (``keys`` of ``args``) stopped there, else None."""
     path = run_dir and os.path.join(run_dir, "checkpoint.npz")
     if not path or not os.path.exists(path):
         return None
     m = npvae.load(path)
     stored = checkpoint.read_metadata(path).get("settings", {})
-    for key in ("schedule", "batch_size", "dtype", "seed"):
+    for key in keys:
         if key in stored and stored[key] != getattr(args, key):
             raise SystemExit(f"{path}: was trained with {key}={stored[key]!r}, not "
                              f"{getattr(args, key)!r}; use another --run-dir")
@@ -77,15 +77,16 @@ DATA_METADATA = {"dataset": "mnist", "binarization": "dynamic", "validation_size
                  "split_seed": 0, "image_shape": [28, 28], "data_dir": None}
 
 
-def _final(m, run_dir, settings=None):
+def _final(m, run_dir, settings=None, benchmark="burda_table1",
+           reference="Burda, Grosse & Salakhutdinov (2016), Table 1"):
     """The trained model without its optimiser state (a third of the size), float32,
     with the metadata the command line needs and the training settings; prints its
     SHA-256."""
     state, m.optimizer_state_ = m.optimizer_state_, None
     try:
         path = os.path.join(run_dir, "final.npz")
-        meta = {"data": DATA_METADATA, "benchmark": "burda_table1", "settings": settings or {},
-                "reference": "Burda, Grosse & Salakhutdinov (2016), Table 1"}
+        meta = {"data": DATA_METADATA, "benchmark": benchmark, "settings": settings or {},
+                "reference": reference}
         npvae.save(m, path, meta, compress=True)       # the history of 3,280 epochs: text
     finally:
         m.optimizer_state_ = state

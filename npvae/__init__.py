@@ -16,7 +16,7 @@ Layout, in the order the mathematics builds up:
   reparameterisable samplers;
 * :mod:`npvae.objectives` — the ELBO, the IWAE bound, the log-likelihood estimate;
 * :mod:`npvae.models` — :class:`VAE`, :class:`HierarchicalVAE`, :class:`ConditionalVAE`,
-  :class:`FisherAutoencoder`;
+  :class:`FisherAutoencoder`, :class:`LadderVAE`;
 * :mod:`npvae.optim`, :mod:`npvae.training`, :mod:`npvae.checkpoint`;
 * :mod:`npvae.data`, :mod:`npvae.plots`, :mod:`npvae.cli`.
 """
@@ -25,13 +25,14 @@ import importlib
 from .backend import get_backend, set_backend, set_num_threads, use_backend
 
 __version__ = "0.1.0"
-__all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE", "FisherAutoencoder", "load", "save",
-           "get_backend", "set_backend", "set_num_threads", "use_backend"]
+__all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE", "FisherAutoencoder", "LadderVAE", "load",
+           "save", "get_backend", "set_backend", "set_num_threads", "use_backend"]
 
 #: names imported on first use: ``import npvae`` stays fast (the models bring
 #: scikit-learn, the kernels Numba), ``npvae.VAE`` imports what it needs
 _LAZY = {"VAE": "npvae.models", "HierarchicalVAE": "npvae.models",
          "ConditionalVAE": "npvae.models", "FisherAutoencoder": "npvae.models",
+         "LadderVAE": "npvae.models",
          "load": "npvae.models", "save": "npvae.checkpoint"}
 
 

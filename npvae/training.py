@@ -37,10 +37,9 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     """One optimisation step on a prepared batch: forward, backward, update
     (docs/05-elbo.md, docs/11-optimisation.md).
 
-    ``x`` is already in the model's dtype and form, ``eps`` the noise,
-    ``condition`` the conditional VAE's one-hot labels; the optimiser state
-    lives in ``model.optimizer_state_`` (created on first use).  This is the
-    unit the throughput benchmarks time.  Returns ``(loss, terms)``.
+    ``x`` is already in the model's dtype and form, ``eps`` the noise, ``condition`` the
+    conditional VAE's one-hot labels; the optimiser state lives in ``model.optimizer_state_``
+    (created on first use).  The unit the throughput benchmarks time; ``(loss, terms)``.
 
     Raises :class:`TrainingDiverged` (parameters untouched) when the loss or the
     gradient is not finite.
@@ -60,6 +59,7 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     if clip_norm is not None:
         g, _ = clip_grad_norm(g, clip_norm)
     optimizer.step(model.flat_params_, g, model.optimizer_state_, learning_rate=learning_rate)
+    getattr(model, "_after_step", lambda: None)()     # e.g. batch norm's running statistics
     return loss, terms
 
 

@@ -28,7 +28,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Estimator .* does not inherit")
     _CHECKS = parametrize_with_checks([
         npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL),
-        npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=(4,), **SMALL)])
+        npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=(4,), **SMALL),
+        npvae.LadderVAE(latent_sizes=(2, 2), hidden_sizes=(4,), **SMALL)])
 
 
 @_CHECKS

@@ -326,6 +326,9 @@ def build_model(args, likelihood, classes=None, likelihood_params=None):
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
     posterior_params = _concrete_params(args)
+    if args.model == "ladder":             # its flags checked by train_settings._check_ladder
+        return npvae.LadderVAE(latent_sizes=args.latent, **{
+            k: v for k, v in common.items() if k not in ("objective", "k", "gradient_estimator")})
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "fisher":

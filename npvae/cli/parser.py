@@ -128,14 +128,19 @@ def _add_train(sub, fmt):
                    help="default: dynamic for mnist/fashion_mnist/digits, static for "
                         "binarized_mnist, none for frey (Gaussian likelihood) and synthetic "
                         "(binary already); always none for --likelihood beta")
-    t.add_argument("--model", choices=("vae", "hvae", "cvae", "fisher"), default="vae",
-                   help="vae: one stochastic level; hvae: the hierarchical VAE; cvae: the "
+    t.add_argument("--model", choices=("vae", "hvae", "cvae", "fisher", "ladder"),
+                   default="vae",
+                   help="vae: one stochastic level; hvae: the hierarchical VAE; ladder: the "
+                        "Ladder VAE (batch norm, precision-weighted top-down inference; "
+                        "docs/16-ladder-vae.md); cvae: the "
                         "conditional VAE on the data set's labels; fisher: the Fisher "
                         "autoencoder (grey levels, a Gaussian decoder of fixed log-variance "
                         "--gaussian-logvar, a smooth --activation, tanh by default)")
-    t.add_argument("--latent", type=latent_list, default=(20,), metavar="Z[,Z...]",
-                   help="latent size Z (hvae: one size per level, bottom first, e.g. 100,50)")
-    t.add_argument("--hidden", type=hidden_list, default=(400,), metavar="WIDTHS",
+    t.add_argument("--latent", "--latent-sizes", type=latent_list, default=(20,),
+                   metavar="Z[,Z...]", help="latent size Z (hvae, ladder: one size per level, "
+                   "bottom first, e.g. 100,50)")
+    t.add_argument("--hidden", "--hidden-sizes", type=hidden_list, default=(400,),
+                   metavar="WIDTHS",
                    help="encoder hidden widths, comma-separated ('' for none); the decoder "
                         "mirrors them; hvae: one group per level separated by ';', e.g. "
                         "'200,200;100,100'")
@@ -215,7 +220,8 @@ def _add_train(sub, fmt):
                    help="Adam's epsilon (Burda et al. used 1e-4)")
     t.add_argument("--lr-decay", type=finite_float(0), default=0.95,
                    help="per-epoch factor for --lr-schedule exponential")
-    t.add_argument("--kl-warmup", type=finite_float(0, inclusive=True), default=0.0,
+    t.add_argument("--kl-warmup", "--warmup-epochs", type=finite_float(0, inclusive=True),
+                   default=0.0,
                    metavar="EPOCHS", help="beta rises linearly from 0 over this many epochs")
     t.add_argument("--clip-norm", type=finite_float(0), default=None, metavar="NORM",
                    help="clip the gradient's norm at this value (default: no clipping)")

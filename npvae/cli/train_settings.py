@@ -122,12 +122,27 @@ def _check_binary(ds, likelihood):
                        "or model the grey levels with --likelihood gaussian or beta")
 
 
+def _check_ladder(args):
+    """``--model ladder`` (docs/16-ladder-vae.md): the ELBO with the exact gradient, a
+    diagonal posterior, its own top-down inference; the flags it cannot honour refused."""
+    wrong = [f for f, bad in (("--objective", args.objective != "elbo"), ("--k", args.k != 1),
+                              ("--gradient-estimator", args.gradient_estimator != "standard"),
+                              ("--inference", args.inference != "independent"),
+                              ("--posterior", getattr(args, "posterior", "diagonal")
+                               != "diagonal")) if bad]
+    if wrong:
+        raise CLIError(f"--model ladder trains on the ELBO with a diagonal Gaussian posterior "
+                       f"and its own top-down inference: leave out {', '.join(wrong)}")
+
+
 def check_settings(args):
     """The checks of a new run that need no data (``npvae sweep`` makes them before
     anything runs): a one-line :class:`CLIError` or ValueError, else ``(given, key,
     binarization)``: the flags given, the data set's name and the binarisation."""
     given = explicit(args)
     key = _dataset_key(args.dataset)
+    if args.model == "ladder":
+        _check_ladder(args)
     if args.model != "fisher":
         _check_objective(args)
     binarization = args.binarization

@@ -5,7 +5,8 @@ them by name for :func:`load`."""
 from .conditional import ConditionalVAE
 from .fisher import FisherAutoencoder
 from .hierarchical import HierarchicalVAE
+from .ladder import LadderVAE
 from .registry import load
 from .vae import VAE
 
-__all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE", "FisherAutoencoder", "load"]
+__all__ = ["VAE", "HierarchicalVAE", "ConditionalVAE", "FisherAutoencoder", "LadderVAE", "load"]

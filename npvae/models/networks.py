@@ -111,6 +111,7 @@ class Decoder:
     """
 
     prefix = "dec"
+    hidden_shapes = staticmethod(mlp_shapes)     # the hidden layers' parameters
 
     def __init__(self, hidden, activation, likelihood):
         self.hidden = list(hidden)
@@ -118,7 +119,7 @@ class Decoder:
         self.likelihood = likelihood
 
     def param_shapes(self, width_in, n_features):
-        shapes, width = mlp_shapes(self.prefix, width_in, self.hidden)
+        shapes, width = self.hidden_shapes(self.prefix, width_in, self.hidden)
         n_out = int(np.prod(self.likelihood.output_shape(n_features)))
         shapes["dec_out_W"], shapes["dec_out_b"] = (width, n_out), (n_out,)
         shapes.update(self.likelihood.param_shapes(n_features))
