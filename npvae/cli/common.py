@@ -325,9 +325,12 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    posterior_params = _concrete_params(args)
+    from .train_settings import prior_kwargs       # (train_settings imports this module)
+
+    posterior_params, prior = _concrete_params(args), prior_kwargs(args)
     if args.model == "hvae":
-        return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
+        return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference,
+                                     **prior, **common)
     if args.model == "fisher":
         if len(args.latent) != 1 or (args.hidden and isinstance(args.hidden[0], tuple)):
             raise CLIError("--model fisher takes one --latent size and one group of --hidden "
@@ -351,7 +354,7 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         raise CLIError("--hidden with ';' (one group per level) is for --model hvae")
     if posterior_params:
         common.update(posterior_params=posterior_params)
-    return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
+    return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **prior, **common)
 
 
 #: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys

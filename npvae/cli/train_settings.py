@@ -42,6 +42,19 @@ def _likelihood_params(args, likelihood, given, ds=None):
     return params
 
 
+def prior_kwargs(args):
+    """``prior`` and ``prior_params`` of the model from ``--prior`` and
+    ``--n-pseudo-inputs`` (docs/17-vampprior.md); empty for the standard prior."""
+    K = getattr(args, "n_pseudo_inputs", None)
+    if getattr(args, "prior", "standard") != "vamp":
+        if K is not None:
+            raise CLIError("--n-pseudo-inputs: for --prior vamp only")
+        return {}
+    if args.model not in ("vae", "hvae"):
+        raise CLIError(f"--prior vamp is for --model vae and hvae, not {args.model}")
+    return {"prior": "vamp", "prior_params": {"n_pseudo_inputs": 500 if K is None else K}}
+
+
 def _dataset_key(name):
     if name == "auto":
         return "auto"
@@ -52,7 +65,7 @@ def _dataset_key(name):
 
 #: settings the Fisher autoencoder's objective has no place for, and their neutral values
 _NOT_FISHER = {"objective": "elbo", "k": 1, "beta": 1.0, "posterior": "diagonal",
-               "gradient_estimator": "standard", "kl_warmup": 0.0}
+               "gradient_estimator": "standard", "kl_warmup": 0.0, "prior": "standard"}
 #: its decoder: checked when typed or read from --config (else they hold the parser's
 #: defaults, which are the VAE's, not a choice)
 _FISHER_DECODER = {"likelihood": "gaussian", "gaussian_variance": "fixed",
