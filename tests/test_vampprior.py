@@ -242,11 +242,11 @@ def test_hierarchical_needs_independent_inference():
 def test_cli_trains_with_the_vampprior(tmp_path, capsys):
     code, out, err = run(["train", "--dataset", "digits", "--prior", "vamp",
                           "--n-pseudo-inputs", "7", "--epochs", "1", "--latent", "3",
-                          "--hidden", "16", "--no-figures", "--quiet", "--out",
-                          str(tmp_path / "r")], capsys)
+                          "--hidden", "16", "--quiet", "--out", str(tmp_path / "r")], capsys)
     assert code == 0, err
     m = npvae.load(tmp_path / "r" / "checkpoint.npz")
     assert m.prior_params == {"n_pseudo_inputs": 7} and m.params_["prior_u"].shape == (7, 64)
+    assert (tmp_path / "r" / "figures" / "pseudo_inputs.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("argv,message", [

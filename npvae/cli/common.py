@@ -17,6 +17,7 @@ import numpy as np
 
 from .._atomic import atomic_file
 from .._fsafe import require_regular_file
+from .prior_flags import prior_kwargs
 
 
 # ----------------------------------------------------------------------- messages
@@ -325,8 +326,6 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    from .train_settings import prior_kwargs       # (train_settings imports this module)
-
     posterior_params, prior = _concrete_params(args), prior_kwargs(args)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference,

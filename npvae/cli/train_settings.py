@@ -42,19 +42,6 @@ def _likelihood_params(args, likelihood, given, ds=None):
     return params
 
 
-def prior_kwargs(args):
-    """``prior`` and ``prior_params`` of the model from ``--prior`` and
-    ``--n-pseudo-inputs`` (docs/17-vampprior.md); empty for the standard prior."""
-    K = getattr(args, "n_pseudo_inputs", None)
-    if getattr(args, "prior", "standard") != "vamp":
-        if K is not None:
-            raise CLIError("--n-pseudo-inputs: for --prior vamp only")
-        return {}
-    if args.model not in ("vae", "hvae"):
-        raise CLIError(f"--prior vamp is for --model vae and hvae, not {args.model}")
-    return {"prior": "vamp", "prior_params": {"n_pseudo_inputs": 500 if K is None else K}}
-
-
 def _dataset_key(name):
     if name == "auto":
         return "auto"

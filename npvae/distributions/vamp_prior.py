@@ -20,6 +20,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp, softmax
 
+from ._checks import options
 from .gaussian import LOG_2PI
 
 #: the options of ``prior_params`` and their defaults
@@ -106,13 +107,7 @@ class VampPrior:
     name = "vamp"
 
     def __init__(self, params=None):
-        if params is not None and not isinstance(params, dict):
-            raise ValueError(f"prior_params must be a dict, got {type(params).__name__}")
-        unknown = set(params or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown prior_params {sorted(unknown)} for prior='vamp'; "
-                             f"choose from {sorted(DEFAULTS)}")
-        p = {**DEFAULTS, **(params or {})}
+        p = options(params, DEFAULTS, "prior_params", "prior='vamp'")
         K = p["n_pseudo_inputs"]
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 1 <= K <= 100_000:
             raise ValueError("prior_params['n_pseudo_inputs'] must be an integer in "
