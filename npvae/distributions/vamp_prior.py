@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp, softmax
+from scipy.special import logsumexp
 
 from ._checks import options
 from .gaussian import LOG_2PI
@@ -44,9 +44,9 @@ def vamp_log_prior_forward(z, mu_u, logvar_u):
     mw = mu_u * w                                                            # (K, Z)
     quad = (zz * zz) @ w.T - 2 * (zz @ mw.T) + (mu_u * mw).sum(axis=1)       # (R, K)
     a = -0.5 * (Z * LOG_2PI + logvar_u.sum(axis=1) + quad)                   # (R, K)
-    log_p = logsumexp(a, axis=1) - math.log(K)                               # (R,)
-    r = softmax(a, axis=1)                                                   # (R, K)
-    return log_p.reshape(S, N).astype(z.dtype, copy=False), (zz, mu_u, w, mw, r, z.shape)
+    lse = logsumexp(a, axis=1)                                               # (R,)
+    log_p = (lse - math.log(K)).reshape(S, N).astype(z.dtype, copy=False)
+    return log_p, (zz, mu_u, w, mw, a, lse, z.shape)
 
 
 def vamp_log_prior_backward(dlog_p, cache):
@@ -56,7 +56,8 @@ def vamp_log_prior_backward(dlog_p, cache):
     ``dz = Σ_k g_k (μ_k − z) e^{−λ_k}``, ``dμ_k = Σ g_k (z − μ_k) e^{−λ_k}``,
     ``dλ_k = ½ Σ g_k ((z − μ_k)² e^{−λ_k} − 1)``, the sums over the ``S·N`` samples.
     """
-    zz, mu_u, w, mw, r, shape = cache
+    zz, mu_u, w, mw, a, lse, shape = cache
+    r = np.exp(a - lse[:, None])                                             # (R, K): softmax_k a
     g = dlog_p.reshape(-1, 1) * r                                            # (R, K)
     dz = g @ mw - zz * (g @ w)                                               # (R, Z)
     gsum = g.sum(axis=0)[:, None]                                            # (K, 1)
