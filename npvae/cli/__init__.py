@@ -20,6 +20,7 @@ One module per concern, imports flowing one way (parser and common first):
 * :mod:`.parser` — the argument parser (every flag, its type and range, the
   ``--likelihood`` choices);
 * :mod:`.common` — messages, data loading, run folders, ``build_model``;
+* :mod:`.prior_flags` — ``--prior vamp`` and ``--n-pseudo-inputs`` as the model's settings;
 * :mod:`.figures` — :func:`write_figures`, the figures of a run folder;
 * :mod:`.evaluate` — ``evaluate``, ``sample`` and ``plot``;
 * :mod:`.settings` — settings read from a file, checked by the flags' own types;

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._atomic import atomic_file
 from .._fsafe import require_regular_file
+from .prior_flags import prior_kwargs
 
 
 # ----------------------------------------------------------------------- messages
@@ -325,12 +326,13 @@ def build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    posterior_params = _concrete_params(args)
+    posterior_params, prior = _concrete_params(args), prior_kwargs(args)
     if args.model == "ladder":             # its flags checked by train_settings._check_ladder
         return npvae.LadderVAE(latent_sizes=args.latent, **{
             k: v for k, v in common.items() if k not in ("objective", "k", "gradient_estimator")})
     if args.model == "hvae":
-        return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
+        return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference,
+                                     **prior, **common)
     if args.model == "fisher":
         if len(args.latent) != 1 or (args.hidden and isinstance(args.hidden[0], tuple)):
             raise CLIError("--model fisher takes one --latent size and one group of --hidden "
@@ -354,7 +356,7 @@ def build_model(args, likelihood, classes=None, likelihood_params=None):
         raise CLIError("--hidden with ';' (one group per level) is for --model hvae")
     if posterior_params:
         common.update(posterior_params=posterior_params)
-    return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
+    return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **prior, **common)
 
 
 #: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys

@@ -10,7 +10,9 @@ What the figures show and say:
   latent with an ``N(0, I)`` prior; otherwise a 2-D slice, titled as one; a
   hierarchical VAE's decoder reads ``z_1``, its bottom level;
 * ``latent.png``: one panel per level for a hierarchical VAE;
-* ``samples.png`` of a conditional VAE: one row per class, named at its left.
+* ``samples.png`` of a conditional VAE: one row per class, named at its left;
+* ``pseudo_inputs.png`` with ``--prior vamp``: the learned pseudo-inputs as images
+  (docs/17-vampprior.md).
 
 :mod:`npvae.plots` (and so matplotlib) is imported only when figures are written.
 """
@@ -53,6 +55,11 @@ def write_figures(model, ds, out, seed=0):
     paths.append(plots.plot_samples(display(model, model.sample(100, random_state=seed)),
                                     shape, os.path.join(fig_dir, "samples.png"),
                                     title=f"samples from the prior: decoder means at {drawn}"))
+    if getattr(model, "prior", "standard") == "vamp":
+        u = model.pseudo_inputs()
+        paths.append(plots.plot_samples(
+            _display(model, u[:100]), shape, os.path.join(fig_dir, "pseudo_inputs.png"),
+            title=f"the VampPrior's learned pseudo-inputs $u_k$ ({min(len(u), 100)} of {len(u)})"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
                                                 os.path.join(fig_dir, "training_curves.png"),
@@ -87,23 +94,27 @@ def _manifold(plots, decode, z, model, n_levels, shape, fig_dir):
     n_latent = z.shape[1]
     dims = tuple(int(d) for d in np.sort(np.argsort(np.var(z, axis=0))[::-1][:2]))
     hierarchical = _hierarchical(model)
+    vamp = getattr(model, "prior", "standard") == "vamp"
     notes = []
     if n_latent > 2:
         notes.append(f"dimensions {dims[0]} and {dims[1]}: the two whose test posterior "
                      "means vary most")
     where = {}
-    if hierarchical:
-        notes.append(f"the decoder reads $z_1$ only, level 1 of {n_levels}")
-        # z₁'s prior p(z₁|z₂) is not N(0, I): put the grid where the test codes are
+    if hierarchical or vamp:
+        if hierarchical:
+            notes.append(f"the decoder reads $z_1$ only, level 1 of {n_levels}")
+        # z₁'s prior p(z₁|z₂), or the VampPrior, is not N(0, I): put the grid where the
+        # test codes are
         center = z.mean(axis=0)                                 # (Z,)
         scale = np.maximum(z[:, list(dims)].std(axis=0), 1e-6)  # (2,)
         where = dict(center=center, scale=scale, center_name="the test codes' mean")
         notes.append("m, s: mean and standard deviation of the test posterior means; "
-                     "the prior of $z_1$ is p($z_1$ | $z_2$), not N(0, I)")
+                     + ("the prior of $z_1$ is p($z_1$ | $z_2$)" if hierarchical
+                        else "the prior is the VampPrior") + ", not N(0, I)")
     return plots.plot_manifold(decode, shape, os.path.join(fig_dir, "manifold.png"), n=20,
                                n_latent=n_latent, latent_dims=dims,
                                latent_name="$z_1$" if hierarchical else "z",
-                               standard_prior=n_levels == 1, note="\n".join(notes) or None,
+                               standard_prior=n_levels == 1 and not vamp, note="\n".join(notes) or None,
                                **where)
 
 

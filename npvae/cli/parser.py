@@ -186,6 +186,13 @@ def _add_train(sub, fmt):
     t.add_argument("--straight-through", action="store_true",
                    help="--posterior concrete only: hard one-hot codes forward, the relaxed "
                         "gradient backward (biased)")
+    t.add_argument("--prior", choices=("standard", "vamp"), default="standard",
+                   help="vae and hvae: the prior of the (top) latent, N(0, I) or the "
+                        "VampPrior, a mixture of the posteriors at --n-pseudo-inputs learned "
+                        "pseudo-inputs (Tomczak & Welling 2018; docs/17-vampprior.md)")
+    t.add_argument("--n-pseudo-inputs", type=POSITIVE_INT, default=None, metavar="K",
+                   help="--prior vamp only: pseudo-inputs, the mixture's components "
+                        "(default 500, the paper's for MNIST)")
     t.add_argument("--samples", type=POSITIVE_INT, default=1, metavar="S",
                    help="samples of z per example")
     t.add_argument("--beta", type=finite_float(0, inclusive=True), default=1.0,

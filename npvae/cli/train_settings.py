@@ -52,7 +52,7 @@ def _dataset_key(name):
 
 #: settings the Fisher autoencoder's objective has no place for, and their neutral values
 _NOT_FISHER = {"objective": "elbo", "k": 1, "beta": 1.0, "posterior": "diagonal",
-               "gradient_estimator": "standard", "kl_warmup": 0.0}
+               "gradient_estimator": "standard", "kl_warmup": 0.0, "prior": "standard"}
 #: its decoder: checked when typed or read from --config (else they hold the parser's
 #: defaults, which are the VAE's, not a choice)
 _FISHER_DECODER = {"likelihood": "gaussian", "gaussian_variance": "fixed",
@@ -129,7 +129,9 @@ def _check_ladder(args):
                               ("--gradient-estimator", args.gradient_estimator != "standard"),
                               ("--inference", args.inference != "independent"),
                               ("--posterior", getattr(args, "posterior", "diagonal")
-                               != "diagonal")) if bad]
+                               != "diagonal"),
+                              ("--prior", getattr(args, "prior", "standard") != "standard"))
+             if bad]
     if wrong:
         raise CLIError(f"--model ladder trains on the ELBO with a diagonal Gaussian posterior "
                        f"and its own top-down inference: leave out {', '.join(wrong)}")

@@ -1,5 +1,5 @@
 """Argument checks shared by the reparameterisable samplers of :mod:`.samplers`
-and :mod:`.implicit`.
+and :mod:`.implicit`, and the options dicts of posteriors and priors (:func:`options`).
 
 Each raises a ``ValueError`` naming the argument and the problem; those that
 convert return the argument as a finite floating ndarray, :func:`fits` and
@@ -10,9 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["as_float", "positive", "uniform", "fits", "vector_noise", "vector_param",
-           "check_dx", "open_unit", "simplex"]
+           "check_dx", "open_unit", "simplex", "options"]
 
 _SIMPLEX_ATOL = 1e-6
+
+
+def options(params, defaults, what, owner):
+    """``defaults`` updated by the dict ``params`` (None: no change), any other key refused:
+    the options ``what`` (``"posterior_params"``) of ``owner`` (``"posterior='concrete'"``)."""
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"{what} must be a dict, got {type(params).__name__}")
+    unknown = set(params or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown {what} {sorted(unknown)} for {owner}; "
+                         f"choose from {sorted(defaults)}")
+    return {**defaults, **(params or {})}
 
 
 def as_float(value, name):

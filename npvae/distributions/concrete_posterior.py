@@ -34,6 +34,7 @@ import math
 import numpy as np
 from scipy.special import log_softmax, ndtr
 
+from ._checks import options
 from .posteriors import POSTERIORS, Posterior
 from .samplers import concrete_sample_backward, concrete_sample_forward
 
@@ -68,13 +69,7 @@ class ConcretePosterior(Posterior):
     closed_form_kl = True
 
     def __init__(self, params=None):
-        if params is not None and not isinstance(params, dict):
-            raise ValueError(f"posterior_params must be a dict, got {type(params).__name__}")
-        unknown = set(params or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown posterior_params {sorted(unknown)} for posterior='concrete'; "
-                             f"choose from {sorted(DEFAULTS)}")
-        p = {**DEFAULTS, **(params or {})}
+        p = options(params, DEFAULTS, "posterior_params", "posterior='concrete'")
         K = p["n_categories"]
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 2 <= K <= 10 ** 6:
             raise ValueError(f"posterior_params['n_categories'] must be an integer in "

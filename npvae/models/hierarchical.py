@@ -34,16 +34,17 @@ from ..distributions.posteriors import DiagonalGaussian
 from ..gradient_estimators import check_gradient_estimator
 from ..layers.activations import check_activation
 from ..layers.dense import init_weight
-from ..objectives import elbo_loss
+from ..objectives import elbo_loss, monte_carlo_kl_backward, monte_carlo_kl_forward
 from .base import CHUNK, BaseVAE
 from .hierarchical_densities import SampleDensities
 from .networks import Decoder, GaussianNetwork
 from .sizes import check_rows_fit
+from .vamp import PriorMixin
 
 INFERENCE = ("independent", "markov")
 
 
-class HierarchicalVAE(SampleDensities, BaseVAE):
+class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
     """VAE with ``L`` stochastic levels and hand-written gradients (docs/07-hierarchical-vae.md;
     Burda et al. 2016; Sønderby et al. 2016).
 
@@ -59,6 +60,9 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         widths reversed, ``p(z_l|z_{l+1})`` the level-``l+1`` widths reversed.
     inference : ``"independent"`` (closed-form KL terms) or ``"markov"``
         (``q(z_l|z_{l−1})``, Monte Carlo KL terms; Burda et al. 2016).
+    prior, prior_params : ``"standard"`` (``p(z_L) = N(0, I)``) or ``"vamp"``: the top
+        level's VampPrior ``p(z_L) = (1/K) Σ_k q(z_L | u_k)`` (independent inference;
+        docs/17-vampprior.md#two-levels), with its options as for :class:`~npvae.VAE`.
     activation, likelihood, likelihood_params, n_samples, beta, objective, k,
     optimizer, learning_rate, batch_size, epochs, dtype, random_state :
         As for :class:`~npvae.VAE`.
@@ -79,7 +83,8 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
                  inference="independent", activation="tanh", likelihood="bernoulli",
                  likelihood_params=None, n_samples=1, beta=1.0, objective="elbo", k=1,
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
-                 dtype="float64", random_state=None, gradient_estimator="standard"):
+                 dtype="float64", random_state=None, gradient_estimator="standard",
+                 prior="standard", prior_params=None):
         self.latent_sizes = latent_sizes
         self.hidden_sizes = hidden_sizes
         self.inference = inference
@@ -97,6 +102,8 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         self.dtype = dtype
         self.random_state = random_state
         self.gradient_estimator = gradient_estimator
+        self.prior = prior
+        self.prior_params = prior_params
 
     # ------------------------------------------------------------ architecture
     def _build(self):
@@ -108,6 +115,7 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         self._hidden = check_level_widths(self.hidden_sizes, len(self._sizes))  # per level
         act, L = self.activation, len(self._sizes)
         self._post = DiagonalGaussian()
+        self._build_prior({"inference": "independent", "gradient_estimator": "standard"})
         # q(z_l | h_l) or q(z_l | z_{l-1}); p(z_l | z_{l+1}) mirrors level l+1's widths;
         # p(x | z_1) mirrors level 1's
         self._encoders = [GaussianNetwork(f"enc{l + 1}", self._hidden[l], act, self._post)
@@ -128,6 +136,7 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         for l, prior in enumerate(self._priors):
             shapes.update(prior.param_shapes(sizes[l + 1], sizes[l]))
         shapes.update(self._decoder.param_shapes(sizes[0], n_features))
+        shapes.update(self._prior_shapes(n_features))                  # prior_u (K, D)
         return shapes
 
     def _init_params(self, P, rng):
@@ -148,6 +157,7 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
                 W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
                 if name.endswith("_logvar_W") and self._reads_a_sample(name.split("_")[0]):
                     W[...] = 0
+        self._init_prior(P, rng)
 
     def _reads_a_sample(self, prefix):
         """Whether the network ``prefix`` (``enc2``, ``prior1``, …) reads a latent sample."""
@@ -274,7 +284,11 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
                                                       logvar_p)                # (S, N)
             kls.append(kl.mean(axis=0))                                     # (N,)
             kl_c.append((c, p_c))
-        kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])  # (N,)
+        if self._prior is None:
+            kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])  # (N,)
+        else:                                    # the VampPrior: log q − log p(z_L) sampled
+            kl_top, top_c = monte_carlo_kl_forward(self._post, logvars[L - 1], zs[L - 1],
+                                                   eps[L - 1], self._log_prior_forward)
         kls.append(kl_top)
         loss, terms, dlog_px, dkl = elbo_loss(log_px, kls, beta, self._dtype)
         if not need_grads:
@@ -290,10 +304,15 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
                 np.broadcast_to(dkl / S, (S, dkl.shape[0])), c)             # (S, N, Z_l)
             dmus[l], dlogvars[l] = dmu_q.sum(axis=0), dlv_q.sum(axis=0)
             dzs[l + 1] = self._prior_backward(l, G, dmu_p, dlv_p, p_c)
-        dmus[L - 1], dlogvars[L - 1] = self._post.kl_backward(dkl, top_c)
         dzs = [np.zeros_like(z) if d is None else d for d, z in zip(dzs, zs)]
+        if self._prior is None:
+            dmus[L - 1], dlogvars[L - 1] = self._post.kl_backward(dkl, top_c)
+        else:
+            dz_top, dlogvars[L - 1] = monte_carlo_kl_backward(self._post, dkl, top_c,
+                                                              self._log_prior_backward)
+            dzs[L - 1] = dzs[L - 1] + dz_top
         self._inference_backward(G, dzs, dmus, dlogvars, inf_c)
-        return loss, flat, terms
+        return loss, self._add_prior_grads(flat), terms
 
     # ------------------------------------------------------------- public API
     def _means_forward(self, X):
@@ -361,7 +380,7 @@ class HierarchicalVAE(SampleDensities, BaseVAE):
         check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
         L = self._n_levels()
-        z = rng.standard_normal((1, n, self._sizes[L - 1])).astype(self._dtype)   # (1, n, Z_L)
+        z = self._prior_draw(rng, n, self._sizes[L - 1])[None]                   # (1, n, Z_L)
         for l in range(L - 2, -1, -1):
             mu_p, logvar_p, _ = self._prior_forward(l, z)                          # (1, n, Z_l)
             eps = rng.standard_normal(mu_p.shape).astype(self._dtype)

@@ -1,11 +1,13 @@
 """The hierarchical VAE's log-densities at the samples, and their gradients: the exact
 one, and STL's and DReG's with ``log q``'s parameters held fixed
-(docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels).
+(docs/07-hierarchical-vae.md#sticking-the-landing-with-several-levels), and the top
+level's posterior at the VampPrior's pseudo-inputs (docs/17-vampprior.md#two-levels).
 
 They serve the Monte Carlo ELBO of ``inference="markov"`` (and of either inference
 with STL) and the importance weights of the IWAE bound and of the log-likelihood.
 :class:`SampleDensities` is a mixin of :class:`~npvae.HierarchicalVAE`: it uses
-the model's ``_inference_forward``/``_inference_backward``, ``_prior_forward``/
+the model's ``_inference_forward``/``_inference_backward``, ``_log_prior_forward``/
+``_log_prior_backward`` (:mod:`npvae.models.vamp`: ``p(z_L)``), ``_prior_forward``/
 ``_prior_backward``, ``_decoder``, ``_encoders`` and ``_post``.
 
 Shapes: ``S`` samples (``K`` for importance weights), ``N`` examples, ``Z_l`` the
@@ -37,7 +39,7 @@ class SampleDensities:
             lp, lp_c = log_normal_forward(zs[l], mu_p, logvar_p)           # (S, N)
             log_p.append(lp)
             p_c.append((lp_c, pr_c))
-        lp_top, top_c = log_normal_forward(zs[L - 1], 0.0, 0.0)            # (S, N)
+        lp_top, top_c = self._log_prior_forward(zs[L - 1])                 # (S, N): N(0, I), VampPrior
         log_p.append(lp_top)
         p_c.append(top_c)
         return log_px, list(log_q), log_p, (inf_c, zs, dec_c, q_c, p_c)
@@ -61,7 +63,7 @@ class SampleDensities:
             dz, dmu_p, dlogvar_p = log_normal_backward(dlog_p[l], lp_c)
             dzs[l] += dz
             dzs[l + 1] += self._prior_backward(l, G, dmu_p, dlogvar_p, pr_c)
-        dzs[L - 1] += log_normal_backward(dlog_p[L - 1], p_c[L - 1])[0]    # via log p(z_L)
+        dzs[L - 1] += self._log_prior_backward(dlog_p[L - 1], p_c[L - 1])  # via log p(z_L)
         if path_scale is None:                                              # the exact gradient
             dlogvars = [self._post.log_q_backward(dlog_q[l], q_c[l]) for l in range(L)]
         else:                                                               # score terms dropped
@@ -69,7 +71,7 @@ class SampleDensities:
             dzs = [dz * path_scale[..., None] for dz in dzs]                # (S, N, Z_l)
             dlogvars = [None] * L
         self._inference_backward(G, dzs, [None] * L, dlogvars, inf_c)
-        return flat
+        return self._add_prior_grads(flat)
 
     def _log_q_path_backward(self, dzs, dlog_q, inf_c):
         """Add to ``dzs`` the gradient of ``Σ_l dlog_q[l] ⊙ log q(z_l|·)`` on the samples
@@ -92,6 +94,23 @@ class SampleDensities:
                                                   dlogvar.reshape(-1, Z), net_c[l],
                                                   need_dx=True)             # (S·N, Z_{l−1})
                 dzs[l - 1] += d_in.reshape(dzs[l - 1].shape)
+
+    def _pseudo_encode_forward(self, u):
+        """``q(z_L | u)`` at the pseudo-inputs ``u (K, D)`` up the deterministic path
+        ``h_l`` (docs/17-vampprior.md#two-levels): ``(mu_u, logvar_u, caches)``."""
+        caches, h = [], u
+        for enc in self._encoders:
+            h, mu, logvar, c = enc.forward(self.params_, h)
+            caches.append(c)
+        return mu, logvar, caches
+
+    def _pseudo_encode_backward(self, G, dmu, dlogvar, caches):
+        """Down the path: the levels below the top pass on ``dh`` alone."""
+        dh = self._encoders[-1].backward(G, dmu, dlogvar, caches[-1], need_dx=True)
+        for l in range(len(caches) - 2, -1, -1):
+            zeros = np.zeros((dh.shape[0], self._sizes[l]), dh.dtype)
+            dh = self._encoders[l].backward(G, zeros, zeros, caches[l], dh=dh, need_dx=True)
+        return dh                                                           # (K, D)
 
     def _scratch_grads(self):
         """Named views of a scratch gradient vector ``(P,)``: where a backward pass that

@@ -27,9 +27,10 @@ from ..objectives import elbo_loss, monte_carlo_kl_backward, monte_carlo_kl_forw
 from .base import CHUNK, BaseVAE
 from .networks import Decoder, GaussianNetwork
 from .sizes import check_rows_fit
+from .vamp import PriorMixin
 
 
-class VAE(BaseVAE):
+class VAE(PriorMixin, BaseVAE):
     """Variational autoencoder with hand-written gradients (docs/05-elbo.md).
 
     Parameters
@@ -62,6 +63,12 @@ class VAE(BaseVAE):
         The posterior's options: for ``"concrete"`` ``{"n_categories": K,
         "temperature": τ₀, "anneal_rate": r, "min_temperature": τ_min,
         "straight_through": False}``.
+    prior : ``"standard"`` (``N(0, I)``) or ``"vamp"``: the VampPrior, a mixture of the
+        posteriors at learned pseudo-inputs (posterior ``"diagonal"``, the standard
+        gradient estimator; :mod:`npvae.models.vamp`, docs/17-vampprior.md).
+    prior_params : dict or None
+        For ``"vamp"``: ``{"n_pseudo_inputs": K, "hardtanh": True, "init_mean": 0.05,
+        "init_std": 0.01}`` (:class:`npvae.distributions.vamp_prior.VampPrior`).
     n_samples : int
         ``S``, samples of ``z`` per example in the ELBO estimator.
     beta : float
@@ -94,7 +101,7 @@ class VAE(BaseVAE):
                  posterior="diagonal", n_samples=1, beta=1.0, objective="elbo", k=1,
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
                  dtype="float64", random_state=None, gradient_estimator="standard",
-                 posterior_params=None):
+                 posterior_params=None, prior="standard", prior_params=None):
         self.n_latent = n_latent
         self.hidden_sizes = hidden_sizes
         self.decoder_hidden_sizes = decoder_hidden_sizes
@@ -114,6 +121,8 @@ class VAE(BaseVAE):
         self.random_state = random_state
         self.gradient_estimator = gradient_estimator
         self.posterior_params = posterior_params
+        self.prior = prior
+        self.prior_params = prior_params
 
     # ------------------------------------------------------------ architecture
     def _build(self):
@@ -125,6 +134,7 @@ class VAE(BaseVAE):
                                         or self.gradient_estimator != "standard"):
             raise ValueError(f"posterior={self.posterior!r} trains the ELBO with its standard "
                              "gradient (objective='elbo', gradient_estimator='standard')")
+        self._build_prior({"posterior": "diagonal", "gradient_estimator": "standard"})
         self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
 
@@ -144,6 +154,7 @@ class VAE(BaseVAE):
         C, Z = self._n_condition(), self.n_latent
         shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
         shapes.update(self._decoder.param_shapes(self._latent_width() + C, n_features))
+        shapes.update(self._prior_shapes(n_features))                  # prior_u (K, D)
         return shapes
 
     def _init_params(self, P, rng):
@@ -154,6 +165,7 @@ class VAE(BaseVAE):
             if "_W" in name:
                 hidden = name.startswith(("enc_W", "dec_W"))
                 W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
+        self._init_prior(P, rng)                                       # last: same draws before
 
     def _latent_width(self):
         """Columns of a sample ``z``: ``Z``, or ``M·K`` for ``M`` categoricals of ``K`` classes."""
@@ -201,10 +213,10 @@ class VAE(BaseVAE):
         mu, head, enc_c = self._encode_forward(X, condition)                # (N, Z), (N, ·)
         z, z_c = post.sample_forward(mu, head, eps)                         # (S, N, Z)
         log_px, dec_c = self._decoder.forward(P, z, X, condition)           # (S, N)
-        if post.closed_form_kl:
+        if post.closed_form_kl and self._prior is None:
             kl, kl_c = post.kl_forward(mu, head)                            # (N,)
-        else:
-            kl, kl_c = monte_carlo_kl_forward(post, head, z, eps)
+        else:                                     # log q − log p(z), p(z) the VampPrior's
+            kl, kl_c = monte_carlo_kl_forward(post, head, z, eps, self._log_prior_forward)
         loss, terms, dlog_px, dkl = elbo_loss(log_px, [kl], beta, self._dtype)
         if not need_grads:
             return loss, None, terms
@@ -214,15 +226,15 @@ class VAE(BaseVAE):
         if self.gradient_estimator == "stl":         # through z only: log q's parameters fixed
             dz += kl_path_backward(post, dkl, z, z_c)
             dmu_kl = dhead_kl = 0
-        elif post.closed_form_kl:
+        elif post.closed_form_kl and self._prior is None:
             dmu_kl, dhead_kl = post.kl_backward(dkl, kl_c)                  # (N, Z), (N, ·)
         else:
-            dz_kl, dhead_kl = monte_carlo_kl_backward(post, dkl, kl_c)
+            dz_kl, dhead_kl = monte_carlo_kl_backward(post, dkl, kl_c, self._log_prior_backward)
             dz += dz_kl
             dmu_kl = 0
         dmu, dhead = post.sample_backward(dz, z_c)                          # (N, Z), (N, ·)
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
-        return loss, flat, terms
+        return loss, self._add_prior_grads(flat), terms
 
     def _log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
@@ -231,7 +243,7 @@ class VAE(BaseVAE):
         mu, head, enc_c = self._encode_forward(X, condition)
         z, z_c = post.sample_forward(mu, head, eps)                         # (K, N, Z)
         log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
-        log_pz, pz_c = post.log_prior_forward(z)                            # (K, N)
+        log_pz, pz_c = self._log_prior_forward(z)                           # (K, N)
         log_q, q_c = post.log_q_forward(head, eps)                          # (K, N)
         log_w = log_px + log_pz - log_q
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
@@ -247,7 +259,7 @@ class VAE(BaseVAE):
         enc_c, z_c, dec_c, pz_c, q_c = cache
         flat, G = self._grad_buffer()
         dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
-        dz += self._post.log_prior_backward(dlog_w, pz_c)[0]                # via log p(z)
+        dz += self._log_prior_backward(dlog_w, pz_c)                        # via log p(z)
         if path_scale is None:                                              # the exact gradient
             dmu, dhead = self._post.sample_backward(dz, z_c)
             dhead += self._post.log_q_backward(-dlog_w, q_c)                # via −log q
@@ -255,7 +267,7 @@ class VAE(BaseVAE):
             dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
             dmu, dhead = self._post.sample_backward(dz * path_scale[..., None], z_c)
         self._encoder.backward(G, dmu, dhead, enc_c)
-        return flat
+        return self._add_prior_grads(flat)
 
     # ------------------------------------------------------------- public API
     def _encoder_heads(self, X, condition=None):
@@ -314,7 +326,7 @@ class VAE(BaseVAE):
     def _sample(self, n, condition, random_state):
         check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
-        z = self._post.prior_sample(rng, n, self.n_latent, self._dtype)
+        z = self._prior_draw(rng, n, self.n_latent)
         return self._decode_means(z, condition)
 
     def sample(self, n, random_state=None):
@@ -322,6 +334,15 @@ class VAE(BaseVAE):
         likelihood's means ``(n, D)``."""
         self._check_fitted()
         return self._sample(check_positive_int(n, "n"), None, random_state)
+
+    def _pseudo_encode_forward(self, u):
+        """The posterior at the pseudo-inputs ``u (K, D)``: ``(mu_u, logvar_u, cache)``
+        (docs/17-vampprior.md)."""
+        _, mu, logvar, c = self._encoder.forward(self.params_, u)
+        return mu, logvar, c
+
+    def _pseudo_encode_backward(self, G, dmu, dlogvar, cache):
+        return self._encoder.backward(G, dmu, dlogvar, cache, need_dx=True)   # du (K, D)
 
     def reconstruct(self, X):
         """Likelihood means decoded from the posterior means ``(N, D)``."""
