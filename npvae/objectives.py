@@ -49,22 +49,23 @@ def elbo_loss(log_px, kls, beta, dtype):
     return loss, terms, dlog_px, dkl
 
 
-def monte_carlo_kl_forward(posterior, head, z, eps):
+def monte_carlo_kl_forward(posterior, mu, head, z, eps):
     """``KL(q ‖ N(0, I)) ≈ (1/S) Σ_s [log q(z_s|x) − log N(z_s; 0, I)]`` ``(N,)`` for a
-    posterior without a closed form (docs/05-elbo.md).  Returns ``(kl, cache)``."""
-    log_q, q_c = posterior.log_q_forward(head, eps)                          # (S, N)
+    posterior without a closed form (docs/05-elbo.md, docs/18-normalising-flows.md).
+    Returns ``(kl, cache)``."""
+    log_q, q_c = posterior.log_q_mu_forward(mu, head, eps)                   # (S, N)
     log_p, p_c = log_normal_forward(z, 0.0, 0.0)                             # (S, N)
     return (log_q - log_p).mean(axis=0), (q_c, p_c, z.shape[0])
 
 
 def monte_carlo_kl_backward(posterior, dkl, cache):
-    """Returns ``(dz (S, N, Z), dhead)``: the pathwise part through the samples and the
-    direct part through ``log q``'s parameters."""
+    """Returns ``(dz (S, N, Z), dmu, dhead)``: the pathwise part through the samples and the
+    direct part through ``log q``'s parameters (``dmu`` 0 unless ``log q`` depends on ``μ``)."""
     q_c, p_c, S = cache
     d = np.broadcast_to(dkl / S, (S,) + dkl.shape)                           # (S, N)
-    dhead = posterior.log_q_backward(d, q_c)
+    dmu, dhead = posterior.log_q_mu_backward(d, q_c)
     dz_p = log_normal_backward(-d, p_c)[0]                                   # via −log p(z)
-    return dz_p, dhead
+    return dz_p, dmu, dhead
 
 
 # --------------------------------------------------------- the IWAE bound

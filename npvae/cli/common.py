@@ -325,7 +325,7 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    posterior_params = _concrete_params(args)
+    posterior_params = _concrete_params(args) or _flow_params(args)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "fisher":
@@ -374,6 +374,30 @@ def _concrete_params(args):
     if args.model != "vae":
         raise CLIError("--posterior concrete is for --model vae")
     return given
+
+
+#: ``npvae train`` flags of the flows and their ``posterior_params`` keys, with the
+#: posteriors that take each (docs/18-normalising-flows.md)
+_FLOW_FLAGS = {"n_flows": ("n_flows", ("planar", "iaf")),
+               "flow_hidden": ("hidden_size", ("iaf",)),
+               "flow_context": ("context_size", ("iaf",))}
+
+
+def _flow_params(args):
+    """``posterior_params`` from ``--n-flows``, ``--flow-hidden``, ``--flow-context``; None
+    when none is given.  Each refused in one line for a posterior that does not take it."""
+    posterior, given = getattr(args, "posterior", "diagonal"), {}
+    for flag, (key, takers) in _FLOW_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if posterior not in takers:
+            raise CLIError(f"--{flag.replace('_', '-')}: for --posterior "
+                           f"{' or '.join(takers)} only")
+        given[key] = value
+    if posterior in ("planar", "iaf") and args.model != "vae":
+        raise CLIError(f"--posterior {posterior} is for --model vae")
+    return given or None
 
 
 def _describe_model(model):

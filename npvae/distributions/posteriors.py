@@ -38,6 +38,10 @@ class Posterior(abc.ABC):
     closed_form_kl: bool = True
     #: whether the encoder has a mean head ``μ`` (the Concrete posterior has only its logits)
     has_mean: bool = True
+    #: whether ``q`` is a Gaussian, with a covariance ``encode_cholesky`` can give (not a flow's)
+    gaussian: bool = True
+    #: whether :meth:`log_q_dz` exists (STL and DReG need it; a flow's would need its inverse)
+    path_derivative: bool = True
 
     def __init__(self, params=None):
         if params:
@@ -99,6 +103,30 @@ class Posterior(abc.ABC):
     @abc.abstractmethod
     def log_q_backward(self, dlog_q, cache):
         """Returns ``dhead``: ``log q`` at a reparameterised sample does not depend on ``μ``."""
+
+    def log_q_mu_forward(self, mu, head, eps):
+        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
+        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
+        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
+        return self.log_q_forward(head, eps)
+
+    def log_q_mu_backward(self, dlog_q, cache):
+        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
+        depend on ``μ``)."""
+        return 0, self.log_q_backward(dlog_q, cache)
+
+    def param_shapes(self, Z):
+        """Shapes of the posterior's own parameters, shared by all examples (an inverse
+        autoregressive flow's weights), added to the model's ``params_``; none here."""
+        return {}
+
+    def init_params(self, P, rng):
+        """Initial values of :meth:`param_shapes`'s entries of ``P`` (after the model's own)."""
+
+    def bind(self, P, G):
+        """The posterior reading its own parameters from ``P`` and adding their gradient
+        into the views ``G`` (zeroed here); itself for a posterior without any."""
+        return self
 
     def log_q_dz(self, dlog_q, sample_cache):
         """``dz (S, N, Z)``: the gradient of ``Σ dlog_q ⊙ log q(z|x)`` through ``z`` alone,
@@ -167,6 +195,30 @@ class DiagonalGaussian(Posterior):
             _, inner, (S, N, Z) = cache
             return log_q_backward(dlog_q.reshape(1, S * N), inner).reshape(S, N, Z)
         return log_q_backward(dlog_q, cache)
+
+    def log_q_mu_forward(self, mu, head, eps):
+        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
+        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
+        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
+        return self.log_q_forward(head, eps)
+
+    def log_q_mu_backward(self, dlog_q, cache):
+        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
+        depend on ``μ``)."""
+        return 0, self.log_q_backward(dlog_q, cache)
+
+    def param_shapes(self, Z):
+        """Shapes of the posterior's own parameters, shared by all examples (an inverse
+        autoregressive flow's weights), added to the model's ``params_``; none here."""
+        return {}
+
+    def init_params(self, P, rng):
+        """Initial values of :meth:`param_shapes`'s entries of ``P`` (after the model's own)."""
+
+    def bind(self, P, G):
+        """The posterior reading its own parameters from ``P`` and adding their gradient
+        into the views ``G`` (zeroed here); itself for a posterior without any."""
+        return self
 
     def log_q_dz(self, dlog_q, sample_cache):
         if isinstance(sample_cache[0], str):              # per-sample parameters
@@ -237,6 +289,30 @@ class FullCovarianceGaussian(Posterior):
         rows, cols = np.tril_indices(Z)
         dv[:, np.flatnonzero(rows == cols)] = F.log_q_full_backward(dlog_q, q_c)
         return dv
+
+    def log_q_mu_forward(self, mu, head, eps):
+        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
+        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
+        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
+        return self.log_q_forward(head, eps)
+
+    def log_q_mu_backward(self, dlog_q, cache):
+        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
+        depend on ``μ``)."""
+        return 0, self.log_q_backward(dlog_q, cache)
+
+    def param_shapes(self, Z):
+        """Shapes of the posterior's own parameters, shared by all examples (an inverse
+        autoregressive flow's weights), added to the model's ``params_``; none here."""
+        return {}
+
+    def init_params(self, P, rng):
+        """Initial values of :meth:`param_shapes`'s entries of ``P`` (after the model's own)."""
+
+    def bind(self, P, G):
+        """The posterior reading its own parameters from ``P`` and adding their gradient
+        into the views ``G`` (zeroed here); itself for a posterior without any."""
+        return self
 
     def log_q_dz(self, dlog_q, sample_cache):
         return F.log_q_full_dz(dlog_q, sample_cache[1])
