@@ -17,19 +17,11 @@ import numpy as np
 
 from .._atomic import atomic_file
 from .._fsafe import require_regular_file
+from .errors import CLIError
+from .posterior_flags import posterior_params as _posterior_params
 
 
 # ----------------------------------------------------------------------- messages
-class CLIError(Exception):
-    """An error the user can act on: :func:`npvae.cli.main` prints ``npvae COMMAND:
-    error: MESSAGE`` (one line) and exits with ``exit_code`` (2: a usage or data
-    error; 1: a diverged run)."""
-
-    def __init__(self, message, exit_code=2):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def _say(msg, quiet=False):
     """Progress and results on stdout (silenced by --quiet)."""
     if not quiet:
@@ -325,7 +317,7 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    posterior_params = _concrete_params(args) or _flow_params(args)
+    posterior_params = _posterior_params(args)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "fisher":
@@ -352,52 +344,6 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
     if posterior_params:
         common.update(posterior_params=posterior_params)
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
-
-
-#: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys
-_CONCRETE_FLAGS = {"categories": "n_categories", "temperature": "temperature",
-                   "anneal_rate": "anneal_rate", "min_temperature": "min_temperature",
-                   "straight_through": "straight_through"}
-
-
-def _concrete_params(args):
-    """``posterior_params`` from the Concrete's flags (docs/15-discrete-latents.md); None
-    for the Gaussians, which refuse the flags."""
-    given = {key: getattr(args, flag, None) for flag, key in _CONCRETE_FLAGS.items()}
-    given = {k: v for k, v in given.items() if v not in (None, False)}
-    if getattr(args, "posterior", "diagonal") != "concrete":
-        if given:
-            flags = ", ".join("--" + f.replace("_", "-") for f, k in _CONCRETE_FLAGS.items()
-                              if k in given)
-            raise CLIError(f"{flags}: for --posterior concrete only")
-        return None
-    if args.model != "vae":
-        raise CLIError("--posterior concrete is for --model vae")
-    return given
-
-
-#: ``npvae train`` flags of the flows and their ``posterior_params`` keys, with the
-#: posteriors that take each (docs/18-normalising-flows.md)
-_FLOW_FLAGS = {"n_flows": ("n_flows", ("planar", "iaf")),
-               "flow_hidden": ("hidden_size", ("iaf",)),
-               "flow_context": ("context_size", ("iaf",))}
-
-
-def _flow_params(args):
-    """``posterior_params`` from ``--n-flows``, ``--flow-hidden``, ``--flow-context``; None
-    when none is given.  Each refused in one line for a posterior that does not take it."""
-    posterior, given = getattr(args, "posterior", "diagonal"), {}
-    for flag, (key, takers) in _FLOW_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        if posterior not in takers:
-            raise CLIError(f"--{flag.replace('_', '-')}: for --posterior "
-                           f"{' or '.join(takers)} only")
-        given[key] = value
-    if posterior in ("planar", "iaf") and args.model != "vae":
-        raise CLIError(f"--posterior {posterior} is for --model vae")
-    return given or None
 
 
 def _describe_model(model):

@@ -34,7 +34,7 @@ import math
 import numpy as np
 from scipy.special import log_softmax, ndtr
 
-from .posteriors import POSTERIORS, Posterior
+from .posteriors import POSTERIORS, Posterior, posterior_options
 from .samplers import concrete_sample_backward, concrete_sample_forward
 
 #: the options of ``posterior_params`` and their defaults
@@ -68,13 +68,7 @@ class ConcretePosterior(Posterior):
     closed_form_kl = True
 
     def __init__(self, params=None):
-        if params is not None and not isinstance(params, dict):
-            raise ValueError(f"posterior_params must be a dict, got {type(params).__name__}")
-        unknown = set(params or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown posterior_params {sorted(unknown)} for posterior='concrete'; "
-                             f"choose from {sorted(DEFAULTS)}")
-        p = {**DEFAULTS, **(params or {})}
+        p = posterior_options(self.name, params, DEFAULTS)
         K = p["n_categories"]
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 2 <= K <= 10 ** 6:
             raise ValueError(f"posterior_params['n_categories'] must be an integer in "

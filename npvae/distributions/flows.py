@@ -24,19 +24,13 @@ import numpy as np
 
 from .gaussian import (log_q_backward, log_q_forward, reparameterize_backward,
                        reparameterize_forward)
-from .posteriors import Posterior
+from .posteriors import Posterior, posterior_options
 
 
 def flow_options(name, params, defaults):
     """``posterior_params`` of the flow ``name`` checked against ``defaults`` (one-line
     ``ValueError``s); returns the options with the defaults filled in."""
-    if params is not None and not isinstance(params, dict):
-        raise ValueError(f"posterior_params must be a dict, got {type(params).__name__}")
-    unknown = set(params or {}) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown posterior_params {sorted(unknown)} for posterior={name!r}; "
-                         f"choose from {sorted(defaults)}")
-    p = {**defaults, **(params or {})}
+    p = posterior_options(name, params, defaults)
     for key, value in p.items():
         if value is None and defaults[key] is None:
             continue

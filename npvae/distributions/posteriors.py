@@ -196,30 +196,6 @@ class DiagonalGaussian(Posterior):
             return log_q_backward(dlog_q.reshape(1, S * N), inner).reshape(S, N, Z)
         return log_q_backward(dlog_q, cache)
 
-    def log_q_mu_forward(self, mu, head, eps):
-        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
-        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
-        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
-        return self.log_q_forward(head, eps)
-
-    def log_q_mu_backward(self, dlog_q, cache):
-        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
-        depend on ``μ``)."""
-        return 0, self.log_q_backward(dlog_q, cache)
-
-    def param_shapes(self, Z):
-        """Shapes of the posterior's own parameters, shared by all examples (an inverse
-        autoregressive flow's weights), added to the model's ``params_``; none here."""
-        return {}
-
-    def init_params(self, P, rng):
-        """Initial values of :meth:`param_shapes`'s entries of ``P`` (after the model's own)."""
-
-    def bind(self, P, G):
-        """The posterior reading its own parameters from ``P`` and adding their gradient
-        into the views ``G`` (zeroed here); itself for a posterior without any."""
-        return self
-
     def log_q_dz(self, dlog_q, sample_cache):
         if isinstance(sample_cache[0], str):              # per-sample parameters
             S, N = dlog_q.shape
@@ -290,30 +266,6 @@ class FullCovarianceGaussian(Posterior):
         dv[:, np.flatnonzero(rows == cols)] = F.log_q_full_backward(dlog_q, q_c)
         return dv
 
-    def log_q_mu_forward(self, mu, head, eps):
-        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
-        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
-        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
-        return self.log_q_forward(head, eps)
-
-    def log_q_mu_backward(self, dlog_q, cache):
-        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
-        depend on ``μ``)."""
-        return 0, self.log_q_backward(dlog_q, cache)
-
-    def param_shapes(self, Z):
-        """Shapes of the posterior's own parameters, shared by all examples (an inverse
-        autoregressive flow's weights), added to the model's ``params_``; none here."""
-        return {}
-
-    def init_params(self, P, rng):
-        """Initial values of :meth:`param_shapes`'s entries of ``P`` (after the model's own)."""
-
-    def bind(self, P, G):
-        """The posterior reading its own parameters from ``P`` and adding their gradient
-        into the views ``G`` (zeroed here); itself for a posterior without any."""
-        return self
-
     def log_q_dz(self, dlog_q, sample_cache):
         return F.log_q_full_dz(dlog_q, sample_cache[1])
 
@@ -335,6 +287,18 @@ class FullCovarianceGaussian(Posterior):
 
 #: the registry: ``VAE(posterior=name)``; :mod:`.concrete_posterior` adds ``"concrete"``
 POSTERIORS = {"diagonal": DiagonalGaussian, "full": FullCovarianceGaussian}
+
+
+def posterior_options(name, params, defaults):
+    """``posterior_params`` of the posterior ``name``: a dict (or None) of keys among
+    ``defaults``, returned with the defaults filled in; one-line ``ValueError``s."""
+    if params is not None and not isinstance(params, dict):
+        raise ValueError(f"posterior_params must be a dict, got {type(params).__name__}")
+    unknown = set(params or {}) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown posterior_params {sorted(unknown)} for posterior={name!r}; "
+                         f"choose from {sorted(defaults)}")
+    return {**defaults, **(params or {})}
 
 
 def make_posterior(name, params=None) -> Posterior:
