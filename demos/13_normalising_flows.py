@@ -76,7 +76,7 @@ def fit(energy, n_flows, steps, n_samples, rng):
 
     post = PlanarPosterior({"n_flows": n_flows}) if n_flows else DiagonalGaussian()
     theta = np.zeros(2 + post.head_size(2))                         # μ, λ, then the flows
-    theta[:2] = rng.normal(0, 0.1, 2)           # off the ring's symmetric saddle at μ = 0
+    theta[:2] = rng.normal(0, 0.1, 2)           # not exactly on the ring's symmetric point
     theta[4:] = rng.normal(0, 0.1, theta.size - 4)
     adam = Adam(learning_rate=1e-2)
     state = adam.init_state(theta.size, theta.dtype)
