@@ -32,6 +32,7 @@ DEMOS = {
     "10_gradient_snr": ["gradient_snr.png", "test_nll.png", "gradient_snr_hierarchical.png"],
     "11_fisher_autoencoder": ["fisher_vs_vae.png"],
     "12_concrete_vae": ["switching.png", "clustering.png"],
+    "13_normalising_flows": ["planar_flows.png"],
 }
 #: demos that use data (and must say which)
 USES_DATA = {"01_gradient_estimators", "04_autoencoder_vs_vae", "05_manifold_and_beta",

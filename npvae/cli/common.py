@@ -17,20 +17,12 @@ import numpy as np
 
 from .._atomic import atomic_file
 from .._fsafe import require_regular_file
+from .errors import CLIError
+from .posterior_flags import posterior_params as _posterior_params
 from .prior_flags import prior_kwargs
 
 
 # ----------------------------------------------------------------------- messages
-class CLIError(Exception):
-    """An error the user can act on: :func:`npvae.cli.main` prints ``npvae COMMAND:
-    error: MESSAGE`` (one line) and exits with ``exit_code`` (2: a usage or data
-    error; 1: a diverged run)."""
-
-    def __init__(self, message, exit_code=2):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def say(msg, quiet=False):
     """Progress and results on stdout (silenced by --quiet)."""
     if not quiet:
@@ -326,7 +318,7 @@ def build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    posterior_params, prior = _concrete_params(args), prior_kwargs(args)
+    posterior_params, prior = _posterior_params(args), prior_kwargs(args)
     if args.model == "ladder":             # its flags checked by train_settings._check_ladder
         return npvae.LadderVAE(latent_sizes=args.latent, **{
             k: v for k, v in common.items() if k not in ("objective", "k", "gradient_estimator")})
@@ -357,28 +349,6 @@ def build_model(args, likelihood, classes=None, likelihood_params=None):
     if posterior_params:
         common.update(posterior_params=posterior_params)
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **prior, **common)
-
-
-#: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys
-_CONCRETE_FLAGS = {"categories": "n_categories", "temperature": "temperature",
-                   "anneal_rate": "anneal_rate", "min_temperature": "min_temperature",
-                   "straight_through": "straight_through"}
-
-
-def _concrete_params(args):
-    """``posterior_params`` from the Concrete's flags (docs/15-discrete-latents.md); None
-    for the Gaussians, which refuse the flags."""
-    given = {key: getattr(args, flag, None) for flag, key in _CONCRETE_FLAGS.items()}
-    given = {k: v for k, v in given.items() if v not in (None, False)}
-    if getattr(args, "posterior", "diagonal") != "concrete":
-        if given:
-            flags = ", ".join("--" + f.replace("_", "-") for f, k in _CONCRETE_FLAGS.items()
-                              if k in given)
-            raise CLIError(f"{flags}: for --posterior concrete only")
-        return None
-    if args.model != "vae":
-        raise CLIError("--posterior concrete is for --model vae")
-    return given
 
 
 def describe_model(model):

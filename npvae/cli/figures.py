@@ -58,7 +58,7 @@ def write_figures(model, ds, out, seed=0):
     if getattr(model, "prior", "standard") == "vamp":
         u = model.pseudo_inputs()
         paths.append(plots.plot_samples(
-            _display(model, u[:100]), shape, os.path.join(fig_dir, "pseudo_inputs.png"),
+            display(model, u[:100]), shape, os.path.join(fig_dir, "pseudo_inputs.png"),
             title=f"the VampPrior's learned pseudo-inputs $u_k$ ({min(len(u), 100)} of {len(u)})"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,

@@ -169,11 +169,21 @@ def _add_train(sub, fmt):
                         "binarised ones), without which the variance of quantised data runs "
                         "to 0 and training diverges; 'none' for no floor "
                         "(docs/04-likelihoods.md)")
-    t.add_argument("--posterior", choices=("diagonal", "full", "concrete"), default="diagonal",
+    t.add_argument("--posterior", choices=("diagonal", "full", "concrete", "planar", "iaf"),
+                   default="diagonal",
                    help="vae only: diagonal Gaussian q(z|x), full covariance L Lᵀ "
-                        "(docs/03-kl-divergences.md), or concrete: --latent M categorical "
+                        "(docs/03-kl-divergences.md), concrete: --latent M categorical "
                         "variables of --categories K classes, relaxed by the Gumbel-softmax "
-                        "(docs/15-discrete-latents.md)")
+                        "(docs/15-discrete-latents.md), or the diagonal Gaussian through "
+                        "--n-flows planar or inverse autoregressive flows "
+                        "(docs/18-normalising-flows.md)")
+    t.add_argument("--n-flows", type=POSITIVE_INT, default=None, metavar="F",
+                   help="--posterior planar or iaf only: flows after the Gaussian (default 4 "
+                        "planar, 2 iaf)")
+    t.add_argument("--flow-hidden", type=POSITIVE_INT, default=None, metavar="H",
+                   help="--posterior iaf only: width of each step's MADE layer (default 2Z)")
+    t.add_argument("--flow-context", type=POSITIVE_INT, default=None, metavar="C",
+                   help="--posterior iaf only: size of the encoder's context h (default Z)")
     t.add_argument("--categories", type=POSITIVE_INT, default=None, metavar="K",
                    help="--posterior concrete only: classes per categorical variable (default 10)")
     t.add_argument("--temperature", type=finite_float(0), default=None, metavar="T",

@@ -34,8 +34,7 @@ import math
 import numpy as np
 from scipy.special import log_softmax, ndtr
 
-from ._checks import options
-from .posteriors import POSTERIORS, Posterior
+from .posteriors import POSTERIORS, Posterior, posterior_options
 from .samplers import concrete_sample_backward, concrete_sample_forward
 
 #: the options of ``posterior_params`` and their defaults
@@ -69,7 +68,7 @@ class ConcretePosterior(Posterior):
     closed_form_kl = True
 
     def __init__(self, params=None):
-        p = options(params, DEFAULTS, "posterior_params", "posterior='concrete'")
+        p = posterior_options(self.name, params, DEFAULTS)
         K = p["n_categories"]
         if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 2 <= K <= 10 ** 6:
             raise ValueError(f"posterior_params['n_categories'] must be an integer in "

@@ -21,6 +21,7 @@ import abc
 import numpy as np
 from scipy.special import logsumexp
 
+from ._checks import options
 from . import full_gaussian as F
 from .gaussian import (kl_diagonal_backward, kl_diagonal_forward, kl_standard_normal_backward,
                        kl_standard_normal_forward, log_normal_backward, log_normal_forward,
@@ -39,6 +40,10 @@ class Posterior(abc.ABC):
     closed_form_kl: bool = True
     #: whether the encoder has a mean head ``μ`` (the Concrete posterior has only its logits)
     has_mean: bool = True
+    #: whether ``q`` is a Gaussian, with a covariance ``encode_cholesky`` can give (not a flow's)
+    gaussian: bool = True
+    #: whether :meth:`log_q_dz` exists (STL and DReG need it; a flow's would need its inverse)
+    path_derivative: bool = True
 
     def __init__(self, params=None):
         if params:
@@ -100,6 +105,30 @@ class Posterior(abc.ABC):
     @abc.abstractmethod
     def log_q_backward(self, dlog_q, cache):
         """Returns ``dhead``: ``log q`` at a reparameterised sample does not depend on ``μ``."""
+
+    def log_q_mu_forward(self, mu, head, eps):
+        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
+        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
+        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
+        return self.log_q_forward(head, eps)
+
+    def log_q_mu_backward(self, dlog_q, cache):
+        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
+        depend on ``μ``)."""
+        return 0, self.log_q_backward(dlog_q, cache)
+
+    def param_shapes(self, Z):
+        """Shapes of the posterior's own parameters, shared by all examples (an inverse
+        autoregressive flow's weights), added to the model's ``params_``; none here."""
+        return {}
+
+    def init_params(self, P, rng):
+        """Initial values of :meth:`param_shapes`'s entries of ``P`` (after the model's own)."""
+
+    def bind(self, P, G):
+        """The posterior reading its own parameters from ``P`` and adding their gradient
+        into the views ``G`` (zeroed here); itself for a posterior without any."""
+        return self
 
     def log_q_dz(self, dlog_q, sample_cache):
         """``dz (S, N, Z)``: the gradient of ``Σ dlog_q ⊙ log q(z|x)`` through ``z`` alone,
@@ -276,6 +305,12 @@ class FullCovarianceGaussian(Posterior):
 
 #: the registry: ``VAE(posterior=name)``; :mod:`.concrete_posterior` adds ``"concrete"``
 POSTERIORS = {"diagonal": DiagonalGaussian, "full": FullCovarianceGaussian}
+
+
+def posterior_options(name, params, defaults):
+    """``posterior_params`` of the posterior ``name``: a dict (or None) of keys among
+    ``defaults``, returned with the defaults filled in; one-line ``ValueError``s."""
+    return options(params, defaults, "posterior_params", f"posterior={name!r}")
 
 
 def make_posterior(name, params=None) -> Posterior:

@@ -287,8 +287,9 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         if self._prior is None:
             kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])  # (N,)
         else:                                    # the VampPrior: log q − log p(z_L) sampled
-            kl_top, top_c = monte_carlo_kl_forward(self._post, logvars[L - 1], zs[L - 1],
-                                                   eps[L - 1], self._log_prior_forward)
+            kl_top, top_c = monte_carlo_kl_forward(self._post, mus[L - 1], logvars[L - 1],
+                                                   zs[L - 1], eps[L - 1],
+                                                   self._log_prior_forward)
         kls.append(kl_top)
         loss, terms, dlog_px, dkl = elbo_loss(log_px, kls, beta, self._dtype)
         if not need_grads:
@@ -308,8 +309,8 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         if self._prior is None:
             dmus[L - 1], dlogvars[L - 1] = self._post.kl_backward(dkl, top_c)
         else:
-            dz_top, dlogvars[L - 1] = monte_carlo_kl_backward(self._post, dkl, top_c,
-                                                              self._log_prior_backward)
+            dz_top, _, dlogvars[L - 1] = monte_carlo_kl_backward(   # dmu: 0 (log q at a
+                self._post, dkl, top_c, self._log_prior_backward)     # sample has no μ)
             dzs[L - 1] = dzs[L - 1] + dz_top
         self._inference_backward(G, dzs, dmus, dlogvars, inf_c)
         return loss, self._add_prior_grads(flat), terms

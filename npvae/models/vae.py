@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_data, check_defined, check_positive_int, check_widths
-from ..distributions import concrete_posterior  # noqa: F401  (registers "concrete")
+from ..distributions import concrete_posterior, iaf, planar  # noqa: F401  (register themselves)
 from ..distributions.posteriors import make_posterior
 from ..gradient_estimators import check_gradient_estimator, kl_path_backward
 from ..layers.activations import check_activation
@@ -135,6 +135,9 @@ class VAE(PriorMixin, BaseVAE):
             raise ValueError(f"posterior={self.posterior!r} trains the ELBO with its standard "
                              "gradient (objective='elbo', gradient_estimator='standard')")
         self._build_prior({"posterior": "diagonal", "gradient_estimator": "standard"})
+        if not self._post.path_derivative and self.gradient_estimator != "standard":
+            raise ValueError(f"posterior={self.posterior!r} takes gradient_estimator='standard' "
+                             "(STL and DReG need log q's path derivative, which a flow lacks)")
         self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
 
@@ -155,6 +158,7 @@ class VAE(PriorMixin, BaseVAE):
         shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
         shapes.update(self._decoder.param_shapes(self._latent_width() + C, n_features))
         shapes.update(self._prior_shapes(n_features))                  # prior_u (K, D)
+        shapes.update(self._post.param_shapes(Z))                  # a flow's own weights (IAF)
         return shapes
 
     def _init_params(self, P, rng):
@@ -165,6 +169,7 @@ class VAE(PriorMixin, BaseVAE):
             if "_W" in name:
                 hidden = name.startswith(("enc_W", "dec_W"))
                 W[...] = init_weight(*W.shape, act if hidden else "identity", rng, self._dtype)
+        self._post.init_params(P, rng)
         self._init_prior(P, rng)                                       # last: same draws before
 
     def _latent_width(self):
@@ -186,7 +191,10 @@ class VAE(PriorMixin, BaseVAE):
     def _posterior_at(self, training):
         """The posterior for one objective: a Concrete's temperature of epoch ``n_iter_``,
         its hard samples when no gradient is wanted (docs/15-discrete-latents.md)."""
-        return self._post.at(getattr(self, "n_iter_", 0), training)
+        post = self._post.at(getattr(self, "n_iter_", 0), training)
+        if self._post.param_shapes(self.n_latent):     # a flow's own weights (docs/18-normalising-flows.md)
+            post = post.bind(self.params_, self._grad_buffer()[1])
+        return post
 
     @property
     def _n_features_out(self):
@@ -216,7 +224,7 @@ class VAE(PriorMixin, BaseVAE):
         if post.closed_form_kl and self._prior is None:
             kl, kl_c = post.kl_forward(mu, head)                            # (N,)
         else:                                     # log q − log p(z), p(z) the VampPrior's
-            kl, kl_c = monte_carlo_kl_forward(post, head, z, eps, self._log_prior_forward)
+            kl, kl_c = monte_carlo_kl_forward(post, mu, head, z, eps, self._log_prior_forward)
         loss, terms, dlog_px, dkl = elbo_loss(log_px, [kl], beta, self._dtype)
         if not need_grads:
             return loss, None, terms
@@ -229,9 +237,9 @@ class VAE(PriorMixin, BaseVAE):
         elif post.closed_form_kl and self._prior is None:
             dmu_kl, dhead_kl = post.kl_backward(dkl, kl_c)                  # (N, Z), (N, ·)
         else:
-            dz_kl, dhead_kl = monte_carlo_kl_backward(post, dkl, kl_c, self._log_prior_backward)
+            dz_kl, dmu_kl, dhead_kl = monte_carlo_kl_backward(post, dkl, kl_c,
+                                                              self._log_prior_backward)
             dz += dz_kl
-            dmu_kl = 0
         dmu, dhead = post.sample_backward(dz, z_c)                          # (N, Z), (N, ·)
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
         return loss, self._add_prior_grads(flat), terms
@@ -244,7 +252,7 @@ class VAE(PriorMixin, BaseVAE):
         z, z_c = post.sample_forward(mu, head, eps)                         # (K, N, Z)
         log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
         log_pz, pz_c = self._log_prior_forward(z)                           # (K, N)
-        log_q, q_c = post.log_q_forward(head, eps)                          # (K, N)
+        log_q, q_c = post.log_q_mu_forward(mu, head, eps)                   # (K, N)
         log_w = log_px + log_pz - log_q
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
@@ -262,7 +270,8 @@ class VAE(PriorMixin, BaseVAE):
         dz += self._log_prior_backward(dlog_w, pz_c)                        # via log p(z)
         if path_scale is None:                                              # the exact gradient
             dmu, dhead = self._post.sample_backward(dz, z_c)
-            dhead += self._post.log_q_backward(-dlog_w, q_c)                # via −log q
+            dmu_q, dhead_q = self._post.log_q_mu_backward(-dlog_w, q_c)     # via −log q
+            dmu, dhead = dmu + dmu_q, dhead + dhead_q
         else:                                                               # score term dropped
             dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
             dmu, dhead = self._post.sample_backward(dz * path_scale[..., None], z_c)
@@ -279,15 +288,15 @@ class VAE(PriorMixin, BaseVAE):
         return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), head
 
     def _posterior_means(self, X, condition=None):
-        return [self._post.mean(*self._encoder_heads(X, condition))]
+        return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
 
     def _encode(self, X, condition):
         mu, head = self._encoder_heads(X, condition)
-        mu = check_defined(self._post.mean(mu, head), "the posterior mean")
+        mu = check_defined(self._posterior_at(False).mean(mu, head), "the posterior mean")
         return mu, self._post.marginal_logvar(head, self.n_latent)
 
     def _encode_cholesky(self, X, condition):
-        if not self._post.has_mean:
+        if not (self._post.has_mean and self._post.gaussian):
             raise ValueError(f"posterior={self.posterior!r} has no Gaussian covariance")
         mu, head = self._encoder_heads(X, condition)
         if self.posterior == "full":
