@@ -209,6 +209,11 @@ def test_cli_trains_a_concrete_vae(tmp_path, capsys):
     (["--posterior", "concrete", "--temperature", "0"], "temperature"),
 ])
 def test_cli_refuses_bad_concrete_flags_in_one_line(argv, message, tmp_path, capsys):
+    assert_train_refused(argv, message, tmp_path, capsys)
+
+
+def assert_train_refused(argv, message, tmp_path, capsys):
+    """``npvae train ... argv`` exits 2 with ``message`` in its one-line error."""
     from npvae.cli import main
     try:
         rc = main(["train", "--dataset", "digits", "--epochs", "1", "--out",

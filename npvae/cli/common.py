@@ -325,7 +325,7 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
         common.update(objective=args.objective, k=args.k)
     if args.gradient_estimator != "standard":
         common.update(gradient_estimator=args.gradient_estimator)
-    posterior_params = _concrete_params(args)
+    posterior_params = _posterior_params(args)
     if args.model == "hvae":
         return npvae.HierarchicalVAE(latent_sizes=args.latent, inference=args.inference, **common)
     if args.model == "fisher":
@@ -354,26 +354,29 @@ def _build_model(args, likelihood, classes=None, likelihood_params=None):
     return npvae.VAE(n_latent=args.latent[0], posterior=args.posterior, **common)
 
 
-#: ``npvae train`` flags of ``--posterior concrete`` and their ``posterior_params`` keys
-_CONCRETE_FLAGS = {"categories": "n_categories", "temperature": "temperature",
-                   "anneal_rate": "anneal_rate", "min_temperature": "min_temperature",
-                   "straight_through": "straight_through"}
+#: ``npvae train`` flags of the posteriors with options, and their ``posterior_params`` keys
+_POSTERIOR_FLAGS = {
+    "concrete": {"categories": "n_categories", "temperature": "temperature",
+                 "anneal_rate": "anneal_rate", "min_temperature": "min_temperature",
+                 "straight_through": "straight_through"},
+    "kumaraswamy": {"prior_alpha": "prior_alpha"}, "dirichlet": {"prior_alpha": "prior_alpha"}}
 
 
-def _concrete_params(args):
-    """``posterior_params`` from the Concrete's flags (docs/15-discrete-latents.md); None
-    for the Gaussians, which refuse the flags."""
-    given = {key: getattr(args, flag, None) for flag, key in _CONCRETE_FLAGS.items()}
-    given = {k: v for k, v in given.items() if v not in (None, False)}
-    if getattr(args, "posterior", "diagonal") != "concrete":
-        if given:
-            flags = ", ".join("--" + f.replace("_", "-") for f, k in _CONCRETE_FLAGS.items()
-                              if k in given)
-            raise CLIError(f"{flags}: for --posterior concrete only")
-        return None
-    if args.model != "vae":
-        raise CLIError("--posterior concrete is for --model vae")
-    return given
+def _posterior_params(args):
+    """``posterior_params`` from the posterior's flags (docs/15-discrete-latents.md,
+    docs/16-simplex-latents.md); None for the Gaussians; another posterior's flags refused."""
+    post = getattr(args, "posterior", "diagonal")
+    own = _POSTERIOR_FLAGS.get(post, {})
+    flags = sorted({f for table in _POSTERIOR_FLAGS.values() for f in table})
+    given = {f: getattr(args, f, None) for f in flags if getattr(args, f, None) not in (None, False)}
+    foreign = [f for f in given if f not in own]
+    if foreign:
+        owners = " or ".join(p for p, table in _POSTERIOR_FLAGS.items() if foreign[0] in table)
+        raise CLIError(", ".join("--" + f.replace("_", "-") for f in foreign)
+                       + f": for --posterior {owners} only")
+    if post in _POSTERIOR_FLAGS and args.model != "vae":
+        raise CLIError(f"--posterior {post} is for --model vae")
+    return {own[f]: v for f, v in given.items()} if post in _POSTERIOR_FLAGS else None
 
 
 def _describe_model(model):

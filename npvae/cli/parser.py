@@ -164,11 +164,18 @@ def _add_train(sub, fmt):
                         "binarised ones), without which the variance of quantised data runs "
                         "to 0 and training diverges; 'none' for no floor "
                         "(docs/04-likelihoods.md)")
-    t.add_argument("--posterior", choices=("diagonal", "full", "concrete"), default="diagonal",
+    t.add_argument("--posterior", choices=("diagonal", "full", "concrete", "kumaraswamy",
+                                           "dirichlet"), default="diagonal",
                    help="vae only: diagonal Gaussian q(z|x), full covariance L Lᵀ "
-                        "(docs/03-kl-divergences.md), or concrete: --latent M categorical "
+                        "(docs/03-kl-divergences.md), concrete: --latent M categorical "
                         "variables of --categories K classes, relaxed by the Gumbel-softmax "
-                        "(docs/15-discrete-latents.md)")
+                        "(docs/15-discrete-latents.md), kumaraswamy: --latent T stick-breaking "
+                        "weights, or dirichlet: a code on the --latent K simplex "
+                        "(docs/16-simplex-latents.md)")
+    t.add_argument("--prior-alpha", type=_finite_float(0), default=None, metavar="ALPHA0",
+                   help="--posterior kumaraswamy or dirichlet only: the prior's concentration, "
+                        "Beta(1, ALPHA0) stick fractions (default 5) or Dirichlet(ALPHA0) "
+                        "(default 1)")
     t.add_argument("--categories", type=_POSITIVE_INT, default=None, metavar="K",
                    help="--posterior concrete only: classes per categorical variable (default 10)")
     t.add_argument("--temperature", type=_finite_float(0), default=None, metavar="T",

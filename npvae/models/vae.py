@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validation import check_data, check_defined, check_positive_int, check_widths
 from ..distributions import concrete_posterior  # noqa: F401  (registers "concrete")
+from ..distributions import dirichlet_posterior, stick_breaking  # noqa: F401  (register them)
 from ..distributions.posteriors import make_posterior
 from ..gradient_estimators import check_gradient_estimator, kl_path_backward
 from ..layers.activations import check_activation
@@ -160,7 +161,7 @@ class VAE(BaseVAE):
         return self._post.latent_width(self.n_latent)
 
     def _noise_shape(self, n_samples, n_examples):
-        return (n_samples, n_examples, self._latent_width())
+        return (n_samples, n_examples, self._post.noise_width(self.n_latent))
 
     def _draw(self, rng, shape):
         return self._post.draw_noise(rng, shape, self._dtype)
