@@ -260,8 +260,10 @@ def test_noise_must_be_uniform(kind, rng):
             m.loss_and_grads(X, eps)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [pytest.param("kumaraswamy", marks=pytest.mark.slow), "dirichlet"])
 def test_cli_trains_a_simplex_vae(kind, tmp_path):
+    """npvae train with --prior-alpha, its figures, npvae evaluate (the same code path for
+    both kinds: one is in the default suite, the run takes about a minute on a busy machine)."""
     from npvae.cli import main
     out = tmp_path / "run"
     main(["train", "--dataset", "digits", "--posterior", kind, "--latent", "5",
@@ -271,6 +273,8 @@ def test_cli_trains_a_simplex_vae(kind, tmp_path):
     assert m.posterior == kind and m.posterior_params == {"prior_alpha": 2.5}
     assert (out / "figures" / "samples.png").exists()
     assert not (out / "figures" / "manifold.png").exists()     # no Φ⁻¹ grid of simplex codes
+    assert main(["evaluate", "--out", str(out), "--n-importance", "20", "--max-examples", "50",
+                 "--threads", "1"]) == 0
 
 
 @pytest.mark.parametrize("argv, message", [
