@@ -58,11 +58,14 @@ class VAE(BaseVAE):
         or ``"concrete"``: ``n_latent`` categorical variables relaxed by the
         Gumbel-softmax, a uniform prior, uniform noise, hard one-hot samples when
         scoring (:mod:`npvae.distributions.concrete_posterior`,
-        docs/15-discrete-latents.md).
+        docs/15-discrete-latents.md); ``"kumaraswamy"``: ``n_latent`` stick-breaking
+        weights (:mod:`npvae.distributions.stick_breaking`) or ``"dirichlet"``: a code on
+        the simplex (:mod:`npvae.distributions.dirichlet_posterior`), docs/16-simplex-latents.md.
     posterior_params : dict or None
         The posterior's options: for ``"concrete"`` ``{"n_categories": K,
         "temperature": τ₀, "anneal_rate": r, "min_temperature": τ_min,
-        "straight_through": False}``.
+        "straight_through": False}``; for ``"kumaraswamy"`` ``{"prior_alpha": 5.0,
+        "series_terms": 10}``; for ``"dirichlet"`` ``{"prior_alpha": 1.0}``.
     n_samples : int
         ``S``, samples of ``z`` per example in the ELBO estimator.
     beta : float
