@@ -180,13 +180,18 @@ def test_gaussians_take_no_posterior_params_and_noise_must_be_uniform(rng):
         npvae.VAE(posterior_params={"n_categories": 3}).initialize(4)
     m = concrete(hidden_sizes=(3,), random_state=0).initialize(4)
     X = make_data("bernoulli", 2, 4, rng)
+    assert_noise_outside_the_open_interval_refused(m, X)
+    with pytest.raises(ValueError, match="no Gaussian covariance"):
+        m.encode_cholesky(X)
+
+
+def assert_noise_outside_the_open_interval_refused(m, X):
+    """A model with uniform noise refuses 0, 1 and negative entries of ``eps``."""
     for bad in (0.0, 1.0, -0.5):
-        eps = m.draw_noise(2, random_state=0)
+        eps = m.draw_noise(X.shape[0], random_state=0)
         eps[0, 0, 0] = bad
         with pytest.raises(ValueError, match=r"strictly inside \(0, 1\)"):
             m.loss_and_grads(X, eps)
-    with pytest.raises(ValueError, match="no Gaussian covariance"):
-        m.encode_cholesky(X)
 
 
 def test_cli_trains_a_concrete_vae(tmp_path, capsys):

@@ -33,11 +33,13 @@ DEMOS = {
     "11_fisher_autoencoder": ["fisher_vs_vae.png"],
     "12_concrete_vae": ["switching.png", "clustering.png"],
     "13_normalising_flows": ["planar_flows.png"],
+    "14_simplex_vae": ["sticks.png", "dirichlet.png", "corners.png"],
 }
 #: demos that use data (and must say which)
 USES_DATA = {"01_gradient_estimators", "04_autoencoder_vs_vae", "05_manifold_and_beta",
              "06_hierarchical_levels", "07_conditional_and_full_covariance",
-             "09_variance_reduction", "10_gradient_snr", "11_fisher_autoencoder", "12_concrete_vae"}
+             "09_variance_reduction", "10_gradient_snr", "11_fisher_autoencoder", "12_concrete_vae",
+             "14_simplex_vae"}
 
 NUMBER_LINE = re.compile(r"^\s{2}(?P<key>.+?)\s+=\s+(?P<value>\S+)\s*$")
 

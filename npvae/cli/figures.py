@@ -32,6 +32,10 @@ _BINARY_SETS = ("binarized_mnist", "synthetic")
 _N_SHOWN = 2000
 
 
+#: posteriors whose codes are one-hot or on a simplex: no Φ⁻¹ grid of them
+_NO_GRID = ("concrete", "kumaraswamy", "dirichlet")
+
+
 def write_figures(model, ds, out, seed=0):
     """Every figure of a run into ``<out>/figures``; returns the paths."""
     from .. import plots
@@ -74,7 +78,7 @@ def write_figures(model, ds, out, seed=0):
                                                title="posterior means of test examples"))
     z = levels[0]                       # what the decoder reads: z, or a hierarchy's z_1
     decode = lambda zz: display(model, model._decode_means(zz))
-    if z.shape[1] >= 2 and getattr(model, "posterior", "") != "concrete":   # no Φ⁻¹ grid of codes
+    if z.shape[1] >= 2 and getattr(model, "posterior", "") not in _NO_GRID:  # no Φ⁻¹ grid of codes
         paths.append(_manifold(plots, decode, z, model, len(levels), shape, fig_dir))
     rng = np.random.default_rng(seed)
     pairs = rng.choice(len(x), size=(4, 2), replace=False)

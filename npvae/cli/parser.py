@@ -169,14 +169,20 @@ def _add_train(sub, fmt):
                         "binarised ones), without which the variance of quantised data runs "
                         "to 0 and training diverges; 'none' for no floor "
                         "(docs/04-likelihoods.md)")
-    t.add_argument("--posterior", choices=("diagonal", "full", "concrete", "planar", "iaf"),
-                   default="diagonal",
+    t.add_argument("--posterior", choices=("diagonal", "full", "concrete", "kumaraswamy",
+                                           "dirichlet", "planar", "iaf"), default="diagonal",
                    help="vae only: diagonal Gaussian q(z|x), full covariance L Lᵀ "
                         "(docs/03-kl-divergences.md), concrete: --latent M categorical "
                         "variables of --categories K classes, relaxed by the Gumbel-softmax "
-                        "(docs/15-discrete-latents.md), or the diagonal Gaussian through "
+                        "(docs/15-discrete-latents.md), kumaraswamy: --latent T stick-breaking "
+                        "weights, dirichlet: a code on the --latent K simplex "
+                        "(docs/19-simplex-latents.md), or the diagonal Gaussian through "
                         "--n-flows planar or inverse autoregressive flows "
                         "(docs/18-normalising-flows.md)")
+    t.add_argument("--prior-alpha", type=finite_float(0), default=None, metavar="ALPHA0",
+                   help="--posterior kumaraswamy or dirichlet only: the prior's concentration, "
+                        "Beta(1, ALPHA0) stick fractions (default 5) or Dirichlet(ALPHA0) "
+                        "(default 1)")
     t.add_argument("--n-flows", type=POSITIVE_INT, default=None, metavar="F",
                    help="--posterior planar or iaf only: flows after the Gaussian (default 4 "
                         "planar, 2 iaf)")

@@ -32,23 +32,15 @@ import copy
 import math
 
 import numpy as np
-from scipy.special import log_softmax, ndtr
+from scipy.special import log_softmax
 
-from .posteriors import POSTERIORS, Posterior, posterior_options
+from .posteriors import POSTERIORS
 from .samplers import concrete_sample_backward, concrete_sample_forward
+from .uniform_noise import UniformNoisePosterior, integer, number
 
 #: the options of ``posterior_params`` and their defaults
 DEFAULTS = {"n_categories": 10, "temperature": 1.0, "anneal_rate": 0.0,
             "min_temperature": 0.5, "straight_through": False}
-
-
-def _number(params, key, minimum, inclusive):
-    value = params[key]
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
-        raise ValueError(f"posterior_params[{key!r}] must be a finite number "
-                         f"{'>=' if inclusive else '>'} {minimum}, got {value!r}")
-    return float(value)
 
 
 def one_hot_argmax(s):
@@ -56,7 +48,7 @@ def one_hot_argmax(s):
     return (np.arange(s.shape[-1]) == s.argmax(axis=-1)[..., None]).astype(s.dtype)
 
 
-class ConcretePosterior(Posterior):
+class ConcretePosterior(UniformNoisePosterior):
     """``M`` categorical variables of ``K`` classes, relaxed for training
     (docs/15-discrete-latents.md).  ``posterior_params``: ``n_categories`` ``K ≥ 2``,
     ``temperature`` ``τ₀ > 0``, ``anneal_rate`` ``r ≥ 0`` per epoch,
@@ -64,22 +56,18 @@ class ConcretePosterior(Posterior):
 
     name = "concrete"
     head = "logits"
-    has_mean = False
     closed_form_kl = True
+    DEFAULTS = DEFAULTS
 
     def __init__(self, params=None):
-        p = posterior_options(self.name, params, DEFAULTS)
-        K = p["n_categories"]
-        if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not 2 <= K <= 10 ** 6:
-            raise ValueError(f"posterior_params['n_categories'] must be an integer in "
-                             f"[2, 1000000], got {K!r}")
+        p = self.read_params(params)
         if not isinstance(p["straight_through"], (bool, np.bool_)):
             raise ValueError("posterior_params['straight_through'] must be True or False, got "
                              f"{p['straight_through']!r}")
-        self.K = int(K)
-        self.temperature = _number(p, "temperature", 0.0, False)
-        self.anneal_rate = _number(p, "anneal_rate", 0.0, True)
-        self.min_temperature = _number(p, "min_temperature", 0.0, False)
+        self.K = integer(p, "n_categories", 2, 10 ** 6)
+        self.temperature = number(p, "temperature", 0.0, False)
+        self.anneal_rate = number(p, "anneal_rate", 0.0, True)
+        self.min_temperature = number(p, "min_temperature", 0.0, False)
         self.straight_through = bool(p["straight_through"])
         self.tau = self.temperature          # the temperature in use (see :meth:`at`)
         self.hard = False                    # evaluation: exact one-hot samples
@@ -103,25 +91,6 @@ class ConcretePosterior(Posterior):
 
     def latent_width(self, M):
         return M * self.K
-
-    def draw_noise(self, rng, shape, dtype):
-        """Uniforms in the open interval ``(0, 1)`` (a drawn 0 becomes the dtype's
-        smallest normal number)."""
-        u = rng.random(shape, dtype=dtype)
-        u[u == 0] = np.finfo(dtype).tiny
-        return u
-
-    def noise_from_normal(self, eps):
-        """``u = Φ(ε)`` (the keyed evaluation noise is standard normal), kept inside ``(0, 1)``."""
-        dtype = eps.dtype
-        u = ndtr(eps.astype(np.float64))
-        return np.clip(u, np.finfo(dtype).tiny, 1 - np.finfo(dtype).epsneg).astype(dtype)
-
-    def check_noise(self, u, name="eps"):
-        if not np.all((u > 0) & (u < 1)):
-            raise ValueError(f"{name} must hold uniforms strictly inside (0, 1) for "
-                             f"posterior='concrete', got values in [{u.min()!r}, {u.max()!r}]")
-        return u
 
     def _split(self, x):
         """``(..., M·K) -> (..., M, K)``."""

@@ -58,6 +58,11 @@ class Posterior(abc.ABC):
         """Columns of a sample ``z``, the decoder's input, for ``n_latent = Z``."""
         return Z
 
+    def noise_width(self, Z):
+        """Columns of the noise a sample is drawn from, for ``n_latent = Z``: the sample's
+        width, or ``T − 1`` stick fractions for ``T`` stick-breaking weights."""
+        return self.latent_width(Z)
+
     def draw_noise(self, rng, shape, dtype):
         """The noise a sample is a function of: standard normal for the Gaussians."""
         return rng.standard_normal(shape, dtype=dtype)
@@ -303,7 +308,8 @@ class FullCovarianceGaussian(Posterior):
         return logsumexp(log_sq, axis=-1)
 
 
-#: the registry: ``VAE(posterior=name)``; :mod:`.concrete_posterior` adds ``"concrete"``
+#: the registry: ``VAE(posterior=name)``; :mod:`.concrete_posterior` adds ``"concrete"``,
+#: :mod:`.stick_breaking` ``"kumaraswamy"``, :mod:`.dirichlet_posterior` ``"dirichlet"``
 POSTERIORS = {"diagonal": DiagonalGaussian, "full": FullCovarianceGaussian}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validation import check_data, check_defined, check_positive_int, check_widths
 from ..distributions import concrete_posterior, iaf, planar  # noqa: F401  (register themselves)
+from ..distributions import dirichlet_posterior, stick_breaking  # noqa: F401  (register them)
 from ..distributions.posteriors import make_posterior
 from ..gradient_estimators import check_gradient_estimator, kl_path_backward
 from ..layers.activations import check_activation
@@ -58,11 +59,18 @@ class VAE(PriorMixin, BaseVAE):
         or ``"concrete"``: ``n_latent`` categorical variables relaxed by the
         Gumbel-softmax, a uniform prior, uniform noise, hard one-hot samples when
         scoring (:mod:`npvae.distributions.concrete_posterior`,
-        docs/15-discrete-latents.md).
+        docs/15-discrete-latents.md); ``"kumaraswamy"``: ``n_latent`` stick-breaking
+        weights (:mod:`npvae.distributions.stick_breaking`) or ``"dirichlet"``: a code on
+        the simplex (:mod:`npvae.distributions.dirichlet_posterior`), docs/19-simplex-latents.md;
+        ``"planar"`` or ``"iaf"``: the diagonal Gaussian through ``n_flows`` planar or
+        inverse autoregressive flows (:mod:`npvae.distributions.planar`,
+        :mod:`npvae.distributions.iaf`, docs/18-normalising-flows.md).
     posterior_params : dict or None
         The posterior's options: for ``"concrete"`` ``{"n_categories": K,
         "temperature": τ₀, "anneal_rate": r, "min_temperature": τ_min,
-        "straight_through": False}``.
+        "straight_through": False}``; for ``"kumaraswamy"`` ``{"prior_alpha": 5.0,
+        "series_terms": 10}``; for ``"dirichlet"`` ``{"prior_alpha": 1.0}``; for ``"planar"``
+        ``{"n_flows": 4}``, for ``"iaf"`` ``{"n_flows": 2, "hidden_size": 2Z, "context_size": Z}``.
     prior : ``"standard"`` (``N(0, I)``) or ``"vamp"``: the VampPrior, a mixture of the
         posteriors at learned pseudo-inputs (posterior ``"diagonal"``, the standard
         gradient estimator; :mod:`npvae.models.vamp`, docs/17-vampprior.md).
@@ -177,7 +185,7 @@ class VAE(PriorMixin, BaseVAE):
         return self._post.latent_width(self.n_latent)
 
     def _noise_shape(self, n_samples, n_examples):
-        return (n_samples, n_examples, self._latent_width())
+        return (n_samples, n_examples, self._post.noise_width(self.n_latent))
 
     def _draw(self, rng, shape):
         return self._post.draw_noise(rng, shape, self._dtype)
