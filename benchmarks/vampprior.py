@@ -107,12 +107,6 @@ def main(argv=None):
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             json.dump({"settings": vars(args), "rows": rows}, f, indent=2)
-    print(f"\n| model | epochs | test ELBO | test NLL (K={args.k_eval}, {len(x_test)} images) "
-          "| published NLL |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['model']} | {r['epochs']} | {r['test_elbo']:.2f} ± {r['test_elbo_se']:.2f} "
-              f"| {r['test_nll']:.2f} ± {r['test_nll_se']:.2f} | {r['published_nll']:.2f} |")
 
 
 if __name__ == "__main__":
