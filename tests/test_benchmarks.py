@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from benchmarks import contention, throughput
+from benchmarks import contention, epoch_throughput, throughput
 
 
 def test_quick_run_does_not_touch_the_committed_results():
@@ -49,3 +49,12 @@ def test_chart_plots_ratios_on_a_linear_axis(tmp_path):
     assert os.path.getsize(path) > 1000
     assert seen["scales"] == ["linear"]
     assert seen["heights"] == [1.1, 1.1, 3.3, 3.3]            # the ratios themselves
+
+
+def test_an_epoch_is_at_most_max_steps_batches():
+    """Batch 1 over 60,000 examples took minutes per configuration and round (a quiet
+    run paused the machine's other work that long): an epoch is at most max_steps."""
+    assert epoch_throughput.epoch_examples(1, 60000, 5000) == 5000
+    assert epoch_throughput.epoch_examples(16, 60000, 5000) == 60000
+    assert epoch_throughput.epoch_examples(1024, 60000, 5000) == 60000
+    assert epoch_throughput.epoch_examples(128, 60000, 0) == 128
