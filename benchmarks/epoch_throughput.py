@@ -172,6 +172,9 @@ def main(argv=None):
     p.add_argument("--figure", nargs=3, default=None, metavar=("QUIET.json", "BUSY.json", "PNG"),
                    help="instead of measuring: draw two earlier --out results (quiet and "
                         "--busy-cores) side by side")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="instead of measuring: join earlier --out files (one batch each) "
+                        "into the last one named")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -180,6 +183,9 @@ def main(argv=None):
         return _worker(a.worker, a.worker_threads, a.data)
     if a.figure:
         print(figure(*a.figure))
+        return 0
+    if a.merge:
+        merge(a.merge[:-1], a.merge[-1])
         return 0
     cores = len(os.sched_getaffinity(0))
     configs = (a.configs or f"npvae:auto,npvae:1,npvae:{cores},jax:{cores},torch:{cores}").split(",")
@@ -267,15 +273,17 @@ def figure(quiet_path, busy_path, png):
               "torch:2": "#ee4c2c"}
     for ax, res in zip(axes, panels):
         rows = res["results"]
-        names = [c for c in colors if c in rows[0]["examples_per_second"]]
+        names = [c for c in colors if any(c in r["examples_per_second"] for r in rows)]
         xs = np.arange(len(rows))
         width = 0.8 / len(names)
         for i, name in enumerate(names):
-            vals = [r["ratios"][f"{name}/npvae:1"] for r in rows]     # per-round medians
+            # per-round medians; a configuration a row did not run (PyTorch at batch 1) is a gap
+            vals = [r["ratios"].get(f"{name}/npvae:1", np.nan) for r in rows]
             bars = ax.bar(xs + (i - (len(names) - 1) / 2) * width, vals, width,
                           label=name.replace("npvae:auto", "npvae (default policy)")
                           .replace(":2", ", 2 threads"), color=colors[name])
-            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+            ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in vals],
+                         fontsize=7)
         ax.axhline(1.0, color="k", lw=1)
         ax.set_xticks(xs, [str(r["batch"]) for r in rows])
         ax.set_xlabel("batch size")
@@ -292,6 +300,20 @@ def figure(quiet_path, busy_path, png):
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return png
+
+
+def merge(paths, out):
+    """One results file from several runs of single batches (``--batches B`` each, so
+    that every quiet window stays short); the first file's header is kept."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    merged = dict(runs[0], results=sorted((r for run in runs for r in run["results"]),
+                                          key=lambda r: r["batch"]))
+    with open(out, "w") as f:
+        json.dump(merged, f, indent=1)
+    return merged
 
 
 def _cpu_line():
