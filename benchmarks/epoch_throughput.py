@@ -1,6 +1,6 @@
 """Whole training epochs through each library's ordinary loop, side by side, quiet or contended.
 
-``python -m benchmarks.epoch_throughput [--busy-cores 1] [--batches 16,128,1024]``
+``python -m benchmarks.epoch_throughput [--busy-cores 1] [--batches 1,16,128,1024]``
 
 Where :mod:`benchmarks.throughput` times one step, this times what a user
 waits for: an epoch of the 784-400-20 ReLU Bernoulli VAE (float32) over the
@@ -16,7 +16,9 @@ same ``--examples`` binary images, through
 Each configuration lives in its own worker process (its own thread pools),
 compiled and warmed up once; then ``--rounds`` rounds time one epoch of each,
 in a new random order every round, so that the machine's noise hits all of
-them alike.  With ``--busy-cores N``, ``N`` spinning processes hold the last
+them alike.  An "epoch" is at most ``--max-steps`` steps (:func:`epoch_examples`:
+at batch 1, 5,000 examples instead of 60,000, so that a round stays short; the
+rows say how many examples they timed).  With ``--busy-cores N``, ``N`` spinning processes hold the last
 ``N`` CPUs during the timed rounds (:mod:`benchmarks.contention`), as another
 program on a user's machine would.  Reported: the median examples/second of
 each and the medians of the per-round ratios against ``npvae:1`` and
@@ -49,7 +51,7 @@ def _worker(framework, threads, data):
         os.environ["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
     with np.load(data) as f:
-        X = f["x"]                                                  # (N, D) float32, binary
+        X_all = f["x"]                                              # (N, D) float32, binary
     spec = R.get_spec("vae")
     params = R.init_params(spec, seed=0)
     rng = np.random.default_rng(0)
@@ -65,19 +67,20 @@ def _worker(framework, threads, data):
         req = json.loads(line)
         if req["cmd"] == "setup":
             B = req["batch"]
+            X = X_all[:req.get("examples", len(X_all))]
             if framework == "npvae":
                 model = npvae.VAE(n_latent=20, hidden_sizes=(400,), activation="relu",
                                   likelihood="bernoulli", dtype="float32", batch_size=B,
                                   random_state=0)
 
-                def run(model=model):
+                def run(model=model, X=X):
                     model.partial_fit(X)
                     return {"threads": model.history_[-1].get("threads")}
             elif framework == "jax":
                 jax, jnp = R.import_jax()
                 state, step = R.build_jax(spec, params)
 
-                def run(B=B, box=[state], step=step):
+                def run(B=B, box=[state], step=step, X=X):
                     order = rng.permutation(len(X))
                     st = box[0]
                     for s in range(0, len(X), B):
@@ -90,7 +93,7 @@ def _worker(framework, threads, data):
             else:
                 module, opt, step = R.build_torch(spec, params)
 
-                def run(B=B, step=step):
+                def run(B=B, step=step, X=X):
                     order = rng.permutation(len(X))
                     for s in range(0, len(X), B):
                         xb = torch.from_numpy(X[order[s:s + B]])
@@ -153,12 +156,15 @@ def _data(n, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batches", default="16,128,1024")
+    p.add_argument("--batches", default="1,16,128,1024")
     p.add_argument("--configs", default=None,
                    help="comma-separated FRAMEWORK:THREADS (default npvae:auto,npvae:1,"
                         "npvae:<cores>,jax:<cores>,torch:<cores>)")
     p.add_argument("--busy-cores", type=int, default=0, metavar="N")
     p.add_argument("--examples", type=int, default=60000)
+    p.add_argument("--max-steps", type=int, default=5000, metavar="N",
+                   help="an epoch is at most N steps (default 5000: batch 1 times 5,000 "
+                        "examples)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--gap", type=float, default=0.5, metavar="SECONDS",
                    help="idle pause before each timed epoch (default 0.5)")
@@ -166,6 +172,9 @@ def main(argv=None):
     p.add_argument("--figure", nargs=3, default=None, metavar=("QUIET.json", "BUSY.json", "PNG"),
                    help="instead of measuring: draw two earlier --out results (quiet and "
                         "--busy-cores) side by side")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="instead of measuring: join earlier --out files (one batch each) "
+                        "into the last one named")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-threads", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -174,6 +183,9 @@ def main(argv=None):
         return _worker(a.worker, a.worker_threads, a.data)
     if a.figure:
         print(figure(*a.figure))
+        return 0
+    if a.merge:
+        merge(a.merge[:-1], a.merge[-1])
         return 0
     cores = len(os.sched_getaffinity(0))
     configs = (a.configs or f"npvae:auto,npvae:1,npvae:{cores},jax:{cores},torch:{cores}").split(",")
@@ -186,13 +198,14 @@ def main(argv=None):
         print(f"# epoch throughput: {cpu}; {a.examples} examples of {source}; "
               f"busy cores: {a.busy_cores}; {a.rounds} rounds", flush=True)
         for B in batches:
+            n = epoch_examples(B, a.examples, a.max_steps)
             workers = [Worker(c, data) for c in configs]
             try:
                 rounds = []
                 # the machine is busy from the start, warm-up epoch included, as a user's is
                 with busy_cores(a.busy_cores):
                     for w in workers:
-                        w.ask(cmd="setup", batch=B)
+                        w.ask(cmd="setup", batch=B, examples=n)
                     for _ in range(a.rounds):
                         order = list(workers)
                         random.shuffle(order)
@@ -206,7 +219,7 @@ def main(argv=None):
             finally:
                 for w in workers:
                     w.close()
-            row = _summarise(B, configs, rounds, cores)
+            row = dict(_summarise(B, configs, rounds, cores), examples=n)
             results.append(row)
             print(_format(row), flush=True)
     if a.out:
@@ -214,6 +227,12 @@ def main(argv=None):
             json.dump({"cpu": cpu, "busy_cores": a.busy_cores, "examples": a.examples,
                        "data": source, "results": results}, f, indent=1)
     return 0
+
+
+def epoch_examples(batch, examples, max_steps):
+    """The examples one timed epoch covers at ``batch``: all ``examples``, or the first
+    ``max_steps`` batches of them (at least one batch)."""
+    return min(examples, max(1, max_steps) * batch)
 
 
 def _summarise(B, configs, rounds, cores):
@@ -233,7 +252,8 @@ def _summarise(B, configs, rounds, cores):
 def _format(row):
     rates = "  ".join(f"{c} {v:,.0f}/s" for c, v in row["examples_per_second"].items())
     ratios = "  ".join(f"{k} {v:.2f}" for k, v in row["ratios"].items())
-    return f"batch {row['batch']:>5}: {rates}\n             {ratios}"
+    return (f"batch {row['batch']:>5} ({row['examples']:,} examples): {rates}\n"
+            f"             {ratios}")
 
 
 def figure(quiet_path, busy_path, png):
@@ -253,15 +273,17 @@ def figure(quiet_path, busy_path, png):
               "torch:2": "#ee4c2c"}
     for ax, res in zip(axes, panels):
         rows = res["results"]
-        names = [c for c in colors if c in rows[0]["examples_per_second"]]
+        names = [c for c in colors if any(c in r["examples_per_second"] for r in rows)]
         xs = np.arange(len(rows))
         width = 0.8 / len(names)
         for i, name in enumerate(names):
-            vals = [r["ratios"][f"{name}/npvae:1"] for r in rows]     # per-round medians
+            # per-round medians; a configuration a row did not run (PyTorch at batch 1) is a gap
+            vals = [r["ratios"].get(f"{name}/npvae:1", np.nan) for r in rows]
             bars = ax.bar(xs + (i - (len(names) - 1) / 2) * width, vals, width,
                           label=name.replace("npvae:auto", "npvae (default policy)")
                           .replace(":2", ", 2 threads"), color=colors[name])
-            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+            ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in vals],
+                         fontsize=7)
         ax.axhline(1.0, color="k", lw=1)
         ax.set_xticks(xs, [str(r["batch"]) for r in rows])
         ax.set_xlabel("batch size")
@@ -278,6 +300,20 @@ def figure(quiet_path, busy_path, png):
     fig.savefig(png, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return png
+
+
+def merge(paths, out):
+    """One results file from several runs of single batches (``--batches B`` each, so
+    that every quiet window stays short); the first file's header is kept."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    merged = dict(runs[0], results=sorted((r for run in runs for r in run["results"]),
+                                          key=lambda r: r["batch"]))
+    with open(out, "w") as f:
+        json.dump(merged, f, indent=1)
+    return merged
 
 
 def _cpu_line():

@@ -12,6 +12,9 @@ from numba import njit, prange
 @njit(cache=True, parallel=True)
 def _adam_kernel(theta, g, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2,
                  eps_hat):
+    # a prange loop even on one Numba thread: as a parfor LLVM knows that the arrays
+    # do not overlap and vectorises it; as a plain range loop it stayed scalar, 7x slower
+    # (1.88 ms against 0.27 ms for 652,824 float32 parameters; docs/11-optimisation.md#threads)
     for i in prange(theta.shape[0]):
         gi = g[i]
         mi = beta1 * m[i] + one_minus_beta1 * gi

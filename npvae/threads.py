@@ -29,7 +29,9 @@ run whose thread count the policy changed is therefore not repeatable to the
 bit: give ``--threads N`` (``npvae.set_num_threads(n)``) when it must be, as
 the long benchmark runs do.  (npvae's own tiled products on a caller-runs pool
 would have made every count give the same bits; they were measured and dropped:
-see docs/11-optimisation.md#threads).
+see docs/11-optimisation.md#threads, as was a second caller-runs pool that shared
+out whole products and their row blocks: slower than OpenBLAS's two threads when
+quiet, slower than one thread with a core busy).
 
 ``npvae.set_num_threads(n)`` or ``--threads N`` force a count; the policy
 then stays out of the way.

@@ -115,6 +115,15 @@ def test_adam(dtype, rng):
     assert_same(*both(run, theta, g, m, v), dtype)
 
 
+def test_compiled_adam_stays_a_parfor():
+    """On one Numba thread too: as a plain loop LLVM left it scalar, 7x slower
+    (docs/11-optimisation.md#threads); the pool experiment of issue 26 turned it into one."""
+    pytest.importorskip("numba")
+    from npvae import optim_numba
+
+    assert optim_numba._adam_kernel.targetoptions.get("parallel")
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "categorical"])
 def test_whole_model(dtype, likelihood, rng):

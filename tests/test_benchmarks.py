@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from benchmarks import contention, throughput
+from benchmarks import contention, epoch_throughput, throughput
 
 
 def test_quick_run_does_not_touch_the_committed_results():
@@ -49,3 +49,59 @@ def test_chart_plots_ratios_on_a_linear_axis(tmp_path):
     assert os.path.getsize(path) > 1000
     assert seen["scales"] == ["linear"]
     assert seen["heights"] == [1.1, 1.1, 3.3, 3.3]            # the ratios themselves
+
+
+def test_an_epoch_is_at_most_max_steps_batches():
+    """Batch 1 over 60,000 examples took minutes per configuration and round (a quiet
+    run paused the machine's other work that long): an epoch is at most max_steps."""
+    assert epoch_throughput.epoch_examples(1, 60000, 5000) == 5000
+    assert epoch_throughput.epoch_examples(16, 60000, 5000) == 60000
+    assert epoch_throughput.epoch_examples(1024, 60000, 5000) == 60000
+    assert epoch_throughput.epoch_examples(128, 60000, 0) == 128
+
+
+def test_merged_single_batch_runs_draw_with_a_gap_where_a_row_has_no_pytorch(tmp_path):
+    """Batch 1 runs without PyTorch (its two threads ran at ~2 examples/s there): the
+    figure took its configurations from the first row only, so PyTorch vanished from
+    every batch; now it is drawn where measured and the batch-1 gap has no label."""
+    import json
+
+    def run(batch, configs, busy):
+        rates = {c: 1000.0 * (i + 1) for i, c in enumerate(configs)}
+        return {"cpu": "test CPU", "busy_cores": busy, "examples": 100, "data": "x",
+                "results": [{"batch": batch, "examples_per_second": rates, "examples": 100,
+                             "ratios": {f"{c}/npvae:1": rates[c] / 1000.0 for c in configs
+                                        if c != "npvae:1"}}]}
+
+    paths = {}
+    for busy in (0, 1):
+        parts = []
+        for batch, configs in ((1, ["npvae:auto", "npvae:1", "jax:2"]),
+                               (16, ["npvae:auto", "npvae:1", "jax:2", "torch:2"])):
+            path = tmp_path / f"b{busy}_{batch}.json"
+            path.write_text(json.dumps(run(batch, configs, busy)))
+            parts.append(str(path))
+        paths[busy] = str(tmp_path / f"merged{busy}.json")
+        merged = epoch_throughput.merge(parts[::-1], paths[busy])
+        assert [r["batch"] for r in merged["results"]] == [1, 16]
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        ax = fig.axes[0]
+        drawn["labels"] = ax.get_legend_handles_labels()[1]
+        drawn["texts"] = [t.get_text() for t in ax.texts]
+        return real_savefig(fig, *a, **k)
+
+    plt.Figure.savefig = keep
+    try:
+        epoch_throughput.figure(paths[0], paths[1], str(tmp_path / "f.png"))
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert any("torch" in label for label in drawn["labels"])
+    assert "nan" not in " ".join(drawn["texts"])
+    assert os.path.getsize(tmp_path / "f.png") > 0
