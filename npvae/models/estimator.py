@@ -107,6 +107,14 @@ class EstimatorMixin:
                 setattr(cls, name, _wrap_output(cls.__dict__[name]))
 
     # -------------------------------------------------------------- settings
+    def _keep_settings(self, settings):
+        """Store every ``__init__`` argument unchanged under its own name, scikit-learn's
+        rule (``get_params`` reads them back; nothing is checked before ``fit``).
+        ``settings``: the ``__init__``'s ``locals()``, taken before anything else."""
+        for name, value in settings.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     @classmethod
     def _get_param_names(cls):
         """The constructor's keyword arguments, sorted (scikit-learn's order)."""

@@ -77,18 +77,7 @@ class FisherAutoencoder(VAE):
                  activation="tanh", decoder_logvar=0.0, n_samples=1, optimizer="adam",
                  learning_rate=1e-3, batch_size=100, epochs=10, dtype="float64",
                  random_state=None):
-        self.n_latent = n_latent
-        self.hidden_sizes = hidden_sizes
-        self.decoder_hidden_sizes = decoder_hidden_sizes
-        self.activation = activation
-        self.decoder_logvar = decoder_logvar
-        self.n_samples = n_samples
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.dtype = dtype
-        self.random_state = random_state
+        self._keep_settings(locals())        # scikit-learn: each argument as given
 
     @property
     def likelihood_params(self):

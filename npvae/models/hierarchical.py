@@ -85,25 +85,7 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
                  dtype="float64", random_state=None, gradient_estimator="standard",
                  prior="standard", prior_params=None):
-        self.latent_sizes = latent_sizes
-        self.hidden_sizes = hidden_sizes
-        self.inference = inference
-        self.activation = activation
-        self.likelihood = likelihood
-        self.likelihood_params = likelihood_params
-        self.n_samples = n_samples
-        self.beta = beta
-        self.objective = objective
-        self.k = k
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.dtype = dtype
-        self.random_state = random_state
-        self.gradient_estimator = gradient_estimator
-        self.prior = prior
-        self.prior_params = prior_params
+        self._keep_settings(locals())        # scikit-learn: each argument as given
 
     # ------------------------------------------------------------ architecture
     def _build(self):

@@ -68,19 +68,7 @@ class LadderVAE(HierarchicalVAE):
                  activation="leaky_relu", likelihood="bernoulli", likelihood_params=None,
                  n_samples=1, beta=1.0, optimizer="adam", learning_rate=2e-3, batch_size=256,
                  epochs=10, dtype="float64", random_state=None):
-        self.latent_sizes = latent_sizes
-        self.hidden_sizes = hidden_sizes
-        self.activation = activation
-        self.likelihood = likelihood
-        self.likelihood_params = likelihood_params
-        self.n_samples = n_samples
-        self.beta = beta
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.dtype = dtype
-        self.random_state = random_state
+        self._keep_settings(locals())        # scikit-learn: each argument as given
 
     # the training objective is the ELBO, its gradient the exact one
     objective = "elbo"

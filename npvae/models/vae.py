@@ -110,27 +110,7 @@ class VAE(PriorMixin, BaseVAE):
                  optimizer="adam", learning_rate=1e-3, batch_size=100, epochs=10,
                  dtype="float64", random_state=None, gradient_estimator="standard",
                  posterior_params=None, prior="standard", prior_params=None):
-        self.n_latent = n_latent
-        self.hidden_sizes = hidden_sizes
-        self.decoder_hidden_sizes = decoder_hidden_sizes
-        self.activation = activation
-        self.likelihood = likelihood
-        self.likelihood_params = likelihood_params
-        self.posterior = posterior
-        self.n_samples = n_samples
-        self.beta = beta
-        self.objective = objective
-        self.k = k
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.dtype = dtype
-        self.random_state = random_state
-        self.gradient_estimator = gradient_estimator
-        self.posterior_params = posterior_params
-        self.prior = prior
-        self.prior_params = prior_params
+        self._keep_settings(locals())        # scikit-learn: each argument as given
 
     # ------------------------------------------------------------ architecture
     def _build(self):
