@@ -27,6 +27,10 @@ class PriorMixin:
     """``log p(z)`` and draws of the prior, ``N(0, I)`` (the posterior's own prior) or
     the VampPrior (see the module's docstring)."""
 
+    #: the VampPrior once built, None for ``N(0, I)`` (a model without the ``prior`` setting,
+    #: the Ladder VAE, keeps this)
+    _prior = None
+
     def _build_prior(self, requirements):
         """The prior from ``prior`` and ``prior_params`` (models saved before the
         VampPrior have neither: the standard normal); ``requirements`` maps the settings
