@@ -9,8 +9,9 @@ leaky rectifiers; Adam at learning rate 0.002, batches of 256, the KL weight ris
 linearly from 0 to 1 over the first 200 epochs (deterministic warm-up), 2,000
 epochs; test NLL by importance sampling with K = 5000 (their 81.74 nats; 81.84
 without the final importance-weighted fine-tuning).  Differences here: the
-leaky rectifier's slope is npvae's 0.01 (theirs 0.1), the variances are
-``exp`` of a linear head (theirs softplus), and no importance-weighted fine-tuning.
+leaky rectifier's slope is npvae's 0.01 (theirs 0.1), a floor of 1e-4 under the
+softplus variances (docs/16-ladder-vae.md#the-variance-heads), and no
+importance-weighted fine-tuning.
 
 With ``--run-dir DIR`` the model trains in ``DIR/ladder/``: a checkpoint after
 every epoch (parameters with the running batch-norm statistics, Adam state, random

@@ -3,7 +3,9 @@ docs/16-ladder-vae.md).
 
 Generative model, as the hierarchical VAE's: ``p(z_L) = N(0, I)``,
 ``p(z_l | z_{l+1}) = N(μ^p_l, diag e^{λ^p_l})`` from a top-down network
-``prior{l}`` reading ``z_{l+1}``, ``p(x | z_1)`` from the decoder.
+``prior{l}`` reading ``z_{l+1}``, ``p(x | z_1)`` from the decoder.  Every variance
+is the paper's ``softplus`` of a linear head plus a floor, ``e^λ = softplus(a) + 1e-4``
+(:func:`.ladder_networks.softplus_logvar_forward`).
 
 Inference, two passes:
 
@@ -37,7 +39,7 @@ from ..layers.batchnorm import update_running
 from ..layers.dense import init_weight
 from ..objectives import elbo_loss
 from .hierarchical import HierarchicalVAE
-from .ladder_networks import BNDecoder, BNGaussianNetwork
+from .ladder_networks import BNDecoder, BNGaussianNetwork, softplus_inverse
 
 
 class LadderVAE(HierarchicalVAE):
@@ -83,6 +85,7 @@ class LadderVAE(HierarchicalVAE):
         self._hidden = check_level_widths(self.hidden_sizes, len(self._sizes))
         act, L = self.activation, len(self._sizes)
         self._post = DiagonalGaussian()
+        self._prior = None          # p(z_L) = N(0, I): no VampPrior (npvae/models/vamp.py)
         self._up = [BNGaussianNetwork(f"up{l + 1}", self._hidden[l], act) for l in range(L)]
         self._priors = [BNGaussianNetwork(f"prior{l + 1}", self._hidden[l + 1][::-1], act)
                         for l in range(L - 1)]
@@ -100,17 +103,20 @@ class LadderVAE(HierarchicalVAE):
 
     def _init_params(self, P, rng):
         """Hidden weights by the activation's initialiser, heads Glorot, biases and
-        ``β`` zero, ``γ`` one, running mean 0 and variance 1; the top-down networks'
-        log-variance heads start at zero weights (unit variances), as the hierarchical
+        ``β`` zero, ``γ`` one, running mean 0 and variance 1; the variance heads' biases
+        ``softplus⁻¹(1 − σ²_min)`` (unit variance at a zero input) and the top-down
+        networks' variance heads zero weights (unit variances), as the hierarchical
         VAE's prior networks do."""
         for name, W in P.items():
             if name.endswith(("_gamma", "_var")):
                 W[...] = 1
+            elif name.endswith("_var_b"):
+                W[...] = softplus_inverse(1.0)
             elif "_W" in name:
                 hidden = name.split("_")[1].startswith("W")
                 W[...] = init_weight(*W.shape, self.activation if hidden else "identity",
                                      rng, self._dtype)
-                if name.startswith("prior") and name.endswith("_logvar_W"):
+                if name.startswith("prior") and name.endswith("_var_W"):
                     W[...] = 0
 
     def _check_fitted(self):

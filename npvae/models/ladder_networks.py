@@ -3,9 +3,10 @@
 
 * :func:`bn_mlp_forward` / :func:`bn_mlp_backward`: the stack of hidden layers.
   A hidden layer has no bias: batch normalisation's shift ``β`` is its bias.
-* :class:`BNGaussianNetwork`: that MLP with two dense heads, ``μ`` and
-  ``λ = log σ²`` — each level's bottom-up network and each top-down network
-  ``p(z_l | z_{l+1})``.
+* :class:`BNGaussianNetwork`: that MLP with two dense heads, ``μ`` and the variance's
+  ``a`` with ``σ² = softplus(a) + σ²_min``, read out as ``λ = log σ²`` — each level's
+  bottom-up network and each top-down network ``p(z_l | z_{l+1})``.
+* :func:`softplus_logvar_forward`: that variance head.
 * :class:`BNDecoder`: that MLP with a dense output layer and the likelihood.
 
 Parameters of hidden layer ``i`` of the network ``p``: ``{p}_W{i} (In, H)``,
@@ -27,10 +28,30 @@ import numpy as np
 
 from ..layers.activations import activation_backward, activation_forward
 from ..layers.batchnorm import batchnorm_backward, batchnorm_forward
+from ..distributions.uniform_noise import softplus_forward
 from ..layers.dense import dense_backward, dense_forward
 from .networks import Decoder
 
 BN_FIELDS = ("gamma", "beta", "mean", "var")
+#: the floor under every variance of the Ladder VAE's Gaussian heads: ``λ ≥ log 1e-4``
+VAR_FLOOR = 1e-4
+
+
+def softplus_logvar_forward(a, floor=VAR_FLOOR):
+    """``σ² = softplus(a) + floor`` (Sønderby et al. 2016), returned as ``λ = log σ²``
+    with ``∂λ/∂a = sigmoid(a)/σ²`` (in ``(0, 1)``) (docs/16-ladder-vae.md#the-variance-heads).
+
+    ``a`` any shape; returns ``(λ, ∂λ/∂a)`` of its shape and dtype, finite for every finite
+    ``a``: ``λ ≥ log floor``, so ``e^{−λ} ≤ 1/floor`` even in float32.
+    """
+    var, dvar = softplus_forward(a, floor)
+    return np.log(var), dvar / var
+
+
+def softplus_inverse(var, floor=VAR_FLOOR):
+    """``a`` with ``softplus(a) + floor = var`` (``var > floor``): ``log(e^{var − floor} − 1)``."""
+    t = var - floor
+    return t + np.log(-np.expm1(-t))
 
 
 def bn_mlp_shapes(prefix, width_in, hidden):
@@ -77,15 +98,16 @@ def bn_mlp_backward(G, prefix, dh, caches, need_dx):
 
 
 class BNGaussianNetwork:
-    """``h = MLP_BN(x)``, ``μ = h W_μ + b_μ``, ``λ = h W_λ + b_λ``
-    (docs/16-ladder-vae.md#the-model)."""
+    """``h = MLP_BN(x)``, ``μ = h W_μ + b_μ``, ``λ = log(softplus(h W_σ + b_σ) + σ²_min)``
+    (docs/16-ladder-vae.md#the-variance-heads); parameters ``{p}_mu_W/_b`` and
+    ``{p}_var_W/_b``."""
 
     def __init__(self, prefix, hidden, activation):
         self.prefix, self.hidden, self.activation = prefix, list(hidden), activation
 
     def param_shapes(self, width_in, Z):
         shapes, width = bn_mlp_shapes(self.prefix, width_in, self.hidden)
-        for head in ("mu", "logvar"):
+        for head in ("mu", "var"):
             shapes[f"{self.prefix}_{head}_W"] = (width, Z)
             shapes[f"{self.prefix}_{head}_b"] = (Z,)
         return shapes
@@ -95,17 +117,18 @@ class BNGaussianNetwork:
         p = self.prefix
         h, mlp_c = bn_mlp_forward(P, p, x, len(self.hidden), self.activation, training, collect)
         mu, mu_c = dense_forward(h, P[f"{p}_mu_W"], P[f"{p}_mu_b"])
-        logvar, lv_c = dense_forward(h, P[f"{p}_logvar_W"], P[f"{p}_logvar_b"])
-        return h, mu, logvar, (mlp_c, mu_c, lv_c)
+        a, lv_c = dense_forward(h, P[f"{p}_var_W"], P[f"{p}_var_b"])    # (R, Z)
+        logvar, dlogvar_da = softplus_logvar_forward(a)
+        return h, mu, logvar, (mlp_c, mu_c, (lv_c, dlogvar_da))
 
     def backward(self, G, dmu, dlogvar, cache, dh=None, need_dx=False):
         """Writes into ``G``; ``dh``: an extra gradient on ``h`` (the level above reads
         it).  Returns ``dx (R, In)`` when ``need_dx``, else None."""
-        mlp_c, mu_c, lv_c = cache
+        mlp_c, mu_c, (lv_c, dlogvar_da) = cache
         p = self.prefix
         dh_mu, _, _ = dense_backward(dmu, mu_c, True, G[f"{p}_mu_W"], G[f"{p}_mu_b"])
-        dh_lv, _, _ = dense_backward(dlogvar, lv_c, True, G[f"{p}_logvar_W"],
-                                     G[f"{p}_logvar_b"])
+        dh_lv, _, _ = dense_backward(dlogvar * dlogvar_da, lv_c, True, G[f"{p}_var_W"],
+                                     G[f"{p}_var_b"])
         d = dh_mu + dh_lv                                              # (R, H)
         if dh is not None:
             d += dh
