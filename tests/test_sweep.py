@@ -5,6 +5,7 @@ and still gives every row, with the test ELBOs of the same sweep on a local clus
 from __future__ import annotations
 
 import csv
+import glob
 import os
 import signal
 import socket
@@ -230,3 +231,12 @@ def test_a_sweep_survives_a_killed_worker_with_the_local_clusters_numbers(tmp_pa
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _elbos(local) == remote_rows         # each run deterministic given seed and threads
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(
+    os.path.dirname(__file__), os.pardir, "benchmarks", "sweeps", "*.toml"))))
+def test_every_shipped_sweep_file_loads(path):
+    """The sweep files in benchmarks/sweeps pass the checks a sweep makes before it runs."""
+    from npvae.cli.sweep_file import load_sweep
+    runs, n_importance = load_sweep(path)
+    assert runs and len({run.name for run in runs}) == len(runs)
+    assert all("seed" in run.settings for run in runs)          # a spread over seeds
