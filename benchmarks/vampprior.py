@@ -102,7 +102,7 @@ def main(argv=None):
             path = os.path.join(args.figure_dir, f"vamp-pseudo-inputs-{name}.png")
             plot_samples(m.pseudo_inputs()[:100], (28, 28), path,
                          title=f"{name}: learned pseudo-inputs u_k (100 of {args.pseudo_inputs}), "
-                               f"{m.n_iter_} epochs")
+                               f"{m.n_iter_} epochs", what="pseudo-inputs")
             print(f"wrote {path}", flush=True)
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:

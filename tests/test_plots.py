@@ -309,6 +309,14 @@ def test_plot_samples_labels_each_row(tmp_path, rng, drawn):
                        row_labels=[0, 1])
 
 
+def test_plot_samples_says_what_its_tiles_are(tmp_path, rng, drawn):
+    """A VampPrior's pseudo-inputs drawn by plot_samples are not labelled "samples"."""
+    F.plot_samples(images(16, rng), SHAPE, tmp_path / "s.png", dpi=DPI)
+    F.plot_samples(images(16, rng), SHAPE, tmp_path / "u.png", what="pseudo-inputs", dpi=DPI)
+    assert drawn["s.png"]["panels"][0]["xlabel"] == "16 samples"
+    assert drawn["u.png"]["panels"][0]["xlabel"] == "16 pseudo-inputs"
+
+
 # ----------------------------------------------------------------------------
 # plot_training_curves
 # ----------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def write_figures(model, ds, out, seed=0):
         u = model.pseudo_inputs()
         paths.append(plots.plot_samples(
             display(model, u[:100]), shape, os.path.join(fig_dir, "pseudo_inputs.png"),
-            title=f"the VampPrior's learned pseudo-inputs $u_k$ ({min(len(u), 100)} of {len(u)})"))
+            title=f"the VampPrior's learned pseudo-inputs $u_k$ ({min(len(u), 100)} of {len(u)})",
+            what="pseudo-inputs"))
     if model.history_:
         paths.append(plots.plot_training_curves(model.history_,
                                                 os.path.join(fig_dir, "training_curves.png"),

@@ -188,6 +188,7 @@ def plot_samples(
     n_cols: int | None = None,
     row_labels: Sequence[object] | None = None,
     row_title: str = "",
+    what: str = "samples",
     dpi: float = DEFAULT_DPI,
 ) -> Path:
     """Plot a grid of samples generated from the prior.
@@ -214,6 +215,8 @@ def plot_samples(
     row_title : str, keyword-only
         Label of the y axis that names the rows (with ``row_labels``), e.g.
         "class".
+    what : str, keyword-only
+        What the tiles are, for the x axis ("100 samples"; "pseudo-inputs").
     {png}
         On a wrong shape, ``D != prod(image_shape)``, non-finite values or
         ``row_labels`` of the wrong length.
@@ -239,7 +242,7 @@ def plot_samples(
         ax = fig.add_subplot()
         im = show_image(ax, grid)
         draw_separators(ax, shape, n_rows, n_cols)
-        ax.set_xlabel(f"{n} samples" if row_labels is None else f"{n_cols} samples per row")
+        ax.set_xlabel(f"{n} {what}" if row_labels is None else f"{n_cols} {what} per row")
         if row_labels is not None:
             h = shape[0]
             ax.set_yticks([r * h + (h - 1) / 2 for r in range(n_rows)], row_labels)
