@@ -85,7 +85,6 @@ class LadderVAE(HierarchicalVAE):
         self._hidden = check_level_widths(self.hidden_sizes, len(self._sizes))
         act, L = self.activation, len(self._sizes)
         self._post = DiagonalGaussian()
-        self._prior = None          # p(z_L) = N(0, I): no VampPrior (npvae/models/vamp.py)
         self._up = [BNGaussianNetwork(f"up{l + 1}", self._hidden[l], act) for l in range(L)]
         self._priors = [BNGaussianNetwork(f"prior{l + 1}", self._hidden[l + 1][::-1], act)
                         for l in range(L - 1)]
