@@ -65,6 +65,7 @@ def _current():
         if name == "numba" and not HAVE_NUMBA:
             raise ValueError("NPVAE_BACKEND=numba but numba is not installed")
         _state["name"] = name
+        _bind_all()
     return _state["name"]
 
 
@@ -80,6 +81,7 @@ def set_backend(name: str) -> None:
     if name == "numba" and not HAVE_NUMBA:
         raise ValueError("backend 'numba' requested but numba is not installed")
     _state["name"] = name
+    _bind_all()
 
 
 @contextlib.contextmanager
@@ -103,24 +105,58 @@ def compiled_in(module: str):
         @compiled_in("npvae.layers.activations_numba")
         def bias_activation_forward(a, b, name, out=None):
             ...  # the readable reference
+
+    The choice is made once per backend, not per call: ``kernel.impl`` is the function
+    that runs (the reference, or the compiled twin), rebound by :func:`set_backend`.
+    Calling ``kernel(...)`` calls ``kernel.impl(...)``; a hot path may call
+    ``kernel.impl(...)`` itself and skip this wrapper (the VAE's written-out step,
+    :meth:`npvae.models.vae.VAE._diagonal_elbo`, does, so that a reader following it
+    never lands here).
     """
     def wrap(reference):
-        compiled = []
-
         @functools.wraps(reference)
         def kernel(*args, **kwargs):
-            if (_state["name"] or _current()) == "numba":
-                if not compiled:
-                    _prepare_openmp()
-                    compiled.append(getattr(importlib.import_module(module), reference.__name__))
-                    _one_pool()
-                return compiled[0](*args, **kwargs)
-            return reference(*args, **kwargs)
+            return kernel.impl(*args, **kwargs)
 
-        kernel.reference = reference
+        def load(*args, **kwargs):             # the first call on the numba backend
+            if kernel.compiled is None:
+                _prepare_openmp()
+                kernel.compiled = getattr(importlib.import_module(module), reference.__name__)
+                _one_pool()
+            if kernel.impl is load:            # not if a spy (npvae.gradcheck) stands there
+                kernel.impl = kernel.compiled
+            return kernel.compiled(*args, **kwargs)
+
+        def first(*args, **kwargs):            # before any backend was chosen
+            _current()                         # reads NPVAE_BACKEND, binds every kernel
+            return kernel.impl(*args, **kwargs)
+
+        kernel.reference, kernel.compiled, kernel.load, kernel.first = reference, None, load, first
+        _KERNELS.append(kernel)
+        _bind(kernel)
         return kernel
 
     return wrap
+
+
+#: every kernel :func:`compiled_in` made, for :func:`set_backend` to bind
+_KERNELS = []
+
+
+def _bind(kernel):
+    """Point ``kernel.impl`` at the selected backend's function."""
+    name = _state["name"]
+    if name is None:
+        kernel.impl = kernel.first
+    elif name == "numpy":
+        kernel.impl = kernel.reference
+    else:
+        kernel.impl = kernel.compiled or kernel.load
+
+
+def _bind_all():
+    for kernel in _KERNELS:
+        _bind(kernel)
 
 
 def set_num_threads(n_threads) -> None:

@@ -59,19 +59,20 @@ class ParamViews(Mapping):
 
     def __init__(self, layout, flat):
         self.flat = flat
-        self._views = layout.views(flat)
+        #: the same views in a plain dict, for hot loops (a lookup there is no Python call)
+        self.arrays = layout.views(flat)
 
     def __getitem__(self, name):
-        return self._views[name]
+        return self.arrays[name]
 
     def __iter__(self):
-        return iter(self._views)
+        return iter(self.arrays)
 
     def __len__(self):
-        return len(self._views)
+        return len(self.arrays)
 
     def __setitem__(self, name, value):
-        if name in self._views and value is self._views[name]:
+        if name in self.arrays and value is self.arrays[name]:
             return                       # ``params_[k] += 1`` updated the view in place
         raise TypeError(f"params_[{name!r}] = ... would detach the name from flat_params_ "
                         f"(the model would not see it); write in place: "

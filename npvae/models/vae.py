@@ -5,9 +5,16 @@ Encoder ``q(z|x) = N(μ(x), diag e^{λ(x)})`` (or ``N(μ(x), L(x) L(x)ᵀ)``) fr
 :class:`~npvae.models.networks.Decoder` whose output parameterises the
 likelihood; prior ``p(z) = N(0, I)``.  Every gradient is written by hand.
 
-The whole backward pass of the ELBO is :meth:`VAE._elbo_objective`; it reads
-top to bottom as the chain rule does, from the seeds of
-:func:`npvae.objectives.elbo_loss` down to the encoder's first layer.
+The step of the common model — diagonal Gaussian posterior, prior ``N(0, I)``, the
+ELBO with ``S ≥ 1`` samples, the standard gradient or STL, any widths, activation and
+likelihood — is written out in one method, :meth:`VAE._diagonal_elbo`, llm.c style:
+each dense layer, the sample, the KL and the loss forward, then the backward in
+reverse order, every line beside its equation and book section.  A reader follows
+it in three files: this one, the activations (npvae/layers/activations.py) and the
+likelihood (npvae/distributions/likelihoods/).  Every other configuration composes
+the networks of :mod:`npvae.models.networks` with a posterior
+(:meth:`VAE._elbo_objective`).  The public encode/decode/sample methods:
+:mod:`npvae.models.vae_api`.
 
 Shape legend: ``N`` batch, ``D`` data dimension, ``H`` hidden width, ``Z``
 latent dimension, ``S`` samples of ``z`` per example, ``K`` importance samples,
@@ -17,21 +24,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_data, check_defined, check_positive_int, check_widths
+from .._validation import check_positive_int, check_widths
 from ..distributions import concrete_posterior, iaf, planar  # noqa: F401  (register themselves)
 from ..distributions import dirichlet_posterior, stick_breaking  # noqa: F401  (register them)
+from ..distributions.likelihoods import Likelihood
 from ..distributions.posteriors import make_posterior
 from ..gradient_estimators import check_gradient_estimator, kl_path_backward
-from ..layers.activations import check_activation
+from ..layers.activations import bias_activation_backward, bias_activation_forward, check_activation
 from ..layers.dense import init_weight
 from ..objectives import elbo_loss, monte_carlo_kl_backward, monte_carlo_kl_forward
-from .base import CHUNK, BaseVAE
+from .base import BaseVAE
 from .networks import Decoder, GaussianNetwork
-from .sizes import check_rows_fit
+from .vae_api import VAEMethods
 from .vamp import PriorMixin
 
 
-class VAE(PriorMixin, BaseVAE):
+class VAE(VAEMethods, PriorMixin, BaseVAE):
     """Variational autoencoder with hand-written gradients (docs/05-elbo.md).
 
     Parameters
@@ -128,6 +136,11 @@ class VAE(PriorMixin, BaseVAE):
                              "(STL and DReG need log q's path derivative, which a flow lacks)")
         self._encoder = GaussianNetwork("enc", self._enc_sizes(), self.activation, self._post)
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
+        # the common case takes the written-out step (a subclass, e.g. the conditional VAE,
+        # keeps the composed path, which knows its extra inputs)
+        self._written_out = (type(self) is VAE and self.posterior == "diagonal"
+                             and self._prior is None
+                             and self.gradient_estimator in ("standard", "stl"))
 
     def _enc_sizes(self):
         return check_widths(self.hidden_sizes, "hidden_sizes")
@@ -198,13 +211,16 @@ class VAE(PriorMixin, BaseVAE):
         return mu, head, enc_c
 
     def _elbo_objective(self, X, eps, beta, need_grads=True, condition=None):
-        """Negative β-ELBO and its gradient by the chain rule (docs/05-elbo.md):
-        through the decoder MLP and the likelihood, the reparameterisation, the
-        KL (closed form, or Monte Carlo for a posterior without one) and the
-        encoder MLP.  With ``gradient_estimator="stl"`` the KL's gradient is that of
-        its Monte Carlo form with the score term dropped (docs/05-elbo.md#sticking-the-landing);
+        """Negative β-ELBO and its gradient by the chain rule (docs/05-elbo.md): the
+        written-out :meth:`_diagonal_elbo` where it applies, else composed: through the
+        decoder MLP and the likelihood, the reparameterisation, the KL (closed form, or
+        Monte Carlo for a posterior without one) and the encoder MLP.  With
+        ``gradient_estimator="stl"`` the KL's gradient is that of its Monte Carlo form
+        with the score term dropped (docs/05-elbo.md#sticking-the-landing);
         the loss is the same.  Returns ``(loss, flat_grad or None, terms)``.
         """
+        if self._written_out and condition is None:
+            return self._diagonal_elbo(X, eps, beta, need_grads)
         P, post = self.params_, self._posterior_at(need_grads)
         mu, head, enc_c = self._encode_forward(X, condition)                # (N, Z), (N, ·)
         z, z_c = post.sample_forward(mu, head, eps)                         # (S, N, Z)
@@ -231,6 +247,112 @@ class VAE(PriorMixin, BaseVAE):
         dmu, dhead = post.sample_backward(dz, z_c)                          # (N, Z), (N, ·)
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
         return loss, self._add_prior_grads(flat), terms
+
+    def _diagonal_elbo(self, X, eps, beta, need_grads=True):
+        """The step of the common VAE written out, llm.c style: the negative β-ELBO of the
+        diagonal Gaussian posterior under the prior ``N(0, I)`` and its gradient, the
+        forward top to bottom, then the backward in reverse order (docs/05-elbo.md#the-whole-pass).
+
+        Any hidden widths, activation and likelihood; ``S ≥ 1`` samples; the standard
+        gradient or STL.  The activation's and the likelihood's kernels are the backend's
+        (``kernel.impl``, :func:`npvae.backend.compiled_in`); every matrix product is
+        BLAS, and weight gradients are written straight into the gradient buffer's views.
+        Every other configuration takes the composed path of :meth:`_elbo_objective`
+        (the networks of :mod:`npvae.models.networks`, the posteriors), which this equals
+        to round-off (tests/test_vae_step.py).  Returns ``(loss, flat_grad or None, terms)``.
+        """
+        P, lik, act, dtype = self.params_.arrays, self._lik, self.activation, self._dtype
+        f_fwd, f_bwd = bias_activation_forward.impl, bias_activation_backward.impl
+        S, N, Z = eps.shape
+        n_enc, n_dec = len(self._encoder.hidden), len(self._decoder.hidden)
+
+        # ============================ forward ============================
+        # encoder: h_{i+1} = f(h_i W_i + b_i), h_0 = x        docs/01-dense-layers.md#forward-pass
+        x = (X if type(lik).encoder_input is Likelihood.encoder_input     # what it reads of x
+             else lik.encoder_input(X, dtype))                             # (N, D)
+        hs = [x]                                           # each layer's input, for dW = hᵀ da
+        for i in range(n_enc):
+            a = hs[-1] @ P[f"enc_W{i}"]                                    # (N, H_i)
+            hs.append(f_fwd(a, P[f"enc_b{i}"], act, out=a)[0])             # h = f(a + b)
+        h = hs[-1]                                                         # (N, H)
+        # the two heads: μ = h W_μ + b_μ, λ = log σ² = h W_λ + b_λ
+        mu = h @ P["enc_mu_W"]
+        mu += P["enc_mu_b"]                                                # (N, Z)
+        logvar = h @ P["enc_logvar_W"]
+        logvar += P["enc_logvar_b"]                                        # (N, Z)
+        # z = μ + e^{λ/2} ⊙ ε                      docs/02-reparameterisation.md#the-reparameterised-sample
+        sigma = np.exp(0.5 * logvar)                                       # (N, Z)
+        z = mu + sigma * eps                                               # (S, N, Z)
+        # decoder: g_{i+1} = f(g_i V_i + c_i), g_0 = z; out = g V_out + c_out
+        gs = [z.reshape(S * N, Z)]
+        for i in range(n_dec):
+            a = gs[-1] @ P[f"dec_W{i}"]                                    # (S·N, H_i)
+            gs.append(f_fwd(a, P[f"dec_b{i}"], act, out=a)[0])
+        out = gs[-1] @ P["dec_out_W"]
+        out += P["dec_out_b"]                                              # (S·N, ·)
+        out = out.reshape((S, N) + lik.output_shape(X.shape[1]))
+        # log p(x|z_s), the likelihood's kernel                        docs/04-likelihoods.md
+        log_px, lik_c = lik.log_prob_forward(out, X, P)                    # (S, N)
+        # KL(q ‖ N(0, I)) = ½ Σ_j (μ_j² + e^{λ_j} − 1 − λ_j)     docs/03-kl-divergences.md#kl-to-the-standard-normal
+        var = np.exp(logvar)                                               # (N, Z)
+        kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)               # (N,)
+        # loss = −(1/N) Σ_n [(1/S) Σ_s log p(x_n|z_ns) − β KL_n]     docs/05-elbo.md#the-training-loss
+        reconstruction = log_px.mean(axis=0)                               # (N,)
+        loss = float(-np.mean(reconstruction - beta * kl))
+        terms = {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
+        if not need_grads:
+            return loss, None, terms
+
+        # ============================ backward ===========================
+        flat = getattr(self, "_grad_ws", None)                             # reused across steps
+        if flat is None or flat.shape != (self.layout_.size,) or flat.dtype != dtype:
+            flat = self._grad_buffer()[0]
+        G = self._grad_views_ws                                            # name -> view of flat
+        # seeds ∂loss/∂log p(x_n|z_ns) = −1/(SN), ∂loss/∂KL_n = β/N   docs/05-elbo.md#seeds-of-the-backward-pass
+        dlog_px = np.full((S, N), -1.0 / (S * N), dtype=dtype)
+        dkl = np.full((N, 1), beta / N, dtype=dtype)
+        # through the likelihood: dout = dlog_px ∂log p/∂out          docs/05-elbo.md#through-the-likelihood
+        dout, dlik = lik.log_prob_backward(dlog_px, lik_c)                 # (S, N, ·)
+        for name, g in dlik.items():                                       # e.g. obs_logvar
+            G[name][...] = g
+        dout = dout.reshape(S * N, -1)
+        # decoder, last layer first: dV = gᵀ dout, dc = Σ dout, dg = dout Vᵀ
+        #                                                   docs/05-elbo.md#through-the-decoder-mlp
+        _weight_grad(gs[-1], dout, G["dec_out_W"])
+        G["dec_out_b"][...] = dout.sum(axis=0)
+        dg = dout @ P["dec_out_W"].T                                       # (S·N, H)
+        for i in reversed(range(n_dec)):
+            # da = dg ⊙ f'(a), f' from the output g alone  docs/01-dense-layers.md#backward-through-the-activation
+            da, G[f"dec_b{i}"][...] = f_bwd(dg, (gs[i + 1], act, True))   # the kernel's cache
+            _weight_grad(gs[i], da, G[f"dec_W{i}"])                        # docs/01-dense-layers.md#backward-of-the-affine-map
+            dg = da @ P[f"dec_W{i}"].T
+        dz = dg.reshape(S, N, Z)                                           # (S, N, Z)
+        if self.gradient_estimator == "stl":
+            # STL: the KL's gradient through z alone, (β/(NS)) (z − ε/σ)   docs/05-elbo.md#sticking-the-landing
+            d = dkl[None] / S                                              # (1, N, 1)
+            dz += -d * (eps / sigma) + d * z
+        # through z = μ + σ ε: dμ = Σ_s dz, dλ = Σ_s dz ⊙ ε ⊙ σ/2   docs/02-reparameterisation.md#backward-of-the-sample
+        dmu = dz.sum(axis=0)                                               # (N, Z)
+        dlogvar = (dz * eps).sum(axis=0) * sigma / 2                       # (N, Z)
+        if self.gradient_estimator != "stl":
+            # the KL's own gradient: ∂KL/∂μ = μ, ∂KL/∂λ = ½(e^λ − 1)
+            #                       docs/03-kl-divergences.md#gradients-of-the-kl-to-the-standard-normal
+            dmu += dkl * mu
+            dlogvar += dkl * 0.5 * (var - 1)
+        # the heads: dW_λ = hᵀ dλ, dW_μ = hᵀ dμ, dh = dλ W_λᵀ + dμ W_μᵀ  docs/05-elbo.md#through-the-encoder
+        _weight_grad(h, dlogvar, G["enc_logvar_W"])
+        G["enc_logvar_b"][...] = dlogvar.sum(axis=0)
+        _weight_grad(h, dmu, G["enc_mu_W"])
+        G["enc_mu_b"][...] = dmu.sum(axis=0)
+        if n_enc:
+            dh = dlogvar @ P["enc_logvar_W"].T
+            dh += dmu @ P["enc_mu_W"].T                                    # (N, H)
+        for i in reversed(range(n_enc)):                                   # the encoder, last first
+            da, G[f"enc_b{i}"][...] = f_bwd(dh, (hs[i + 1], act, True))
+            _weight_grad(hs[i], da, G[f"enc_W{i}"])
+            if i:                                                          # not into the data
+                dh = da @ P[f"enc_W{i}"].T
+        return loss, flat, terms
 
     def _log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
@@ -266,81 +388,12 @@ class VAE(PriorMixin, BaseVAE):
         self._encoder.backward(G, dmu, dhead, enc_c)
         return self._add_prior_grads(flat)
 
-    # ------------------------------------------------------------- public API
-    def _encoder_heads(self, X, condition=None):
-        """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``."""
-        parts = [self._encode_forward(X[i:i + CHUNK],
-                                      None if condition is None else condition[i:i + CHUNK])[:2]
-                 for i in range(0, X.shape[0], CHUNK)]
-        head = np.concatenate([p[1] for p in parts])
-        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), head
 
-    def _posterior_means(self, X, condition=None):
-        return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
-
-    def _encode(self, X, condition):
-        mu, head = self._encoder_heads(X, condition)
-        mu = check_defined(self._posterior_at(False).mean(mu, head), "the posterior mean")
-        return mu, self._post.marginal_logvar(head, self.n_latent)
-
-    def _encode_cholesky(self, X, condition):
-        if not (self._post.has_mean and self._post.gaussian):
-            raise ValueError(f"posterior={self.posterior!r} has no Gaussian covariance")
-        mu, head = self._encoder_heads(X, condition)
-        if self.posterior == "full":
-            return mu, self._post.cholesky(head, self.n_latent)
-        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * head), np.eye(self.n_latent))
-
-    def encode(self, X):
-        """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)``.
-
-        For ``posterior="full"`` ``logvar`` holds the log-variances of the
-        marginals, ``log Σ_jj``; :meth:`encode_cholesky` gives the factor ``L``.
-        For ``posterior="concrete"`` the mean ``π (N, M·K)`` of the one-hot code (the
-        class probabilities) and ``log π(1 − π)``.
-        """
-        self._check_fitted()
-        return self._encode(self._check_X(X), None)
-
-    def encode_cholesky(self, X):
-        """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ``; for a diagonal posterior
-        ``L = diag(σ)``."""
-        self._check_fitted()
-        return self._encode_cholesky(self._check_X(X), None)
-
-    def decode(self, Z):
-        """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
-        (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
-        self._check_fitted()
-        Z = check_data(Z, self._latent_width(), name="Z", dtype=self._dtype)
-        return self._decode(Z)
-
-    def transform(self, X):
-        """Posterior means ``μ(x)`` ``(N, Z)`` (the class probabilities ``(N, M·K)`` of a
-        Concrete posterior)."""
-        return self.encode(X)[0]
-
-    def _sample(self, n, condition, random_state):
-        check_rows_fit(self, n, f"sample({n:,})")
-        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
-        z = self._prior_draw(rng, n, self.n_latent)
-        return self._decode_means(z, condition)
-
-    def sample(self, n, random_state=None):
-        """``n`` draws ``z ~ p(z)`` (``N(0, I)``, or uniform one-hot codes) decoded to the
-        likelihood's means ``(n, D)``."""
-        self._check_fitted()
-        return self._sample(check_positive_int(n, "n"), None, random_state)
-
-    def _pseudo_encode_forward(self, u):
-        """The posterior at the pseudo-inputs ``u (K, D)``: ``(mu_u, logvar_u, cache)``
-        (docs/17-vampprior.md)."""
-        _, mu, logvar, c = self._encoder.forward(self.params_, u)
-        return mu, logvar, c
-
-    def _pseudo_encode_backward(self, G, dmu, dlogvar, cache):
-        return self._encoder.backward(G, dmu, dlogvar, cache, need_dx=True)   # du (K, D)
-
-    def reconstruct(self, X):
-        """Likelihood means decoded from the posterior means ``(N, D)``."""
-        return self._decode_means(self.transform(X))
+def _weight_grad(a, da, out):
+    """``dW = aᵀ da`` into ``out`` (docs/01-dense-layers.md#backward-of-the-affine-map), as
+    :func:`npvae.layers.dense.dense_backward` forms it: for one row an outer product
+    (OpenBLAS's GEMM with an inner dimension of 1 is ~5x slower than this multiply)."""
+    if a.shape[0] == 1:
+        np.multiply(a[0][:, None], da[0][None, :], out=out)
+    else:
+        np.matmul(a.T, da, out=out)

@@ -82,10 +82,10 @@ class Categorical(Likelihood):
         return x.astype(dtype) / dtype.type(self.n_levels - 1)
 
     def log_prob_forward(self, out, x, params):
-        return categorical_forward(out, x)
+        return categorical_forward.impl(out, x)      # the backend's kernel (npvae.backend)
 
     def log_prob_backward(self, dlog_p, cache):
-        return categorical_backward(dlog_p, cache), {}
+        return categorical_backward.impl(dlog_p, cache), {}
 
     def mean(self, out, params):
         """The expected level ``Σ_v v · softmax(η)_v``, in data units ``[0, V)``."""

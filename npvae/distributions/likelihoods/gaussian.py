@@ -184,14 +184,14 @@ class Gaussian(Likelihood):
             return gaussian_decoder_forward(out, x, self.sigmoid_mean, self.min_logvar)
         mean = expit(out) if self.sigmoid_mean else out
         logvar, dfloor = floored_logvar(self._logvar(params, out.dtype), self.min_logvar)
-        log_p, cache = gaussian_forward(mean, logvar, x)
+        log_p, cache = gaussian_forward.impl(mean, logvar, x)    # the backend's kernel
         return log_p, (cache, mean if self.sigmoid_mean else None, dfloor)
 
     def log_prob_backward(self, dlog_p, cache):
         if self.variance == "decoder":
             return gaussian_decoder_backward(dlog_p, cache), {}
         cache, mean, dfloor = cache
-        dmean, dlogvar = gaussian_backward(dlog_p, cache)
+        dmean, dlogvar = gaussian_backward.impl(dlog_p, cache)
         if mean is not None:
             dmean = dmean * mean * (1 - mean)                 # through m = σ(a)
         if dfloor is not None:

@@ -1,0 +1,95 @@
+"""The VAE's public methods on encodings and samples: ``encode``, ``encode_cholesky``,
+``decode``, ``transform``, ``sample``, ``reconstruct`` (docs/05-elbo.md), and the encoder
+at the VampPrior's pseudo-inputs (docs/17-vampprior.md), kept beside
+:mod:`npvae.models.vae` so that its module reads as the model and its step.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_data, check_defined, check_positive_int
+from .base import CHUNK
+from .sizes import check_rows_fit
+
+
+class VAEMethods:
+    """Mixin of :class:`npvae.VAE`: its public API on top of ``_encode_forward``, the
+    posterior ``_post`` and the decoder."""
+
+    def _encoder_heads(self, X, condition=None):
+        """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``."""
+        parts = [self._encode_forward(X[i:i + CHUNK],
+                                      None if condition is None else condition[i:i + CHUNK])[:2]
+                 for i in range(0, X.shape[0], CHUNK)]
+        head = np.concatenate([p[1] for p in parts])
+        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), head
+
+    def _posterior_means(self, X, condition=None):
+        return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
+
+    def _encode(self, X, condition):
+        mu, head = self._encoder_heads(X, condition)
+        mu = check_defined(self._posterior_at(False).mean(mu, head), "the posterior mean")
+        return mu, self._post.marginal_logvar(head, self.n_latent)
+
+    def _encode_cholesky(self, X, condition):
+        if not (self._post.has_mean and self._post.gaussian):
+            raise ValueError(f"posterior={self.posterior!r} has no Gaussian covariance")
+        mu, head = self._encoder_heads(X, condition)
+        if self.posterior == "full":
+            return mu, self._post.cholesky(head, self.n_latent)
+        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * head), np.eye(self.n_latent))
+
+    def encode(self, X):
+        """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)``.
+
+        For ``posterior="full"`` ``logvar`` holds the log-variances of the
+        marginals, ``log Σ_jj``; :meth:`encode_cholesky` gives the factor ``L``.
+        For ``posterior="concrete"`` the mean ``π (N, M·K)`` of the one-hot code (the
+        class probabilities) and ``log π(1 − π)``.
+        """
+        self._check_fitted()
+        return self._encode(self._check_X(X), None)
+
+    def encode_cholesky(self, X):
+        """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ``; for a diagonal posterior
+        ``L = diag(σ)``."""
+        self._check_fitted()
+        return self._encode_cholesky(self._check_X(X), None)
+
+    def decode(self, Z):
+        """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
+        (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
+        self._check_fitted()
+        Z = check_data(Z, self._latent_width(), name="Z", dtype=self._dtype)
+        return self._decode(Z)
+
+    def transform(self, X):
+        """Posterior means ``μ(x)`` ``(N, Z)`` (the class probabilities ``(N, M·K)`` of a
+        Concrete posterior)."""
+        return self.encode(X)[0]
+
+    def _sample(self, n, condition, random_state):
+        check_rows_fit(self, n, f"sample({n:,})")
+        rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
+        z = self._prior_draw(rng, n, self.n_latent)
+        return self._decode_means(z, condition)
+
+    def sample(self, n, random_state=None):
+        """``n`` draws ``z ~ p(z)`` (``N(0, I)``, or uniform one-hot codes) decoded to the
+        likelihood's means ``(n, D)``."""
+        self._check_fitted()
+        return self._sample(check_positive_int(n, "n"), None, random_state)
+
+    def reconstruct(self, X):
+        """Likelihood means decoded from the posterior means ``(N, D)``."""
+        return self._decode_means(self.transform(X))
+
+    def _pseudo_encode_forward(self, u):
+        """The posterior at the pseudo-inputs ``u (K, D)``: ``(mu_u, logvar_u, cache)``
+        (docs/17-vampprior.md)."""
+        _, mu, logvar, c = self._encoder.forward(self.params_, u)
+        return mu, logvar, c
+
+    def _pseudo_encode_backward(self, G, dmu, dlogvar, cache):
+        return self._encoder.backward(G, dmu, dlogvar, cache, need_dx=True)   # du (K, D)
