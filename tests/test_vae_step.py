@@ -163,6 +163,20 @@ def test_the_default_model_takes_the_step(monkeypatch):
         m.loss_and_grads(np.ones((2, 6)), m.draw_noise(2))
 
 
+def test_a_model_pickled_before_the_step_uses_the_composed_path():
+    """A pickle from before the written-out step has no ``_written_out``: it still trains."""
+    import pickle
+
+    m = VAE(n_latent=2, hidden_sizes=(4,), random_state=0).initialize(6)
+    state = m.__getstate__()
+    del state["_written_out"]
+    old = VAE.__new__(VAE)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    X, eps = np.ones((2, 6)), m.draw_noise(2)
+    np.testing.assert_allclose(old.loss_and_grads(X, eps)[0], m.loss_and_grads(X, eps)[0],
+                               rtol=1e-12)
+
+
 def test_kink_margin_sees_the_steps_activations(backend):
     """npvae.gradcheck.kink_margin watches the activation kernel the step calls
     (``kernel.impl``): a ReLU VAE with zero biases has pre-activations at 0."""

@@ -112,6 +112,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
     history_ : list of per-epoch dicts written by the trainer.
     """
 
+    _written_out = False        # the written-out step applies (_build; off in an older pickle)
+
     def __init__(self, n_latent=20, hidden_sizes=(400,), decoder_hidden_sizes=None,
                  activation="relu", likelihood="bernoulli", likelihood_params=None,
                  posterior="diagonal", n_samples=1, beta=1.0, objective="elbo", k=1,
@@ -390,9 +392,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
 
 
 def _weight_grad(a, da, out):
-    """``dW = aᵀ da`` into ``out`` (docs/01-dense-layers.md#backward-of-the-affine-map), as
-    :func:`npvae.layers.dense.dense_backward` forms it: for one row an outer product
-    (OpenBLAS's GEMM with an inner dimension of 1 is ~5x slower than this multiply)."""
+    """``dW = aᵀ da`` into ``out`` as :func:`npvae.layers.dense.dense_backward` forms it: for
+    one row an outer product (OpenBLAS's GEMM with an inner dimension of 1 is ~5x slower)."""
     if a.shape[0] == 1:
         np.multiply(a[0][:, None], da[0][None, :], out=out)
     else:
