@@ -255,13 +255,10 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         diagonal Gaussian posterior under the prior ``N(0, I)`` and its gradient, the
         forward top to bottom, then the backward in reverse order (docs/05-elbo.md#the-whole-pass).
 
-        Any hidden widths, activation and likelihood; ``S ≥ 1`` samples; the standard
-        gradient or STL.  The activation's and the likelihood's kernels are the backend's
-        (``kernel.impl``, :func:`npvae.backend.compiled_in`); every matrix product is
-        BLAS, and weight gradients are written straight into the gradient buffer's views.
-        Every other configuration takes the composed path of :meth:`_elbo_objective`
-        (the networks of :mod:`npvae.models.networks`, the posteriors), which this equals
-        to round-off (tests/test_vae_step.py).  Returns ``(loss, flat_grad or None, terms)``.
+        Any widths, activation and likelihood; ``S ≥ 1``; the standard gradient or STL.
+        Kernels are the backend's (``kernel.impl``: :func:`npvae.backend.compiled_in`),
+        products BLAS, gradients written into the buffer's views.  It equals the composed
+        path of :meth:`_elbo_objective` (tests/test_vae_step.py); returns ``(loss, flat, terms)``.
         """
         P, lik, act, dtype = self.params_.arrays, self._lik, self.activation, self._dtype
         f_fwd, f_bwd = bias_activation_forward.impl, bias_activation_backward.impl
@@ -278,11 +275,9 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             hs.append(f_fwd(a, P[f"enc_b{i}"], act, out=a)[0])             # h = f(a + b)
         h = hs[-1]                                                         # (N, H)
         # the two heads: μ = h W_μ + b_μ, λ = log σ² = h W_λ + b_λ
-        mu = h @ P["enc_mu_W"]
-        mu += P["enc_mu_b"]                                                # (N, Z)
-        logvar = h @ P["enc_logvar_W"]
-        logvar += P["enc_logvar_b"]                                        # (N, Z)
-        # z = μ + e^{λ/2} ⊙ ε                      docs/02-reparameterisation.md#the-reparameterised-sample
+        mu = h @ P["enc_mu_W"] + P["enc_mu_b"]                             # (N, Z)
+        logvar = h @ P["enc_logvar_W"] + P["enc_logvar_b"]                 # (N, Z)
+        # z = μ + e^{λ/2} ⊙ ε                   docs/02-reparameterisation.md#the-reparameterised-sample
         sigma = np.exp(0.5 * logvar)                                       # (N, Z)
         z = mu + sigma * eps                                               # (S, N, Z)
         # decoder: g_{i+1} = f(g_i V_i + c_i), g_0 = z; out = g V_out + c_out
@@ -295,10 +290,11 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         out = out.reshape((S, N) + lik.output_shape(X.shape[1]))
         # log p(x|z_s), the likelihood's kernel                        docs/04-likelihoods.md
         log_px, lik_c = lik.log_prob_forward(out, X, P)                    # (S, N)
-        # KL(q ‖ N(0, I)) = ½ Σ_j (μ_j² + e^{λ_j} − 1 − λ_j)     docs/03-kl-divergences.md#kl-to-the-standard-normal
+        # KL(q ‖ N(0, I)) = ½ Σ_j (μ_j² + e^{λ_j} − 1 − λ_j)
+        #                                            docs/03-kl-divergences.md#kl-to-the-standard-normal
         var = np.exp(logvar)                                               # (N, Z)
         kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)               # (N,)
-        # loss = −(1/N) Σ_n [(1/S) Σ_s log p(x_n|z_ns) − β KL_n]     docs/05-elbo.md#the-training-loss
+        # loss = −(1/N) Σ_n [(1/S) Σ_s log p(x_n|z_ns) − β KL_n]    docs/05-elbo.md#the-training-loss
         reconstruction = log_px.mean(axis=0)                               # (N,)
         loss = float(-np.mean(reconstruction - beta * kl))
         terms = {"reconstruction": reconstruction, "kl": kl, "elbo": reconstruction - kl}
@@ -310,30 +306,34 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         if flat is None or flat.shape != (self.layout_.size,) or flat.dtype != dtype:
             flat = self._grad_buffer()[0]
         G = self._grad_views_ws                                            # name -> view of flat
-        # seeds ∂loss/∂log p(x_n|z_ns) = −1/(SN), ∂loss/∂KL_n = β/N   docs/05-elbo.md#seeds-of-the-backward-pass
+        # seeds ∂loss/∂log p(x_n|z_ns) = −1/(SN), ∂loss/∂KL_n = β/N
+        #                                            docs/05-elbo.md#seeds-of-the-backward-pass
         dlog_px = np.full((S, N), -1.0 / (S * N), dtype=dtype)
         dkl = np.full((N, 1), beta / N, dtype=dtype)
-        # through the likelihood: dout = dlog_px ∂log p/∂out          docs/05-elbo.md#through-the-likelihood
+        # through the likelihood: dout = dlog_px ∂log p/∂out     docs/05-elbo.md#through-the-likelihood
         dout, dlik = lik.log_prob_backward(dlog_px, lik_c)                 # (S, N, ·)
         for name, g in dlik.items():                                       # e.g. obs_logvar
             G[name][...] = g
         dout = dout.reshape(S * N, -1)
-        # decoder, last layer first: dV = gᵀ dout, dc = Σ dout, dg = dout Vᵀ
-        #                                                   docs/05-elbo.md#through-the-decoder-mlp
+        # decoder, last first: dV = gᵀ dout, dc = Σ dout, dg = dout Vᵀ  docs/05-elbo.md#through-the-decoder-mlp
         _weight_grad(gs[-1], dout, G["dec_out_W"])
         G["dec_out_b"][...] = dout.sum(axis=0)
         dg = dout @ P["dec_out_W"].T                                       # (S·N, H)
         for i in reversed(range(n_dec)):
-            # da = dg ⊙ f'(a), f' from the output g alone  docs/01-dense-layers.md#backward-through-the-activation
+            # da = dg ⊙ f'(a), f' from the output g alone, db = Σ da
+            #                                docs/01-dense-layers.md#backward-through-the-activation
             da, G[f"dec_b{i}"][...] = f_bwd(dg, (gs[i + 1], act, True))   # the kernel's cache
-            _weight_grad(gs[i], da, G[f"dec_W{i}"])                        # docs/01-dense-layers.md#backward-of-the-affine-map
+            # dV = gᵀ da, dg = da Vᵀ                 docs/01-dense-layers.md#backward-of-the-affine-map
+            _weight_grad(gs[i], da, G[f"dec_W{i}"])
             dg = da @ P[f"dec_W{i}"].T
         dz = dg.reshape(S, N, Z)                                           # (S, N, Z)
         if self.gradient_estimator == "stl":
-            # STL: the KL's gradient through z alone, (β/(NS)) (z − ε/σ)   docs/05-elbo.md#sticking-the-landing
+            # STL: the KL's gradient through z alone, (β/(NS)) (z − ε/σ)
+            #                                                  docs/05-elbo.md#sticking-the-landing
             d = dkl[None] / S                                              # (1, N, 1)
             dz += -d * (eps / sigma) + d * z
-        # through z = μ + σ ε: dμ = Σ_s dz, dλ = Σ_s dz ⊙ ε ⊙ σ/2   docs/02-reparameterisation.md#backward-of-the-sample
+        # through z = μ + σ ε: dμ = Σ_s dz, dλ = Σ_s dz ⊙ ε ⊙ σ/2
+        #                                         docs/02-reparameterisation.md#backward-of-the-sample
         dmu = dz.sum(axis=0)                                               # (N, Z)
         dlogvar = (dz * eps).sum(axis=0) * sigma / 2                       # (N, Z)
         if self.gradient_estimator != "stl":
@@ -341,7 +341,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             #                       docs/03-kl-divergences.md#gradients-of-the-kl-to-the-standard-normal
             dmu += dkl * mu
             dlogvar += dkl * 0.5 * (var - 1)
-        # the heads: dW_λ = hᵀ dλ, dW_μ = hᵀ dμ, dh = dλ W_λᵀ + dμ W_μᵀ  docs/05-elbo.md#through-the-encoder
+        # the heads: dW_λ = hᵀ dλ, dW_μ = hᵀ dμ, dh = dλ W_λᵀ + dμ W_μᵀ
+        #                                                  docs/05-elbo.md#through-the-encoder
         _weight_grad(h, dlogvar, G["enc_logvar_W"])
         G["enc_logvar_b"][...] = dlogvar.sum(axis=0)
         _weight_grad(h, dmu, G["enc_mu_W"])
@@ -392,9 +393,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
 
 
 def _weight_grad(a, da, out):
-    """``dW = aᵀ da`` into ``out`` as :func:`npvae.layers.dense.dense_backward` forms it: for
-    one row an outer product (OpenBLAS's GEMM with an inner dimension of 1 is ~5x slower)."""
-    if a.shape[0] == 1:
+    """``dW = aᵀ da`` into ``out`` as :func:`npvae.layers.dense.dense_backward` forms it."""
+    if a.shape[0] == 1:                # outer product: OpenBLAS's GEMM is ~5x slower here
         np.multiply(a[0][:, None], da[0][None, :], out=out)
     else:
         np.matmul(a.T, da, out=out)
