@@ -9,12 +9,14 @@ import numpy as np
 
 from .._validation import check_data, check_defined, check_positive_int
 from .base import CHUNK
+from .estimator import EstimatorMixin
 from .sizes import check_rows_fit
 
 
-class VAEMethods:
+class VAEMethods(EstimatorMixin):
     """Mixin of :class:`npvae.VAE`: its public API on top of ``_encode_forward``, the
-    posterior ``_post`` and the decoder."""
+    posterior ``_post`` and the decoder (an :class:`EstimatorMixin`, so that ``transform``
+    follows ``set_output``)."""
 
     def _encoder_heads(self, X, condition=None):
         """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``."""
