@@ -114,7 +114,7 @@ def test_the_markov_input_path_matters():
     X = data()
     m = model("stl", "iwae", 4)
     eps = m.draw_noise(N, random_state=3)
-    log_w, _, cache = m._log_weights_forward(X, eps)
+    log_w, _, cache = m.log_weights_forward(X, eps)
     inf_c = cache[0]
     dzs = [np.zeros_like(z) for z in cache[1]]
     m._log_q_path_backward(dzs, [np.ones_like(log_w)] * 2, inf_c)

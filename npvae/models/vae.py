@@ -137,12 +137,8 @@ class VAE(PriorMixin, BaseVAE):
             return self._enc_sizes()[::-1]
         return check_widths(self.decoder_hidden_sizes, "decoder_hidden_sizes")
 
-    def _n_condition(self):
-        """Columns ``C`` of the condition joined to the encoder's and decoder's inputs."""
-        return 0
-
     def _param_shapes(self, n_features):
-        C, Z = self._n_condition(), self.n_latent
+        C, Z = self.n_condition(), self.n_latent
         shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
         shapes.update(self._decoder.param_shapes(self._latent_width() + C, n_features))
         shapes.update(self._prior_shapes(n_features))                  # prior_u (K, D)
@@ -164,7 +160,7 @@ class VAE(PriorMixin, BaseVAE):
         """Columns of a sample ``z``: ``Z``, or ``M·K`` for ``M`` categoricals of ``K`` classes."""
         return self._post.latent_width(self.n_latent)
 
-    def _noise_shape(self, n_samples, n_examples):
+    def noise_shape(self, n_samples, n_examples):
         return (n_samples, n_examples, self._post.noise_width(self.n_latent))
 
     def _draw(self, rng, shape):
@@ -232,7 +228,7 @@ class VAE(PriorMixin, BaseVAE):
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
         return loss, self._add_prior_grads(flat), terms
 
-    def _log_weights_forward(self, X, eps, condition=None):
+    def log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
         (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
         post = self._posterior_at(False)           # the Concrete's hard one-hot samples
@@ -245,7 +241,7 @@ class VAE(PriorMixin, BaseVAE):
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
 
-    def _log_weights_backward(self, dlog_w, cache, path_scale=None):
+    def log_weights_backward(self, dlog_w, cache, path_scale=None):
         """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters.
 
         With ``path_scale (K, N)`` (STL, DReG: docs/06-importance-weighting.md#doubly-reparameterised-gradients)
@@ -299,19 +295,19 @@ class VAE(PriorMixin, BaseVAE):
         For ``posterior="concrete"`` the mean ``π (N, M·K)`` of the one-hot code (the
         class probabilities) and ``log π(1 − π)``.
         """
-        self._check_fitted()
-        return self._encode(self._check_X(X), None)
+        self.check_fitted()
+        return self._encode(self.validate_input(X), None)
 
     def encode_cholesky(self, X):
         """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ``; for a diagonal posterior
         ``L = diag(σ)``."""
-        self._check_fitted()
-        return self._encode_cholesky(self._check_X(X), None)
+        self.check_fitted()
+        return self._encode_cholesky(self.validate_input(X), None)
 
     def decode(self, Z):
         """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
         (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
-        self._check_fitted()
+        self.check_fitted()
         Z = check_data(Z, self._latent_width(), name="Z", dtype=self._dtype)
         return self._decode(Z)
 
@@ -329,7 +325,7 @@ class VAE(PriorMixin, BaseVAE):
     def sample(self, n, random_state=None):
         """``n`` draws ``z ~ p(z)`` (``N(0, I)``, or uniform one-hot codes) decoded to the
         likelihood's means ``(n, D)``."""
-        self._check_fitted()
+        self.check_fitted()
         return self._sample(check_positive_int(n, "n"), None, random_state)
 
     def _pseudo_encode_forward(self, u):
