@@ -16,7 +16,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp, softmax
 
-from .distributions.gaussian import log_normal_backward, log_normal_forward
+from .distributions.diagonal_gaussian import log_normal_backward, log_normal_forward
 
 
 # ----------------------------------------------------------------- the ELBO

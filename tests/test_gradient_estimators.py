@@ -22,7 +22,7 @@ import pytest
 
 import npvae
 from npvae.cli import main
-from npvae.distributions.gaussian import LOG_2PI, log_normal_forward
+from npvae.distributions.diagonal_gaussian import LOG_2PI, log_normal_forward
 from npvae.gradcheck import directional_derivative
 
 from _estimator_checks import (assert_unbiased, exact_gradient_of_the_surrogate, flat_grad,

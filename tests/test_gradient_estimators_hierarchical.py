@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 import npvae
-from npvae.distributions.gaussian import (log_normal_forward, log_q_backward, log_q_dparams,
-                                          log_q_dz, log_q_forward, reparameterize_backward,
-                                          reparameterize_forward)
+from npvae.distributions.diagonal_gaussian import (log_normal_forward, log_q_backward,
+                                                   log_q_dparams, log_q_dz, log_q_forward,
+                                                   reparameterize_backward, reparameterize_forward)
 
 from _estimator_checks import (assert_unbiased, exact_gradient_of_the_surrogate, flat_grad,
                                one_sample_identities, only_the_encoder_changes, z_scores)

@@ -244,9 +244,9 @@ print(f"wrote {path.name}")
 # differences, in standard errors, look like standard normal draws.
 
 # %%
-from npvae.distributions.gaussian import (log_q_backward, log_q_dparams,  # noqa: E402
-                                          log_q_dz, log_q_forward, reparameterize_backward,
-                                          reparameterize_forward)
+from npvae.distributions.diagonal_gaussian import (  # noqa: E402
+    log_q_backward, log_q_dparams, log_q_dz, log_q_forward, reparameterize_backward,
+    reparameterize_forward)
 
 mu, lam = rng.standard_normal((2, 5, 3))                                  # (N, Z)
 e = rng.standard_normal((4, 5, 3))                                        # (S, N, Z)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gaussian import (log_q_backward, log_q_forward, reparameterize_backward,
-                       reparameterize_forward)
+from .diagonal_gaussian import (log_q_backward, log_q_forward, reparameterize_backward,
+                                reparameterize_forward)
 from .posteriors import Posterior, posterior_options
 
 

@@ -23,10 +23,11 @@ from scipy.special import logsumexp
 
 from ._checks import options
 from . import full_gaussian as F
-from .gaussian import (kl_diagonal_backward, kl_diagonal_forward, kl_standard_normal_backward,
-                       kl_standard_normal_forward, log_normal_backward, log_normal_forward,
-                       log_q_backward, log_q_dparams, log_q_dz, log_q_forward,
-                       reparameterize_backward, reparameterize_forward)
+from .diagonal_gaussian import (kl_diagonal_backward, kl_diagonal_forward,
+                                kl_standard_normal_backward, kl_standard_normal_forward,
+                                log_normal_backward, log_normal_forward, log_q_backward,
+                                log_q_dparams, log_q_dz, log_q_forward, reparameterize_backward,
+                                reparameterize_forward)
 
 
 class Posterior(abc.ABC):

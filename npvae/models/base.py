@@ -1,5 +1,5 @@
 """What every npvae model shares: validation, objectives, scoring and training,
-built on the estimator protocol of :mod:`npvae.models.estimator` and implementing
+built on the estimator protocol of :mod:`npvae.models.sklearn_api` and implementing
 the trainer's contract :class:`npvae.models.protocol.TrainableModel`.
 
 A model subclass describes its networks and parameters (``_build``,
@@ -28,7 +28,7 @@ from .._validation import (check_defined, check_dtype, check_features, check_fin
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamViews
-from .estimator import EstimatorMixin, not_fitted_error
+from .sklearn_api import EstimatorMixin, not_fitted_error
 from .protocol import TrainableModel
 from .output_bias import start_output_bias
 from .registry import register_model

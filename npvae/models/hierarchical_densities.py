@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..distributions.gaussian import log_normal_backward, log_normal_forward
+from ..distributions.diagonal_gaussian import log_normal_backward, log_normal_forward
 from ..objectives import elbo_loss
 
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_latent_sizes, check_level_widths
-from ..distributions.gaussian import (kl_diagonal_backward, kl_diagonal_forward,
-                                      log_normal_forward)
+from ..distributions.diagonal_gaussian import (kl_diagonal_backward, kl_diagonal_forward,
+                                               log_normal_forward)
 from ..distributions.posteriors import DiagonalGaussian
 from ..distributions.precision import precision_merge_backward, precision_merge_forward
 from ..layers.activations import check_activation
