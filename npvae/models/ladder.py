@@ -30,8 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_latent_sizes, check_level_widths
-from ..distributions.diagonal_gaussian import (kl_diagonal_backward, kl_diagonal_forward,
-                                               log_normal_forward)
+from ..distributions.diagonal_gaussian import log_normal_forward
 from ..distributions.posteriors import DiagonalGaussian
 from ..distributions.precision import precision_merge_backward, precision_merge_forward
 from ..layers.activations import check_activation
@@ -190,7 +189,8 @@ class LadderVAE(HierarchicalVAE):
         log_px, dec_c = self._decoder.forward(P, zs[0], X, self._training(), collect)
         kls, kl_c = [], []
         for l in range(L - 1):
-            kl, c = kl_diagonal_forward(mus[l], logvars[l], priors[l][0], priors[l][1])
+            kl, c = self._post.kl_to_gaussian_forward(mus[l], logvars[l], priors[l][0],
+                                                      priors[l][1])
             kls.append(kl.mean(axis=0))                                    # (N,)
             kl_c.append(c)
         kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])
@@ -204,7 +204,7 @@ class LadderVAE(HierarchicalVAE):
         d_up = [None] * L
         for l in range(L - 1):                                             # reverse of top-down
             dmu_q, dlv_q = self._post.sample_backward(dz, z_c[l])          # (S, N, Z_l)
-            dmu_k, dlv_k, dmu_p, dlv_p = kl_diagonal_backward(
+            dmu_k, dlv_k, dmu_p, dlv_p = self._post.kl_to_gaussian_backward(
                 np.broadcast_to(dkl / S, (S, dkl.shape[0])), kl_c[l])
             dmu_hat, dlv_hat, dmu_pm, dlv_pm = precision_merge_backward(
                 dmu_q + dmu_k, dlv_q + dlv_k, merge_c[l])
