@@ -88,3 +88,15 @@ def test_the_fisher_autoencoder_selects_by_its_own_loss():
     assert training.selection(npvae.VAE()) == ("elbo", 1)
     assert training.selection(npvae.VAE(objective="iwae", k=2)) == ("iwae", 1)
     assert training.selection(npvae.FisherAutoencoder()) == ("fisher", -1)
+
+
+def test_models_take_their_kls_through_the_posterior_contract():
+    """No model imports a KL kernel: each KL goes through its ``Posterior``
+    (``kl_forward``, ``kl_to_gaussian_forward``), so a new posterior family needs no
+    change in the models (issue 27; the ladder VAE imported ``kl_diagonal_*``)."""
+    found = []
+    for path in sorted((ROOT / "npvae" / "models").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                found += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("kl_")]
+    assert not found, found
