@@ -137,12 +137,8 @@ class VAE(PriorMixin, BaseVAE):
             return self._enc_sizes()[::-1]
         return check_widths(self.decoder_hidden_sizes, "decoder_hidden_sizes")
 
-    def _n_condition(self):
-        """Columns ``C`` of the condition joined to the encoder's and decoder's inputs."""
-        return 0
-
     def _param_shapes(self, n_features):
-        C, Z = self._n_condition(), self.n_latent
+        C, Z = self.n_condition(), self.n_latent
         shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
         shapes.update(self._decoder.param_shapes(self._latent_width() + C, n_features))
         shapes.update(self._prior_shapes(n_features))                  # prior_u (K, D)
@@ -164,7 +160,7 @@ class VAE(PriorMixin, BaseVAE):
         """Columns of a sample ``z``: ``Z``, or ``M·K`` for ``M`` categoricals of ``K`` classes."""
         return self._post.latent_width(self.n_latent)
 
-    def _noise_shape(self, n_samples, n_examples):
+    def noise_shape(self, n_samples, n_examples):
         return (n_samples, n_examples, self._post.noise_width(self.n_latent))
 
     def _draw(self, rng, shape):
@@ -194,8 +190,8 @@ class VAE(PriorMixin, BaseVAE):
         x_in = self._lik.encoder_input(X, self._dtype)                       # (N, D)
         if condition is not None:
             x_in = np.concatenate([x_in, condition.astype(x_in.dtype)], axis=1)  # (N, D + C)
-        _, mu, head, enc_c = self._encoder.forward(self.params_, x_in)
-        return mu, head, enc_c
+        _, mu, scale_params, enc_c = self._encoder.forward(self.params_, x_in)
+        return mu, scale_params, enc_c
 
     def _elbo_objective(self, X, eps, beta, need_grads=True, condition=None):
         """Negative β-ELBO and its gradient by the chain rule (docs/05-elbo.md):
@@ -232,20 +228,20 @@ class VAE(PriorMixin, BaseVAE):
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
         return loss, self._add_prior_grads(flat), terms
 
-    def _log_weights_forward(self, X, eps, condition=None):
+    def log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
         (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
         post = self._posterior_at(False)           # the Concrete's hard one-hot samples
-        mu, head, enc_c = self._encode_forward(X, condition)
-        z, z_c = post.sample_forward(mu, head, eps)                         # (K, N, Z)
+        mu, scale_params, enc_c = self._encode_forward(X, condition)
+        z, z_c = post.sample_forward(mu, scale_params, eps)                 # (K, N, Z)
         log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
         log_pz, pz_c = self._log_prior_forward(z)                           # (K, N)
-        log_q, q_c = post.log_q_mu_forward(mu, head, eps)                   # (K, N)
+        log_q, q_c = post.log_q_mu_forward(mu, scale_params, eps)           # (K, N)
         log_w = log_px + log_pz - log_q
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
 
-    def _log_weights_backward(self, dlog_w, cache, path_scale=None):
+    def log_weights_backward(self, dlog_w, cache, path_scale=None):
         """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters.
 
         With ``path_scale (K, N)`` (STL, DReG: docs/06-importance-weighting.md#doubly-reparameterised-gradients)
@@ -257,13 +253,13 @@ class VAE(PriorMixin, BaseVAE):
         dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
         dz += self._log_prior_backward(dlog_w, pz_c)                        # via log p(z)
         if path_scale is None:                                              # the exact gradient
-            dmu, dhead = self._post.sample_backward(dz, z_c)
-            dmu_q, dhead_q = self._post.log_q_mu_backward(-dlog_w, q_c)     # via −log q
-            dmu, dhead = dmu + dmu_q, dhead + dhead_q
+            dmu, dscale_params = self._post.sample_backward(dz, z_c)
+            dmu_q, dscale_params_q = self._post.log_q_mu_backward(-dlog_w, q_c)  # via −log q
+            dmu, dscale_params = dmu + dmu_q, dscale_params + dscale_params_q
         else:                                                               # score term dropped
             dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
-            dmu, dhead = self._post.sample_backward(dz * path_scale[..., None], z_c)
-        self._encoder.backward(G, dmu, dhead, enc_c)
+            dmu, dscale_params = self._post.sample_backward(dz * path_scale[..., None], z_c)
+        self._encoder.backward(G, dmu, dscale_params, enc_c)
         return self._add_prior_grads(flat)
 
     # ------------------------------------------------------------- public API
@@ -272,24 +268,24 @@ class VAE(PriorMixin, BaseVAE):
         parts = [self._encode_forward(X[i:i + CHUNK],
                                       None if condition is None else condition[i:i + CHUNK])[:2]
                  for i in range(0, X.shape[0], CHUNK)]
-        head = np.concatenate([p[1] for p in parts])
-        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), head
+        mu = None if parts[0][0] is None else np.concatenate([p[0] for p in parts])
+        return mu, np.concatenate([p[1] for p in parts])
 
     def _posterior_means(self, X, condition=None):
         return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
 
     def _encode(self, X, condition):
-        mu, head = self._encoder_heads(X, condition)
-        mu = check_defined(self._posterior_at(False).mean(mu, head), "the posterior mean")
-        return mu, self._post.marginal_logvar(head, self.n_latent)
+        mu, scale_params = self._encoder_heads(X, condition)
+        mu = check_defined(self._posterior_at(False).mean(mu, scale_params), "the posterior mean")
+        return mu, self._post.marginal_logvar(scale_params, self.n_latent)
 
     def _encode_cholesky(self, X, condition):
         if not (self._post.has_mean and self._post.gaussian):
             raise ValueError(f"posterior={self.posterior!r} has no Gaussian covariance")
-        mu, head = self._encoder_heads(X, condition)
+        mu, scale_params = self._encoder_heads(X, condition)
         if self.posterior == "full":
-            return mu, self._post.cholesky(head, self.n_latent)
-        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * head), np.eye(self.n_latent))
+            return mu, self._post.cholesky(scale_params, self.n_latent)
+        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * scale_params), np.eye(self.n_latent))
 
     def encode(self, X):
         """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)``.
@@ -299,19 +295,19 @@ class VAE(PriorMixin, BaseVAE):
         For ``posterior="concrete"`` the mean ``π (N, M·K)`` of the one-hot code (the
         class probabilities) and ``log π(1 − π)``.
         """
-        self._check_fitted()
-        return self._encode(self._check_X(X), None)
+        self.check_fitted()
+        return self._encode(self.validate_input(X), None)
 
     def encode_cholesky(self, X):
         """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ``; for a diagonal posterior
         ``L = diag(σ)``."""
-        self._check_fitted()
-        return self._encode_cholesky(self._check_X(X), None)
+        self.check_fitted()
+        return self._encode_cholesky(self.validate_input(X), None)
 
     def decode(self, Z):
         """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
         (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
-        self._check_fitted()
+        self.check_fitted()
         Z = check_data(Z, self._latent_width(), name="Z", dtype=self._dtype)
         return self._decode(Z)
 
@@ -329,7 +325,7 @@ class VAE(PriorMixin, BaseVAE):
     def sample(self, n, random_state=None):
         """``n`` draws ``z ~ p(z)`` (``N(0, I)``, or uniform one-hot codes) decoded to the
         likelihood's means ``(n, D)``."""
-        self._check_fitted()
+        self.check_fitted()
         return self._sample(check_positive_int(n, "n"), None, random_state)
 
     def _pseudo_encode_forward(self, u):
