@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import npvae
-from npvae.distributions import gaussian_numba as G
+from npvae.distributions import diagonal_gaussian_numba as G
 from npvae.distributions.likelihoods import kernels_numba as LK
 from npvae.layers import activations_numba as A
 from npvae.optim_numba import adam_folded_step

@@ -111,7 +111,7 @@ def manifold(model, path):
     from npvae.plots import plot_manifold
 
     def decode(z):
-        return model._lik.mean(model.decode(z.astype(np.float32)), model.params_)
+        return model.likelihood_.mean(model.decode(z.astype(np.float32)), model.params_)
 
     return plot_manifold(decode, (28, 20), path, n=15,
                          title="Frey Face manifold, Z = 2 (inverse-CDF grid)")

@@ -136,7 +136,7 @@ def toy_part(args, rng):
 # ---------------------------------------------------------- part 2: a VAE
 def vae_part(args, data, rng):
     import npvae
-    from npvae.estimators import vae_encoder_draws, vae_pathwise_gradients
+    from npvae.score_function import vae_encoder_draws, vae_pathwise_gradients
 
     fast = args.fast
     Z = 4 if fast else 10
@@ -153,7 +153,7 @@ def vae_part(args, data, rng):
 
     # pathwise: one reparameterised draw per call of the model's own backward (β = 0
     # leaves only the reconstruction term); score function: log p(x|z) (z − μ)/σ²
-    # = log p(x|z) ε/σ from many cheap forward passes (npvae/estimators.py)
+    # = log p(x|z) ε/σ from many cheap forward passes (npvae/score_function.py)
     n_path = 600 if fast else 4000
     path = vae_pathwise_gradients(model, x, rng.standard_normal((n_path, 1, Z)))   # (n, Z)
     n_score = 20_000 if fast else 100_000

@@ -7,7 +7,7 @@ of earlier steps' values, ρ = 0.9), with the leave-one-out baseline (the mean o
 other ``S − 1`` draws), with the optimal scalar control variate (the oracle
 coefficient ``a* = φ² + 3``, and its leave-one-out estimate from the draws), against
 the pathwise ``2(φ + ε)``: the variance of ``S``-draw estimates over many repeats,
-against ``S``, with the closed forms of :func:`npvae.estimators.x_squared_variance`.
+against ``S``, with the closed forms of :func:`npvae.score_function.x_squared_variance`.
 
 Part 2, the same estimators for a VAE encoder (the machinery of demo 1: the
 gradient of ``E_q[log p(x|z)]`` in the encoder's mean bias for one test image, the
@@ -39,7 +39,7 @@ def estimates(f, score, method, oracle=None):
     """``R`` estimates from ``f (R, S)``, ``score (R, S, P)``, one per row, ``(R, P)``
     (rows are consecutive steps for the running mean). ``oracle``: a known optimal
     coefficient ``(P,)`` or number."""
-    from npvae.estimators import (RunningMeanBaseline, leave_one_out_baseline,
+    from npvae.score_function import (RunningMeanBaseline, leave_one_out_baseline,
                                   optimal_coefficient, score_function_gradient)
 
     if method == "score":
@@ -63,7 +63,7 @@ def estimates(f, score, method, oracle=None):
 
 # ------------------------------------------------------------ part 1: toy
 def toy_part(args, rng):
-    from npvae.estimators import x_squared_variance
+    from npvae.score_function import x_squared_variance
 
     S_values = np.array([1, 2, 5, 10, 20, 50, 100])
     R = 2000 if args.fast else 20_000
@@ -122,7 +122,7 @@ def toy_part(args, rng):
 # ---------------------------------------------------------- part 2: a VAE
 def vae_part(args, data, rng):
     import npvae
-    from npvae.estimators import optimal_coefficient, vae_encoder_draws, vae_pathwise_gradients
+    from npvae.score_function import optimal_coefficient, vae_encoder_draws, vae_pathwise_gradients
 
     fast = args.fast
     Z = 4 if fast else 10

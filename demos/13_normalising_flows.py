@@ -69,7 +69,7 @@ def log_normaliser(energy, n=801):
 # ---------------------------------------------------------------------- the fit
 def fit(energy, n_flows, steps, n_samples, rng):
     """The base ``μ, λ`` and the flows' ``(u, w, b)`` minimising ``E_q[log q + U]``; returns
-    the posterior and its parameters ``(μ (1, 2), head (1, ·))``."""
+    the posterior and its parameters ``(μ (1, 2), scale_params (1, ·))``."""
     from npvae.distributions.planar import PlanarPosterior
     from npvae.distributions.posteriors import DiagonalGaussian
     from npvae.optim import Adam
@@ -81,10 +81,10 @@ def fit(energy, n_flows, steps, n_samples, rng):
     adam = Adam(learning_rate=1e-2)
     state = adam.init_state(theta.size, theta.dtype)
     for step in range(steps):
-        mu, head = theta[None, :2], theta[None, 2:]
+        mu, scale_params = theta[None, :2], theta[None, 2:]
         eps = rng.standard_normal((n_samples, 1, 2))
-        z, z_c = post.sample_forward(mu, head, eps)                 # (S, 1, 2)
-        _, q_c = post.log_q_mu_forward(mu, head, eps)               # (S, 1)
+        z, z_c = post.sample_forward(mu, scale_params, eps)         # (S, 1, 2)
+        _, q_c = post.log_q_mu_forward(mu, scale_params, eps)       # (S, 1)
         dz = energy(z)[1] / n_samples                               # ∂U/∂z, averaged
         dmu, dhead = post.sample_backward(dz, z_c)
         dmu_q, dhead_q = post.log_q_mu_backward(np.full((n_samples, 1), 1 / n_samples), q_c)
@@ -94,11 +94,11 @@ def fit(energy, n_flows, steps, n_samples, rng):
     return post, theta[None, :2], theta[None, 2:]
 
 
-def kl_and_samples(post, mu, head, energy, log_z, rng, n=20000):
+def kl_and_samples(post, mu, scale_params, energy, log_z, rng, n=20000):
     """``KL(q ‖ p) = E_q[log q + U] + log Z`` over ``n`` samples, and the samples ``(n, 2)``."""
     eps = rng.standard_normal((n, 1, 2))
-    z = post.sample_forward(mu, head, eps)[0]
-    log_q = post.log_q_mu_forward(mu, head, eps)[0]
+    z = post.sample_forward(mu, scale_params, eps)[0]
+    log_q = post.log_q_mu_forward(mu, scale_params, eps)[0]
     return float(np.mean(log_q[:, 0] + energy(z)[0][:, 0]) + log_z), z[:, 0]
 
 
@@ -119,8 +119,8 @@ def main(argv=None):
                                 extent=(-LIMIT, LIMIT, -LIMIT, LIMIT))
             axes[row, 0].set_title(f"target exp(-U), {label}", fontsize="small")
             for col, F in enumerate(flows, start=1):
-                post, mu, head = fit(energy, F, steps, 64, rng)
-                kl, z = kl_and_samples(post, mu, head, energy, log_z, rng)
+                post, mu, scale_params = fit(energy, F, steps, 64, rng)
+                kl, z = kl_and_samples(post, mu, scale_params, energy, log_z, rng)
                 results[f"KL {label.split()[0]} F={F}"] = kl
                 axes[row, col].hist2d(z[:, 0], z[:, 1], bins=100, cmap="viridis",
                                       range=[[-LIMIT, LIMIT], [-LIMIT, LIMIT]])

@@ -128,9 +128,9 @@ def main(argv=None):
         results["stick-breaking: median sticks holding 95%"] = float(np.median(used))
         # the KL series' truncation (docs/19-simplex-latents.md#the-kl-series-and-its-truncation):
         # the model's M = 10 terms against 1,000 on the same posteriors
-        head = sb._encoder_heads(x[:n_ll])[1].astype(np.float64)
+        pre_ab = sb._encoder_heads(x[:n_ll])[1].astype(np.float64)
         long = KumaraswamyStickBreaking({**sb.posterior_params, "series_terms": 1000})
-        gap = long.kl_forward(None, head)[0] - sb._post.kl_forward(None, head)[0]
+        gap = long.kl_forward(None, pre_ab)[0] - sb._post.kl_forward(None, pre_ab)[0]
         results[f"stick-breaking: KL(M=1000) - KL(M=10), first {n_ll} images"] = gap.mean()
         results = C.report(args, results, "test set: nats per image")
     return C.check_finite(results)

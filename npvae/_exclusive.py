@@ -4,7 +4,7 @@ another thread meanwhile raises a one-line ``RuntimeError`` at once (it never
 waits), instead of parameters mixed from two fits.
 
 The lock lives in the model's ``__dict__`` under :data:`LOCK`; pickles and copies
-leave it out (:meth:`npvae.models.estimator.EstimatorMixin.__getstate__`).
+leave it out (:meth:`npvae.models.sklearn_api.EstimatorMixin.__getstate__`).
 """
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ def save(model, path, metadata=None, compress=False):
     """
     if not hasattr(model, "params_"):
         raise ValueError("cannot save a model without parameters; call initialize or fit first")
-    model._check_fitted()          # settings still describe the parameters (set_params)
+    model.check_fitted()          # settings still describe the parameters (set_params)
     arrays = {
         "format_version": np.array(2 if compress else 1),
         "model_class": np.array(type(model).__name__),
@@ -198,7 +198,7 @@ def _load(data, path, models):
         layout = model._planned_layout(n_features)       # nothing allocated yet
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the stored model settings are invalid ({exc})") from None
-    _check_layout(data, layout, path, model._dtype)
+    _check_layout(data, layout, path, model.dtype_)
     model.initialize(n_features)
     _restore(model, data, path)
     return model
@@ -217,10 +217,10 @@ def restore(model, path):
                                   f"{type(model).__name__}")
         if not hasattr(model, "params_"):
             n_features = _int_field(data, "n_features_in", path, minimum=1)
-            _check_layout(data, model._planned_layout(n_features), path, model._dtype)
+            _check_layout(data, model._planned_layout(n_features), path, model.dtype_)
             model.initialize(n_features)
-        model._check_fitted()
-        _check_layout(data, model.layout_, path, model._dtype)
+        model.check_fitted()
+        _check_layout(data, model.layout_, path, model.dtype_)
         _restore(model, data, path)
         return model
 
@@ -277,7 +277,7 @@ def _optimizer_state(model, data, path):
     keys = _json_field(data, "optimizer_keys", path, list)
     if not keys:
         return None
-    template = make_optimizer(model.optimizer, 1.0).init_state(model.layout_.size, model._dtype)
+    template = make_optimizer(model.optimizer, 1.0).init_state(model.layout_.size, model.dtype_)
     if sorted(map(str, keys)) != sorted(template):
         raise CheckpointError(f"{path}: optimiser state {sorted(map(str, keys))} does not fit "
                               f"the model's {model.optimizer} ({sorted(template)})")

@@ -99,13 +99,14 @@ def kernel_index():
     collects them."""
     from types import SimpleNamespace
 
-    from .distributions import full_gaussian, gaussian
+    from .distributions import diagonal_gaussian, full_gaussian
     from .distributions.likelihoods import bernoulli, categorical
     from .distributions.likelihoods import gaussian as gaussian_likelihood
     from .layers import activations, dense, input_gradient
 
     found = {}
-    for module in (activations, dense, input_gradient, gaussian, full_gaussian, bernoulli, categorical,
+    for module in (activations, dense, input_gradient, diagonal_gaussian, full_gaussian, bernoulli,
+                   categorical,
                    gaussian_likelihood):
         found.update({k: v for k, v in vars(module).items()
                       if k.endswith(("_forward", "_backward")) or k in (

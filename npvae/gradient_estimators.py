@@ -53,17 +53,17 @@ def iwae_backward(model, log_w, cache):
     decoder's for every estimator.  For ``"stl"`` and ``"dreg"`` the encoder
     receives it only along the path through ``z_k``, scaled per sample by
     ``path_scale``: ``1`` (STL) or ``w̃_k`` (DReG, so ``−w̃_k²/N`` in all).
-    ``log_w (K, N)``; ``cache`` from the model's ``_log_weights_forward``.
+    ``log_w (K, N)``; ``cache`` from the model's ``log_weights_forward``.
     """
-    dlog_w = iwae_bound_backward(log_w, model._dtype)                         # (K, N)
-    estimator = getattr(model, "gradient_estimator", "standard")
+    dlog_w = iwae_bound_backward(log_w, model.dtype_)                         # (K, N)
+    estimator = model.gradient_estimator
     if estimator == "standard":
-        return model._log_weights_backward(dlog_w, cache)
+        return model.log_weights_backward(dlog_w, cache)
     if estimator == "dreg":
-        path_scale = softmax(log_w, axis=0).astype(model._dtype)              # w̃ (K, N)
+        path_scale = softmax(log_w, axis=0).astype(model.dtype_)              # w̃ (K, N)
     else:
         path_scale = np.ones_like(dlog_w)                                     # (K, N)
-    return model._log_weights_backward(dlog_w, cache, path_scale)
+    return model.log_weights_backward(dlog_w, cache, path_scale)
 
 
 def kl_path_backward(posterior, dkl, z, z_c):

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp, softmax
 
-from .distributions.gaussian import log_normal_backward, log_normal_forward
+from .distributions.diagonal_gaussian import log_normal_backward, log_normal_forward
 
 
 # ----------------------------------------------------------------- the ELBO
@@ -49,25 +49,26 @@ def elbo_loss(log_px, kls, beta, dtype):
     return loss, terms, dlog_px, dkl
 
 
-def monte_carlo_kl_forward(posterior, mu, head, z, eps, log_prior=None):
+def monte_carlo_kl_forward(posterior, mu, scale_params, z, eps, log_prior=None):
     """``KL(q ‖ p) ≈ (1/S) Σ_s [log q(z_s|x) − log p(z_s)]`` ``(N,)`` for a posterior
     without a closed form (a flow: docs/18-normalising-flows.md) or a prior without one
     (docs/05-elbo.md, docs/17-vampprior.md#the-kl-by-monte-carlo).  ``log_prior(z) ->
     (log_p (S, N), cache)``; ``N(0, I)`` by default.  Returns ``(kl, cache)``."""
-    log_q, q_c = posterior.log_q_mu_forward(mu, head, eps)                   # (S, N)
+    log_q, q_c = posterior.log_q_mu_forward(mu, scale_params, eps)           # (S, N)
     log_p, p_c = (log_prior or _log_standard_normal)(z)                      # (S, N)
     return (log_q - log_p).mean(axis=0), (q_c, p_c, z.shape[0])
 
 
 def monte_carlo_kl_backward(posterior, dkl, cache, log_prior_backward=None):
-    """Returns ``(dz (S, N, Z), dmu, dhead)``: the pathwise part through the samples and the
-    direct part through ``log q``'s parameters (``dmu`` 0 unless ``log q`` depends on ``μ``).
+    """Returns ``(dz (S, N, Z), dmu, dscale_params)``: the pathwise part through the samples
+    and the direct part through ``log q``'s parameters (``dmu`` 0 unless ``log q`` depends
+    on ``μ``).
     ``log_prior_backward(dlog_p, cache) -> dz`` pairs with the forward's ``log_prior``."""
     q_c, p_c, S = cache
     d = np.broadcast_to(dkl / S, (S,) + dkl.shape)                           # (S, N)
-    dmu, dhead = posterior.log_q_mu_backward(d, q_c)
+    dmu, dscale_params = posterior.log_q_mu_backward(d, q_c)
     dz_p = (log_prior_backward or _log_standard_normal_dz)(-d, p_c)          # via −log p(z)
-    return dz_p, dmu, dhead
+    return dz_p, dmu, dscale_params
 
 
 def _log_standard_normal(z):

@@ -1,13 +1,13 @@
 """Minibatch training of npvae models (docs/05-elbo.md, docs/11-optimisation.md).
 
-:func:`train` is an explicit loop: epochs of shuffled minibatches, each batch
-one :func:`train_step` (forward, backward, update) with Adam or SGD, a
-learning-rate schedule, KL warm-up (Sønderby et al. 2016) and gradient-norm
-clipping; after each epoch the validation terms and the callbacks (progress, the
-run folder, early stopping, the caller's: :class:`Callback`).  All randomness (shuffling, dynamic
-binarisation, noise) comes from the model's generator ``rng_``, whose state is
-checkpointed, so resuming continues exactly.  Labels ``y`` (the conditional
-VAE's condition) are shuffled and batched with the data.
+:func:`train` is an explicit loop: epochs of shuffled minibatches, each batch one
+:func:`train_step` (forward, backward, update) with Adam or SGD, a learning-rate schedule,
+KL warm-up (Sønderby et al. 2016) and gradient-norm clipping; after each epoch the
+validation terms and the callbacks (progress, the run folder, early stopping, the caller's:
+:class:`Callback`).  All randomness (shuffling, dynamic binarisation, noise) comes from the
+model's generator ``rng_``, whose state is checkpointed, so resuming continues exactly.
+Labels ``y`` (the conditional VAE's condition) are shuffled and batched with the data.  A
+model is used only through its contract :class:`npvae.models.protocol.TrainableModel`.
 """
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     if optimizer is None:
         optimizer = make_optimizer(model.optimizer, model.learning_rate)
     if model.optimizer_state_ is None:
-        model.optimizer_state_ = optimizer.init_state(model.layout_.size, model._dtype)
+        model.optimizer_state_ = optimizer.init_state(model.layout_.size, model.dtype_)
     _check_step_inputs(model, x, eps, optimizer)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        loss, g, terms = model._objective(x, eps, model.beta if beta is None else beta, True,
-                                          condition)
+        loss, g, terms = model.training_objective(x, eps, model.beta if beta is None else beta,
+                                                  True, condition)
     # ‖g‖² by one BLAS dot: NaN or inf if any entry is (or if the norm overflows)
     if not (math.isfinite(loss) and math.isfinite(float(np.dot(g, g)))):
         raise TrainingDiverged(f"the loss became {loss} (gradient finite: "
@@ -59,7 +59,7 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     if clip_norm is not None:
         g, _ = clip_grad_norm(g, clip_norm)
     optimizer.step(model.flat_params_, g, model.optimizer_state_, learning_rate=learning_rate)
-    getattr(model, "_after_step", lambda: None)()     # e.g. batch norm's running statistics
+    model.after_step()                              # e.g. batch norm's running statistics
     return loss, terms
 
 
@@ -83,12 +83,12 @@ def _check_step_inputs(model, x, eps, optimizer):
     if n < 1 or x.shape[1] != model.n_features_in_:
         raise ValueError(f"train_step: x must be (N, {model.n_features_in_}), got "
                          f"{getattr(x, 'shape', type(x).__name__)}")
-    expected = model._noise_shape(eps[0].shape[0] if isinstance(eps, list) else eps.shape[0], n)
+    expected = model.noise_shape(eps[0].shape[0] if isinstance(eps, list) else eps.shape[0], n)
     got = [e.shape for e in eps] if isinstance(eps, list) else eps.shape
     if got != expected:
         raise ValueError(f"train_step: eps must have shape {expected}, got {got}")
     state = model.optimizer_state_
-    for key, (shape, dtype) in _state_template(optimizer, model._dtype).items():
+    for key, (shape, dtype) in _state_template(optimizer, model.dtype_).items():
         value = state.get(key) if isinstance(state, dict) else None
         if (not isinstance(value, np.ndarray) or value.dtype != dtype
                 or value.shape != ((model.layout_.size,) if shape == (0,) else shape)):
@@ -103,10 +103,10 @@ def _evaluate(model, X, batch_size, seed, C=None):
     rng = np.random.default_rng(seed)
     sums = {}
     for start in range(0, X.shape[0], batch_size):
-        xb = model._lik.convert(X[start:start + batch_size], model._dtype)
+        xb = model.likelihood_.convert(X[start:start + batch_size], model.dtype_)
         cb = None if C is None else C[start:start + batch_size]
-        eps = model._draw(rng, model._noise_shape(model._n_noise(), xb.shape[0]))
-        _, _, terms = model._objective(xb, eps, 1.0, False, cb)
+        eps = model.draw_noise(xb.shape[0], random_state=rng)
+        _, _, terms = model.training_objective(xb, eps, 1.0, False, cb)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(np.sum(v))
     return {k: v / X.shape[0] for k, v in sums.items()}
@@ -129,12 +129,12 @@ SELECTION_NAMES = {"elbo": "ELBO", "iwae": "IWAE bound", "fisher": "Fisher loss"
 
 
 def selection(model):
-    """``(key, sign)``: the validation quantity ``val_{key}`` that decides the best epoch,
-    the objective's own (the ELBO, the IWAE bound ``L_K``, or a model's ``_selection``
-    such as the Fisher loss), and ``sign`` so that ``sign * value`` is larger when better."""
+    """``(key, sign)``: the validation quantity ``val_{key}`` that decides the best epoch (the
+    IWAE bound ``L_K``, else the model's ``validation_criterion``: the ELBO, the Fisher loss…)
+    and ``sign`` so that ``sign * value`` is larger when better."""
     if model.objective == "iwae":
         return "iwae", 1
-    return getattr(model, "_selection", ("elbo", 1))
+    return model.validation_criterion
 
 
 class TrainState:
@@ -285,29 +285,29 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
     """
     if not hasattr(model, "params_"):
         raise ValueError("initialise the model (initialize or fit) before train()")
-    model._check_fitted()
+    model.check_fitted()
     check_training(epochs, batch_size, learning_rate, lr_decay, kl_warmup_epochs, clip_norm,
                    patience)
     X = check_data(X, model.n_features_in_)
     C = _condition(model, y, X.shape[0], "y")
     if X_val is not None:
-        X_val = model._check_X(X_val)
+        X_val = model.validate_input(X_val)
         C_val = _condition(model, y_val, X_val.shape[0], "y_val")
     if patience is not None and X_val is None:
         raise ValueError("early stopping (patience) needs validation data X_val")
     if batch_transform is None:
-        model._lik.check_data(X)
+        model.likelihood_.check_data(X)
     rng = model.rng_
     opt = make_optimizer(model.optimizer, learning_rate, optimizer_options)
     if model.optimizer_state_ is None:
-        model.optimizer_state_ = opt.init_state(model.layout_.size, model._dtype)
+        model.optimizer_state_ = opt.init_state(model.layout_.size, model.dtype_)
     N = X.shape[0]
     steps_per_epoch = math.ceil(N / batch_size)
     warmup_steps = kl_warmup_epochs * steps_per_epoch
     state = TrainState(model, model.n_iter_ + epochs)
     bar = Progress(progress)
     policy = threads.training_policy()          # None when a thread count is forced
-    hooks = [threads.TimedSteps(policy, (id(model), batch_size, model._dtype))] if policy else []
+    hooks = [threads.TimedSteps(policy, (id(model), batch_size, model.dtype_))] if policy else []
     hooks += [bar] + ([RunFolder(run_dir, metadata)] if run_dir else [])
     hooks += ([EarlyStopping(patience, bar)] if patience is not None else []) + list(callbacks)
     for epoch in range(model.n_iter_, state.total_epochs):
@@ -320,10 +320,11 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
             xb = X[rows]
             if batch_transform is not None:
                 xb = batch_transform(xb, rng)      # every batch: a callback is not trusted
-                model._lik.check_data(check_data(xb, model.n_features_in_, "a transformed batch"),
-                                      name=f"the transformed batch {b + 1} of epoch {epoch + 1}")
-            xb = model._lik.convert(xb, model._dtype)
-            eps = model._draw(rng, model._noise_shape(model._n_noise(), xb.shape[0]))
+                checked = check_data(xb, model.n_features_in_, "a transformed batch")
+                model.likelihood_.check_data(
+                    checked, name=f"the transformed batch {b + 1} of epoch {epoch + 1}")
+            xb = model.likelihood_.convert(xb, model.dtype_)
+            eps = model.draw_noise(xb.shape[0], random_state=rng)
             step = epoch * steps_per_epoch + b
             beta = kl_weight(step, model.beta, warmup_steps)
             try:
@@ -388,13 +389,12 @@ def _check_progress(state, record, patience=3):
     if state.bad_epochs >= patience:
         raise TrainingDiverged(f"{message}, {patience} epochs in a row: training diverged. "
                                "Try a smaller learning rate or clip_norm.")
-    warnings.warn(f"{message}; the learning rate may be too high", TrainingWarning,
-                  stacklevel=3)
+    warnings.warn(f"{message}; the learning rate may be too high", TrainingWarning, stacklevel=3)
 
 
 def _condition(model, y, n, name):
     """The model's condition for labels ``y`` (one-hot ``(n, C)``), or None."""
-    C = model._condition(y, n) if y is not None else None
-    if C is None and getattr(model, "_n_condition", lambda: 0)() > 0:
+    C = model.labels_to_condition(y, n) if y is not None else None
+    if C is None and model.n_condition() > 0:
         raise ValueError(f"{type(model).__name__} needs labels: pass {name}")
     return C

@@ -14,7 +14,7 @@ def is_encoder(m):
 
 
 def flat_grad(m, X, eps):
-    return m._objective(X, eps, m.beta)[1].copy()
+    return m.training_objective(X, eps, m.beta)[1].copy()
 
 
 def only_the_encoder_changes(make, estimators, X, noise_seed=4):
@@ -22,10 +22,10 @@ def only_the_encoder_changes(make, estimators, X, noise_seed=4):
     standard ones at one fixed noise, the encoders' gradient not."""
     std = make("standard")
     eps = std.draw_noise(X.shape[0], random_state=noise_seed)
-    loss0, g0 = std._objective(X, eps, 1.0)[:2]
+    loss0, g0 = std.training_objective(X, eps, 1.0)[:2]
     g0, enc = g0.copy(), is_encoder(std)
     for name in estimators:
-        loss, g = make(name)._objective(X, eps, 1.0)[:2]
+        loss, g = make(name).training_objective(X, eps, 1.0)[:2]
         assert loss == loss0
         np.testing.assert_array_equal(g[~enc], g0[~enc])
         assert not np.allclose(g[enc], g0[enc])
@@ -63,7 +63,7 @@ def exact_gradient_of_the_surrogate(m, X, eps, estimator, objective, surrogate, 
     from scipy.special import softmax
 
     rng = np.random.default_rng(seed)
-    log_w = m._log_weights_forward(X, eps)[0]                                 # (K, N)
+    log_w = m.log_weights_forward(X, eps)[0]                                 # (K, N)
     coef = {"dreg": softmax(log_w, axis=0) ** 2, "stl": softmax(log_w, axis=0)}[estimator]
     if objective == "elbo":
         coef = np.full(log_w.shape, 1.0 / log_w.shape[0])                     # (S, N)
@@ -71,7 +71,7 @@ def exact_gradient_of_the_surrogate(m, X, eps, estimator, objective, surrogate, 
     for _ in range(3):
         agrees_along(g, lambda: surrogate(coef), m.flat_params_,
                      rng.standard_normal(g.size) * enc)
-        agrees_along(g, lambda: m._objective(X, eps, 1.0, False)[0], m.flat_params_,
+        agrees_along(g, lambda: m.training_objective(X, eps, 1.0, False)[0], m.flat_params_,
                      rng.standard_normal(g.size) * ~enc)
 
 

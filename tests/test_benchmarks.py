@@ -105,3 +105,30 @@ def test_merged_single_batch_runs_draw_with_a_gap_where_a_row_has_no_pytorch(tmp
     assert any("torch" in label for label in drawn["labels"])
     assert "nan" not in " ".join(drawn["texts"])
     assert os.path.getsize(tmp_path / "f.png") > 0
+
+
+def test_simplex_summary_tables_the_scored_models_beside_the_papers(tmp_path, capsys):
+    """``benchmarks.simplex_latents summarise``: one row per scored run folder (a folder
+    without scores is left out), the gap to the published number, and a figure."""
+    import json
+
+    from benchmarks import simplex_latents
+
+    history = [{"epoch": e, "val_elbo": -120.0 + e} for e in range(1, 6)]
+    for name, nll in (("gaussian", 95.0), ("stick", 100.5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        (folder / "evaluation-test.json").write_text(json.dumps(
+            {"elbo": -nll - 7, "elbo_se": 0.3, "nll": nll, "nll_se": 0.25,
+             "n_importance": 1000, "parameters": "run/best.npz, ... (epoch 4)"}))
+    (tmp_path / "dirichlet").mkdir()                        # trained, not yet scored
+    figure = tmp_path / "simplex.png"
+    assert simplex_latents.main(["summarise", "--run-dir", str(tmp_path),
+                                 "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert "| Gaussian VAE, Z = 50 | 5 (4) | −102.00 ± 0.30 | 95.00 ± 0.25 (1000) | 93.93 | +1.07 |" in out
+    assert "+2.49" in out and "Dirichlet" not in out
+    assert figure.stat().st_size > 10_000
+    with pytest.raises(SystemExit):
+        simplex_latents.main(["run", "--models", "gaussian,nope"])

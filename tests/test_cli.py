@@ -63,6 +63,15 @@ def test_evaluate(run, capsys):
     assert res["nll"] >= -res["elbo"] - 1.0 and res["n_examples"] == 50
 
 
+def test_evaluate_a_checkpoint_into_a_new_folder(run, tmp_path):
+    """``--checkpoint`` with an ``--out`` that does not exist yet: the folder is made
+    (it used to fail with a bare errno message after the whole evaluation)."""
+    out = str(tmp_path / "new" / "eval")
+    assert main(["evaluate", "--checkpoint", os.path.join(run, "checkpoint.npz"), "--out", out,
+                 "--max-examples", "20"]) == 0
+    assert json.load(open(os.path.join(out, "evaluation-test.json")))["n_examples"] == 20
+
+
 def test_sample(run, tmp_path):
     target = str(tmp_path / "s.png")
     assert main(["sample", "--out", run, "-n", "16", "--seed", "3", "--output", target]) == 0

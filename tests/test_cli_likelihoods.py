@@ -71,7 +71,7 @@ def test_the_default_gaussian_is_kingma_and_wellings_decoder(tmp_path):
     assert main(["train", "--dataset", "synthetic", "--likelihood", "gaussian", "--epochs", "1",
                  "--max-examples", "200", *FAST, "--no-figures", "--out", out]) == 0
     model = npvae.load(os.path.join(out, "checkpoint.npz"))
-    options = model._lik.options()
+    options = model.likelihood_.options()
     assert options["variance"] == "decoder" and options["sigmoid_mean"] is True
 
 

@@ -147,3 +147,27 @@ def test_a_compressed_checkpoint_loads_the_same_and_is_smaller(tmp_path):
     assert a.history_ == b.history_ == m.history_ and len(b.history_) == 60
     assert checkpoint.read_metadata(packed) == {"note": "x"}
     assert a.rng_.bit_generator.state == b.rng_.bit_generator.state
+
+
+def test_the_second_head_is_named_by_meaning():
+    """Issue 27: the posterior's second head was called ``head`` where the book says
+    ``λ = log σ²`` or ``L``.  The contract calls it ``scale_params``, the diagonal Gaussian
+    ``logvar``, the full one ``chol``; no posterior method takes an argument ``head``."""
+    import inspect
+
+    # every family registered (the subclasses are found through their base)
+    from npvae.distributions import (concrete_posterior, dirichlet_posterior,  # noqa: F401
+                                     iaf, planar, stick_breaking)
+
+    def subclasses(cls):
+        return {cls} | {s for c in cls.__subclasses__() for s in subclasses(c)}
+
+    found = []
+    for cls in subclasses(Posterior):
+        for name, f in vars(cls).items():
+            if inspect.isfunction(f) and {"head", "dhead"} & set(inspect.signature(f).parameters):
+                found.append(f"{cls.__name__}.{name}")
+    assert not found, found
+    assert "scale_params" in inspect.signature(Posterior.sample_forward).parameters
+    assert "logvar" in inspect.signature(DiagonalGaussian.kl_forward).parameters
+    assert "chol" in inspect.signature(posteriors.FullCovarianceGaussian.kl_forward).parameters

@@ -206,7 +206,7 @@ def test_bad_settings_are_refused_in_one_line(bad, match):
 
 with warnings.catch_warnings():
     # npvae's models follow the estimator protocol without inheriting BaseEstimator
-    # (npvae/models/estimator.py says why); scikit-learn warns about it when collecting
+    # (npvae/models/sklearn_api.py says why); scikit-learn warns about it when collecting
     warnings.filterwarnings("ignore", message="Estimator .* does not inherit")
     _CHECKS = parametrize_with_checks([npvae.FisherAutoencoder(n_latent=2, hidden_sizes=(4,), epochs=2,
                                                       batch_size=10, random_state=0)])

@@ -200,7 +200,7 @@ def test_running_statistics_follow_one_step(rng):
     X = make_data("bernoulli", 10, 5, rng)
     m = small().initialize(5)
     eps = m.draw_noise(10, random_state=0)
-    m._objective(X, eps, 1.0, True)
+    m.training_objective(X, eps, 1.0, True)
     batch = {name: (mean.copy(), var.copy(), n) for name, mean, var, n in m._bn_batch_ws}
     train_step(m, X, eps)
     assert set(batch) == {n[:-4] for n in m.params_ if n.endswith("_mean")}

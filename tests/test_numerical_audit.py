@@ -13,7 +13,7 @@ import pytest
 import npvae
 from npvae.distributions.full_gaussian import (kl_full_standard_normal_forward, log_q_full_dz,
                                                reparameterize_full_forward)
-from npvae.distributions.gaussian import log_normal_forward
+from npvae.distributions.diagonal_gaussian import log_normal_forward
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

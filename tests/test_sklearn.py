@@ -24,7 +24,7 @@ SMALL = dict(likelihood="gaussian", epochs=2, batch_size=10, random_state=0)
 
 with warnings.catch_warnings():
     # npvae's models follow the estimator protocol without inheriting BaseEstimator
-    # (npvae/models/estimator.py says why); scikit-learn warns about it when collecting
+    # (npvae/models/sklearn_api.py says why); scikit-learn warns about it when collecting
     warnings.filterwarnings("ignore", message="Estimator .* does not inherit")
     _CHECKS = parametrize_with_checks([
         npvae.VAE(n_latent=2, hidden_sizes=(4,), **SMALL),
@@ -200,7 +200,7 @@ def test_evaluation_noise_is_per_example_and_independent():
 
 # ------------------------------------------------ the protocol without BaseEstimator
 def test_training_and_scoring_do_not_import_sklearn():
-    """The reason npvae/models/estimator.py exists: ~90 MiB and a second of start-up."""
+    """The reason npvae/models/sklearn_api.py exists: ~90 MiB and a second of start-up."""
     import subprocess
     import sys
 

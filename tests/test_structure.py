@@ -232,3 +232,13 @@ def test_the_private_import_count_sees_relative_and_absolute_imports():
 def test_modules_import_few_private_names_of_other_modules():
     found = private_imports()
     assert len(found) <= MAX_PRIVATE_IMPORTS, "\n".join(found)
+
+
+# ------------------------------------------------ names by meaning (issue 27)
+def test_estimator_and_gaussian_each_name_one_module():
+    """Four modules called "estimator(s)" meant three things (the statistical gradient
+    estimators, score-function baselines, scikit-learn's API, the EM mixture) and two were
+    ``gaussian.py`` (the diagonal Gaussian's kernels, the likelihood)."""
+    names = sorted(p.name for p in PACKAGE.rglob("*.py"))
+    assert [n for n in names if "estimator" in n] == ["gradient_estimators.py"]
+    assert names.count("gaussian.py") == 1

@@ -39,7 +39,7 @@ def composed(m, X, eps, need_grads=True):
     """The same objective through the composed path (networks, posterior, objectives)."""
     m._written_out = False
     try:
-        loss, flat, terms = m._elbo_objective(m._check_X(X), eps, m.beta, need_grads)
+        loss, flat, terms = m._elbo_objective(m.validate_input(X), eps, m.beta, need_grads)
         return loss, (None if flat is None else flat.copy()), terms
     finally:
         m._written_out = True
@@ -47,7 +47,7 @@ def composed(m, X, eps, need_grads=True):
 
 def written_out(m, X, eps, need_grads=True):
     assert m._written_out                                  # the dispatch takes the step
-    loss, flat, terms = m._elbo_objective(m._check_X(X), eps, m.beta, need_grads)
+    loss, flat, terms = m._elbo_objective(m.validate_input(X), eps, m.beta, need_grads)
     return loss, (None if flat is None else flat.copy()), terms
 
 
@@ -104,7 +104,7 @@ def files_run(m, X, eps):
         if frame.f_code.co_filename.startswith(root):
             seen.add(os.path.relpath(frame.f_code.co_filename, root))
 
-    X = m._check_X(X)
+    X = m.validate_input(X)
     m._elbo_objective(X, eps, m.beta)                      # first call: buffers, compilation
     sys.settrace(trace)
     try:

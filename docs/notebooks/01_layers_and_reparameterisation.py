@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npvae  # noqa: E402
-from npvae.distributions.gaussian import (  # noqa: E402
+from npvae.distributions.diagonal_gaussian import (  # noqa: E402
     log_normal_backward,
     log_normal_forward,
     log_q_backward,

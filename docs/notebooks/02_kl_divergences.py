@@ -52,7 +52,7 @@ from npvae.distributions.full_gaussian import (  # noqa: E402
     reparameterize_full_backward,
     reparameterize_full_forward,
 )
-from npvae.distributions.gaussian import (  # noqa: E402
+from npvae.distributions.diagonal_gaussian import (  # noqa: E402
     kl_diagonal_backward,
     kl_diagonal_forward,
     kl_standard_normal_backward,

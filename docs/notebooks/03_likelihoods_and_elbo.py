@@ -31,7 +31,7 @@ import numpy as np
 
 import npvae
 from npvae.backend import HAVE_NUMBA
-from npvae.distributions.gaussian import kl_standard_normal_forward
+from npvae.distributions.diagonal_gaussian import kl_standard_normal_forward
 from npvae.distributions.likelihoods.bernoulli import bernoulli_backward, bernoulli_forward
 from npvae.distributions.likelihoods.beta import beta_backward, beta_forward
 from npvae.distributions.likelihoods.categorical import (categorical_backward,

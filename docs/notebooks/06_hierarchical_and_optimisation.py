@@ -244,9 +244,9 @@ print(f"wrote {path.name}")
 # differences, in standard errors, look like standard normal draws.
 
 # %%
-from npvae.distributions.gaussian import (log_q_backward, log_q_dparams,  # noqa: E402
-                                          log_q_dz, log_q_forward, reparameterize_backward,
-                                          reparameterize_forward)
+from npvae.distributions.diagonal_gaussian import (  # noqa: E402
+    log_q_backward, log_q_dparams, log_q_dz, log_q_forward, reparameterize_backward,
+    reparameterize_forward)
 
 mu, lam = rng.standard_normal((2, 5, 3))                                  # (N, Z)
 e = rng.standard_normal((4, 5, 3))                                        # (S, N, Z)
@@ -272,7 +272,7 @@ def hvae(estimator, objective, k):
 
 m = hvae("stl", "iwae", 4)
 m.flat_params_[...] += 0.3 * rng.standard_normal(m.flat_params_.shape)
-log_w, _, cache = m._log_weights_forward(X4, m.draw_noise(4, random_state=0))
+log_w, _, cache = m.log_weights_forward(X4, m.draw_noise(4, random_state=0))
 dzs = [np.zeros_like(zz) for zz in cache[1]]
 m._log_q_path_backward(dzs, [np.ones_like(log_w)] * 2, cache[0])
 through_input = np.abs(dzs[0] - m._post.log_q_dz(np.ones_like(log_w), cache[0][1][0])).max()

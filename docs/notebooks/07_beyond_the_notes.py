@@ -35,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 import npvae
-from npvae.estimators import score_function_gradient, x_squared_variance
+from npvae.score_function import score_function_gradient, x_squared_variance
 from npvae.mixture import Mixture, e_step, log_marginal, m_step, mixture_elbo
 
 rng = np.random.default_rng(0)

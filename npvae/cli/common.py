@@ -368,5 +368,5 @@ def is_conditional(model):
 def display(model, means):
     """Likelihood means scaled to [0, 1] for images."""
     if model.likelihood == "categorical":
-        return means / (model._lik.n_levels - 1)
+        return means / (model.likelihood_.n_levels - 1)
     return np.clip(means, 0, 1)

@@ -103,6 +103,8 @@ def cmd_evaluate(args):
     setup_compute(args.backend, args.threads)
     path = checkpoint_path(args)
     model, meta = load_checkpoint(path)
+    if args.out:                      # before the evaluation, which can take an hour at K = 5000
+        os.makedirs(args.out, exist_ok=True)
     ds = dataset_for_run(args, meta, path)
     print(f"data: {describe_data(ds, model)}")
     from ..training import SELECTION_NAMES, selection

@@ -205,7 +205,7 @@ def _reason(exc):
 def _learned_variance_floor(model):
     """``(True, floor or None)`` for a Gaussian likelihood with a learned variance, else
     ``(False, None)``."""
-    lik = getattr(model, "_lik", None)
+    lik = getattr(model, "likelihood_", None)
     if getattr(lik, "name", "") != "gaussian" or lik.variance == "fixed":
         return False, None
     return True, lik.min_logvar

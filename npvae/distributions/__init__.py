@@ -1,6 +1,6 @@
 """Probability distributions with hand-written gradients.
 
-* :mod:`.gaussian` (reference) and :mod:`.gaussian_numba` (compiled): the
+* :mod:`.diagonal_gaussian` (reference) and :mod:`.diagonal_gaussian_numba` (compiled): the
   diagonal Gaussian — reparameterisation, log-densities, closed-form KLs
   (docs/02-reparameterisation.md, docs/03-kl-divergences.md);
 * :mod:`.full_gaussian`: the full-covariance Gaussian through its Cholesky factor;

@@ -67,48 +67,49 @@ class DirichletPosterior(UniformNoisePosterior):
             raise ValueError(f"posterior='dirichlet' needs n_latent >= 2 categories, got {K}")
         return K
 
-    def concentrations(self, head):
-        """``(α, σ(α̂))`` ``(N, K)`` in float64."""
-        return softplus_forward(head.astype(np.float64), MIN_CONCENTRATION)
+    def concentrations(self, pre_alpha):
+        """``(α, σ(α̂))`` ``(N, K)`` in float64, from the encoder's head ``pre_alpha = α̂``
+        ``(N, K)``, the concentrations before the softplus."""
+        return softplus_forward(pre_alpha.astype(np.float64), MIN_CONCENTRATION)
 
     # ------------------------------------------------------------- sampling
-    def sample_forward(self, mu, head, u):
+    def sample_forward(self, mu, pre_alpha, u):
         """``z = y / Σy``, ``y_k = P⁻¹(α_k, u_k)`` ``(S, N, K)``; ``mu`` is None."""
-        alpha, s = self.concentrations(head)
+        alpha, s = self.concentrations(pre_alpha)
         z, c = dirichlet_sample_forward(alpha, u.astype(np.float64))
-        return z.astype(head.dtype), (c, s)
+        return z.astype(pre_alpha.dtype), (c, s)
 
     def sample_backward(self, dz, cache):
-        """``(0, dhead)``: the normalisation VJP, then the implicit Gamma shape derivative
+        """``(0, dpre_alpha)``: the normalisation VJP, then the implicit Gamma shape derivative
         (:func:`npvae.distributions.implicit.dirichlet_sample_backward`), softplus'."""
         c, s = cache
         dalpha = dirichlet_sample_backward(dz.astype(np.float64), c)["alpha"]
         return 0, (dalpha * s).astype(dz.dtype)
 
     # ------------------------------------------------------------------ KL
-    def kl_forward(self, mu, head):
-        alpha, s = self.concentrations(head)
+    def kl_forward(self, mu, pre_alpha):
+        alpha, s = self.concentrations(pre_alpha)
         kl, c = dirichlet_kl_forward(alpha, np.full_like(alpha, self.alpha0))
-        return kl.astype(head.dtype), (c, s)
+        return kl.astype(pre_alpha.dtype), (c, s)
 
     def kl_backward(self, dkl, cache):
         c, s = cache
         return 0, (dirichlet_kl_backward(dkl.astype(np.float64), c) * s).astype(dkl.dtype)
 
     # ------------------------------------------------------------- densities
-    def log_q_forward(self, head, u):
+    def log_q_forward(self, pre_alpha, u):
         """``log Dir(z; α)`` ``(S, N)`` at the sample, with ``log z = log y − log Σy`` in
         float64 (exact where ``z_k`` underflows in the model's dtype)."""
-        alpha, s = self.concentrations(head)
+        alpha, s = self.concentrations(pre_alpha)
         z, c = dirichlet_sample_forward(alpha, u.astype(np.float64))
         _, y, total, _ = c
         log_z = np.log(y) - np.log(total)
         log_q = (gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1)
                  + ((alpha - 1) * log_z).sum(-1))
-        return log_q.astype(head.dtype), (c, s, log_z)
+        return log_q.astype(pre_alpha.dtype), (c, s, log_z)
 
     def log_q_backward(self, dlog_q, cache):
-        """``dhead`` of ``log q`` at the reparameterised sample: the explicit
+        """``dpre_alpha`` of ``log q`` at the reparameterised sample: the explicit
         ``ψ(Σα) − ψ(α_k) + log z_k``, and through ``z`` the seed ``(α_k − 1)/z_k`` into
         :meth:`sample_backward`."""
         c, s, log_z = cache
@@ -133,17 +134,17 @@ class DirichletPosterior(UniformNoisePosterior):
         return rng.dirichlet(np.full(K, self.alpha0), n).astype(dtype)
 
     # ----------------------------------------------------------- summaries
-    def mean(self, mu, head):
+    def mean(self, mu, pre_alpha):
         """``E_q[z] = α / Σα`` ``(N, K)``."""
-        alpha = self.concentrations(head)[0]
-        return (alpha / alpha.sum(-1, keepdims=True)).astype(head.dtype)
+        alpha = self.concentrations(pre_alpha)[0]
+        return (alpha / alpha.sum(-1, keepdims=True)).astype(pre_alpha.dtype)
 
-    def marginal_logvar(self, head, K=None):
+    def marginal_logvar(self, pre_alpha, K=None):
         """``log Var[z_k] = log α_k(α₀ − α_k) − 2 log α₀ − log(α₀ + 1)``, ``α₀ = Σα``."""
-        alpha = self.concentrations(head)[0]
+        alpha = self.concentrations(pre_alpha)[0]
         a0 = alpha.sum(-1, keepdims=True)
         return (np.log(alpha) + np.log(a0 - alpha) - 2 * np.log(a0)
-                - np.log1p(a0)).astype(head.dtype)
+                - np.log1p(a0)).astype(pre_alpha.dtype)
 
 
 POSTERIORS["dirichlet"] = DirichletPosterior        # VAE(posterior="dirichlet")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gaussian import (log_q_backward, log_q_forward, reparameterize_backward,
-                       reparameterize_forward)
+from .diagonal_gaussian import (log_q_backward, log_q_forward, reparameterize_backward,
+                                reparameterize_forward)
 from .posteriors import Posterior, posterior_options
 
 
@@ -70,10 +70,10 @@ class FlowPosterior(Posterior):
         raise NotImplementedError
 
     # ------------------------------------------------ the flow after the base sample
-    def _forward(self, mu, head, eps):
+    def _forward(self, mu, scale_params, eps):
         Z = eps.shape[-1]
-        z0, z0_c = reparameterize_forward(mu, head[:, :Z], eps)              # (S, N, Z)
-        z, logdet, f_c = self._flows_forward(z0, head[:, Z:])
+        z0, z0_c = reparameterize_forward(mu, scale_params[:, :Z], eps)      # (S, N, Z)
+        z, logdet, f_c = self._flows_forward(z0, scale_params[:, Z:])
         return z, logdet, (z0_c, f_c, Z)
 
     def _backward(self, dz, dlogdet, cache):
@@ -82,41 +82,41 @@ class FlowPosterior(Posterior):
         dmu, dlogvar = reparameterize_backward(dz0, z0_c)                    # (N, Z) each
         return dmu, np.concatenate([dlogvar, dextra], axis=1)
 
-    def sample_forward(self, mu, head, eps):
+    def sample_forward(self, mu, scale_params, eps):
         """``z_F = T_F ∘ … ∘ T_1(μ + σ ⊙ ε)`` ``(S, N, Z)``."""
-        z, logdet, cache = self._forward(mu, head, eps)
+        z, logdet, cache = self._forward(mu, scale_params, eps)
         return z, (cache, logdet.shape)
 
     def sample_backward(self, dz, cache):
         cache, shape = cache
         return self._backward(dz, np.zeros(shape, dtype=dz.dtype), cache)
 
-    def log_q_mu_forward(self, mu, head, eps):
+    def log_q_mu_forward(self, mu, scale_params, eps):
         """``log q(z_F|x) = log N(ε; 0, I) − ½ Σ_j λ_j − Σ_f log |det ∂z_f/∂z_{f−1}|`` ``(S, N)``
         (docs/18-normalising-flows.md#the-posterior-through-a-flow)."""
         Z = eps.shape[-1]
-        z, logdet, cache = self._forward(mu, head, eps)
-        log_q0, q0_c = log_q_forward(head[:, :Z], eps)                       # (S, N)
+        z, logdet, cache = self._forward(mu, scale_params, eps)
+        log_q0, q0_c = log_q_forward(scale_params[:, :Z], eps)               # (S, N)
         return log_q0 - logdet, (cache, q0_c, z.shape)
 
     def log_q_mu_backward(self, dlog_q, cache):
         cache, q0_c, z_shape = cache
-        dmu, dhead = self._backward(np.zeros(z_shape, dtype=dlog_q.dtype), -dlog_q, cache)
-        dhead[:, :z_shape[-1]] += log_q_backward(dlog_q, q0_c)
-        return dmu, dhead
+        dmu, dscale_params = self._backward(np.zeros(z_shape, dtype=dlog_q.dtype), -dlog_q, cache)
+        dscale_params[:, :z_shape[-1]] += log_q_backward(dlog_q, q0_c)
+        return dmu, dscale_params
 
-    def log_q_forward(self, head, eps):
+    def log_q_forward(self, scale_params, eps):
         raise ValueError(f"log q of posterior={self.name!r} depends on μ: use log_q_mu_forward")
 
     def log_q_backward(self, dlog_q, cache):
         raise ValueError(f"log q of posterior={self.name!r} depends on μ: use log_q_mu_backward")
 
     # ------------------------------------------------------------------ summaries
-    def mean(self, mu, head):
+    def mean(self, mu, scale_params):
         """``T(μ)``: the flow applied to the base mean (``ε = 0``) ``(N, Z)``, the point
         ``transform`` reports; not ``E_q[z]``, which has no closed form."""
-        return self._forward(mu, head, np.zeros((1,) + mu.shape, dtype=mu.dtype))[0][0]
+        return self._forward(mu, scale_params, np.zeros((1,) + mu.shape, dtype=mu.dtype))[0][0]
 
-    def marginal_logvar(self, head, Z):
+    def marginal_logvar(self, scale_params, Z):
         """The base Gaussian's ``λ`` ``(N, Z)`` (the flow's marginals have no closed form)."""
-        return head[:, :Z]
+        return scale_params[:, :Z]

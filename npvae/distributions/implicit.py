@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import gammainc, gammaincc, gammaincinv, gammaln
 
 from ._checks import check_dx, fits, positive, simplex, uniform, vector_noise, vector_param
-from .gaussian import sum_to_shape
+from .diagonal_gaussian import sum_to_shape
 
 __all__ = ["GAMMA_SHAPE_STEP", "gamma_shape_derivative",
            "gamma_sample_forward", "gamma_sample_backward", "gamma_sample", "gamma_log_prob",

@@ -23,14 +23,22 @@ from scipy.special import logsumexp
 
 from ._checks import options
 from . import full_gaussian as F
-from .gaussian import (kl_diagonal_backward, kl_diagonal_forward, kl_standard_normal_backward,
-                       kl_standard_normal_forward, log_normal_backward, log_normal_forward,
-                       log_q_backward, log_q_dparams, log_q_dz, log_q_forward,
-                       reparameterize_backward, reparameterize_forward)
+from .diagonal_gaussian import (kl_diagonal_backward, kl_diagonal_forward,
+                                kl_standard_normal_backward, kl_standard_normal_forward,
+                                log_normal_backward, log_normal_forward, log_q_backward,
+                                log_q_dparams, log_q_dz, log_q_forward, reparameterize_backward,
+                                reparameterize_forward)
 
 
 class Posterior(abc.ABC):
-    """What a posterior family must provide."""
+    """What a posterior family must provide.
+
+    Its methods take the encoder's two heads: the mean ``mu`` and ``scale_params``, the
+    second head, whose meaning the family defines: ``λ = log σ²`` (the diagonal Gaussian,
+    which calls it ``logvar``), the packed entries of ``L`` (the full one: ``chol``), ``λ``
+    and a flow's inputs (the flows).  A family without a mean head (Concrete, Kumaraswamy,
+    Dirichlet) has this one only: its logits, or its parameters before the softplus.
+    """
 
     #: registry name (``VAE(posterior=name)``)
     name: str = ""
@@ -87,7 +95,7 @@ class Posterior(abc.ABC):
         """``n`` draws of the prior ``(n, Z)``."""
         return rng.standard_normal((n, Z)).astype(dtype)
 
-    def mean(self, mu, head):
+    def mean(self, mu, scale_params):
         """The posterior mean ``E_q[z]`` ``(N, Z)``."""
         return mu
 
@@ -96,29 +104,32 @@ class Posterior(abc.ABC):
         """Outputs of the second head for a latent dimension ``Z``."""
 
     @abc.abstractmethod
-    def sample_forward(self, mu, head, eps):
-        """``z = g(μ, head, ε)``; returns ``(z (S, N, Z), cache)``."""
+    def sample_forward(self, mu, scale_params, eps):
+        """``z = g(μ, scale_params, ε)``; returns ``(z (S, N, Z), cache)``."""
 
     @abc.abstractmethod
     def sample_backward(self, dz, cache):
-        """Returns ``(dmu, dhead)`` shaped like the forward's ``mu`` and ``head``."""
+        """Returns ``(dmu, dscale_params)`` shaped like the forward's ``mu`` and
+        ``scale_params``."""
 
     @abc.abstractmethod
-    def log_q_forward(self, head, eps):
-        """``log q(z|x)`` at ``z = g(μ, head, ε)``: ``(log_q (S, N), cache)``."""
+    def log_q_forward(self, scale_params, eps):
+        """``log q(z|x)`` at ``z = g(μ, scale_params, ε)``: ``(log_q (S, N), cache)``."""
 
     @abc.abstractmethod
     def log_q_backward(self, dlog_q, cache):
-        """Returns ``dhead``: ``log q`` at a reparameterised sample does not depend on ``μ``."""
+        """Returns ``dscale_params``: ``log q`` at a reparameterised sample does not depend
+        on ``μ``."""
 
-    def log_q_mu_forward(self, mu, head, eps):
-        """``log q(z|x)`` at ``z = g(μ, head, ε)`` for a posterior whose ``log q`` there may
-        depend on ``μ`` too (a flow: docs/18-normalising-flows.md#the-posterior-through-a-flow):
-        ``(log_q (S, N), cache)``.  The Gaussians' does not: :meth:`log_q_forward`."""
-        return self.log_q_forward(head, eps)
+    def log_q_mu_forward(self, mu, scale_params, eps):
+        """``log q(z|x)`` at ``z = g(μ, scale_params, ε)`` for a posterior whose ``log q``
+        there may depend on ``μ`` too (a flow:
+        docs/18-normalising-flows.md#the-posterior-through-a-flow): ``(log_q (S, N), cache)``.
+        The Gaussians' does not: :meth:`log_q_forward`."""
+        return self.log_q_forward(scale_params, eps)
 
     def log_q_mu_backward(self, dlog_q, cache):
-        """``(dmu, dhead)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
+        """``(dmu, dscale_params)`` of :meth:`log_q_mu_forward` (``dmu`` 0 where ``log q`` does not
         depend on ``μ``)."""
         return 0, self.log_q_backward(dlog_q, cache)
 
@@ -142,31 +153,31 @@ class Posterior(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} has no path derivative of log q")
 
     def log_q_dparams(self, dlog_q, sample_cache):
-        """``(dmu, dhead)`` per sample ``(S, N, ·)``: the gradient of ``Σ dlog_q ⊙ log q(z|·)``
-        on ``q``'s parameters with the sample held fixed (where the parameters are
-        themselves functions of another sample: docs/07-hierarchical-vae.md)."""
+        """``(dmu, dscale_params)`` per sample ``(S, N, ·)``: the gradient of
+        ``Σ dlog_q ⊙ log q(z|·)`` on ``q``'s parameters with the sample held fixed (where the
+        parameters are themselves functions of another sample: docs/07-hierarchical-vae.md)."""
         raise NotImplementedError(f"{type(self).__name__} has no score derivative of log q")
 
-    def kl_forward(self, mu, head):
+    def kl_forward(self, mu, scale_params):
         """Closed-form ``KL(q ‖ N(0, I))`` per example: ``(kl (N,), cache)``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form KL")
 
     def kl_backward(self, dkl, cache):
-        """Returns ``(dmu, dhead)``."""
+        """Returns ``(dmu, dscale_params)``."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form KL")
 
-    def kl_to_gaussian_forward(self, mu, head, mu_p, logvar_p):
+    def kl_to_gaussian_forward(self, mu, scale_params, mu_p, logvar_p):
         """Closed-form ``KL(q ‖ N(μp, diag e^{λp}))`` per row, the arguments broadcast
         against each other (a hierarchical prior's ``(S, N, Z)``): ``(kl, cache)``
         (docs/03-kl-divergences.md#kl-between-two-diagonal-gaussians)."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form KL to a Gaussian")
 
     def kl_to_gaussian_backward(self, dkl, cache):
-        """Returns ``(dmu, dhead, dmu_p, dlogvar_p)`` in the broadcast shape."""
+        """Returns ``(dmu, dscale_params, dmu_p, dlogvar_p)`` in the broadcast shape."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form KL to a Gaussian")
 
     @abc.abstractmethod
-    def marginal_logvar(self, head, Z):
+    def marginal_logvar(self, scale_params, Z):
         """Log-variances of the marginals ``(N, Z)``."""
 
 
@@ -253,11 +264,11 @@ class FullCovarianceGaussian(Posterior):
     def head_size(self, Z):
         return F.n_cholesky_entries(Z)
 
-    def _L(self, v, Z):
-        return F.cholesky_from_vector_forward(v, Z)
+    def _L(self, chol, Z):
+        return F.cholesky_from_vector_forward(chol, Z)
 
-    def sample_forward(self, mu, v, eps):
-        L, l_c = self._L(v, mu.shape[-1])
+    def sample_forward(self, mu, chol, eps):
+        L, l_c = self._L(chol, mu.shape[-1])
         z, z_c = F.reparameterize_full_forward(mu, L, eps)
         return z, (l_c, z_c)
 
@@ -266,10 +277,10 @@ class FullCovarianceGaussian(Posterior):
         dmu, dL = F.reparameterize_full_backward(dz, z_c)
         return dmu, F.cholesky_from_vector_backward(dL, l_c)
 
-    def kl_forward(self, mu, v):
+    def kl_forward(self, mu, chol):
         Z = mu.shape[-1]
-        L, l_c = self._L(v, Z)
-        kl, kl_c = F.kl_full_standard_normal_forward(mu, L, F.log_diagonal(v, Z))
+        L, l_c = self._L(chol, Z)
+        kl, kl_c = F.kl_full_standard_normal_forward(mu, L, F.log_diagonal(chol, Z))
         return kl, (l_c, kl_c)
 
     def kl_backward(self, dkl, cache):
@@ -277,34 +288,34 @@ class FullCovarianceGaussian(Posterior):
         dmu, dL, ds = F.kl_full_standard_normal_backward(dkl, kl_c)
         return dmu, F.cholesky_from_vector_backward(dL, l_c, ds)
 
-    def log_q_forward(self, v, eps):
+    def log_q_forward(self, chol, eps):
         Z = eps.shape[-1]
-        log_q, q_c = F.log_q_full_forward(F.log_diagonal(v, Z), eps)
-        return log_q, (v.shape, Z, q_c)
+        log_q, q_c = F.log_q_full_forward(F.log_diagonal(chol, Z), eps)
+        return log_q, (chol.shape, Z, q_c)
 
     def log_q_backward(self, dlog_q, cache):
-        v_shape, Z, q_c = cache
-        dv = np.zeros(v_shape, dtype=dlog_q.dtype)
+        chol_shape, Z, q_c = cache
+        dchol = np.zeros(chol_shape, dtype=dlog_q.dtype)
         rows, cols = np.tril_indices(Z)
-        dv[:, np.flatnonzero(rows == cols)] = F.log_q_full_backward(dlog_q, q_c)
-        return dv
+        dchol[:, np.flatnonzero(rows == cols)] = F.log_q_full_backward(dlog_q, q_c)
+        return dchol
 
     def log_q_dz(self, dlog_q, sample_cache):
         return F.log_q_full_dz(dlog_q, sample_cache[1])
 
-    def cholesky(self, v, Z):
+    def cholesky(self, chol, Z):
         """``L (N, Z, Z)`` from the head's output."""
-        return self._L(v, Z)[0]
+        return self._L(chol, Z)[0]
 
-    def marginal_logvar(self, v, Z):
+    def marginal_logvar(self, chol, Z):
         """``log Σ_jj = log Σ_k L_jk²``, the log-variances of the marginals ``(N, Z)``,
         as a log-sum-exp of ``2 log |L_jk|`` with ``2 s_j`` on the diagonal (finite even
         where ``L_jj = exp(s_j)`` underflows)."""
-        L = self.cholesky(v, Z)
+        L = self.cholesky(chol, Z)
         with np.errstate(divide="ignore"):
             log_sq = 2 * np.log(np.abs(L))                         # (N, Z, Z), −inf above
         idx = np.arange(Z)
-        log_sq[:, idx, idx] = 2 * F.log_diagonal(v, Z)
+        log_sq[:, idx, idx] = 2 * F.log_diagonal(chol, Z)
         return logsumexp(log_sq, axis=-1)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .gaussian import sum_to_shape
+from .diagonal_gaussian import sum_to_shape
 
 
 def precision_merge_forward(mu_hat, logvar_hat, mu_p, logvar_p):

@@ -34,7 +34,7 @@ from scipy.special import gammaln, log_softmax, logsumexp, softmax
 
 from ._checks import (as_float, check_dx, fits, open_unit, positive, simplex, uniform,
                       vector_noise, vector_param)
-from .gaussian import sum_to_shape
+from .diagonal_gaussian import sum_to_shape
 
 __all__ = ["gumbel_sample_forward", "gumbel_sample_backward", "gumbel_sample", "gumbel_log_prob",
            "kumaraswamy_sample_forward", "kumaraswamy_sample_backward", "kumaraswamy_sample",

@@ -118,34 +118,36 @@ class KumaraswamyStickBreaking(UniformNoisePosterior):
     def noise_width(self, T):
         return T - 1
 
-    def shapes(self, head):
-        """``(a, b, σ(â), σ(b̂))`` ``(N, T − 1)`` each, from the head ``(N, 2(T − 1))``."""
-        n = head.shape[-1] // 2
-        a, da = softplus_forward(head[..., :n], MIN_SHAPE)
-        b, db = softplus_forward(head[..., n:], MIN_SHAPE)
+    def shapes(self, pre_ab):
+        """``(a, b, σ(â), σ(b̂))`` ``(N, T − 1)`` each, from the encoder's head
+        ``pre_ab = (â, b̂)`` ``(N, 2(T − 1))``, the shapes before the softplus."""
+        n = pre_ab.shape[-1] // 2
+        a, da = softplus_forward(pre_ab[..., :n], MIN_SHAPE)
+        b, db = softplus_forward(pre_ab[..., n:], MIN_SHAPE)
         return a, b, da, db
 
     # ------------------------------------------------------------- sampling
-    def sample_forward(self, mu, head, u):
+    def sample_forward(self, mu, pre_ab, u):
         """``π (S, N, T)`` at ``v = (1 − u^{1/b})^{1/a}``; ``mu`` is None (no mean head)."""
-        a, b, sa, sb = self.shapes(head)
+        a, b, sa, sb = self.shapes(pre_ab)
         v, k_c = kumaraswamy_sample_forward(a, b, u)                         # (S, N, T − 1)
         one_minus_v = -np.expm1(k_c[4] / a)                                  # 1 − w^{1/a}
         pi, r = stick_products(v, one_minus_v)                               # (S, N, T)
-        return pi.astype(head.dtype, copy=False), (k_c, v, r, sa, sb)
+        return pi.astype(pre_ab.dtype, copy=False), (k_c, v, r, sa, sb)
 
     def sample_backward(self, dpi, cache):
-        """``(0, dhead)``: the stick-breaking VJP, the Kumaraswamy's inverse-CDF path, softplus'."""
+        """``(0, dpre_ab)``: the stick-breaking VJP, the Kumaraswamy's inverse-CDF path,
+        softplus'."""
         k_c, v, r, sa, sb = cache
         g = kumaraswamy_sample_backward(stick_breaking_backward(dpi, v, r), k_c)
         return 0, np.concatenate([g["a"] * sa, g["b"] * sb], axis=-1).astype(dpi.dtype, copy=False)
 
     # ------------------------------------------------------------------ KL
-    def kl_forward(self, mu, head):
+    def kl_forward(self, mu, pre_ab):
         """``Σ_k KL(Kumaraswamy(a_k, b_k) ‖ Beta(1, α₀))`` ``(N,)``, the series truncated."""
-        a, b, sa, sb = self.shapes(head)
+        a, b, sa, sb = self.shapes(pre_ab)
         kl, c = kumaraswamy_beta_kl_forward(a, b, self.alpha0, self.series_terms)
-        return kl.sum(axis=-1).astype(head.dtype, copy=False), (c, sa, sb)
+        return kl.sum(axis=-1).astype(pre_ab.dtype, copy=False), (c, sa, sb)
 
     def kl_backward(self, dkl, cache):
         c, sa, sb = cache
@@ -153,17 +155,17 @@ class KumaraswamyStickBreaking(UniformNoisePosterior):
         return 0, np.concatenate([da * sa, db * sb], axis=-1).astype(dkl.dtype, copy=False)
 
     # ------------------------------------------------------------- densities
-    def log_q_forward(self, head, u):
+    def log_q_forward(self, pre_ab, u):
         """``log q(v|x) = Σ_k log a + log b + (1 − 1/a) log w + (b − 1) t`` ``(S, N)`` with
         ``t = log u / b``, ``w = 1 − eᵗ`` (so ``v^a = w``, ``1 − v^a = eᵗ``): from the noise,
         exact where ``v`` rounds to 0 or 1."""
-        a, b, sa, sb = self.shapes(head)
+        a, b, sa, sb = self.shapes(pre_ab)
         _, (a, b, t, w, log_w, v) = kumaraswamy_sample_forward(a, b, u)
         log_q = np.log(a) + np.log(b) + (1 - 1 / a) * log_w + (b - 1) * t
         return log_q.sum(axis=-1), (a, b, t, w, log_w, sa, sb)
 
     def log_q_backward(self, dlog_q, cache):
-        """``dhead`` of ``log q`` at the reparameterised sample (``u`` fixed):
+        """``dpre_ab`` of ``log q`` at the reparameterised sample (``u`` fixed):
         ``∂/∂a = 1/a + log w/a²``, ``∂/∂b = 1/b + t/b + (1 − 1/a)(eᵗ/w)(t/b)``."""
         a, b, t, w, log_w, sa, sb = cache
         d = dlog_q[..., None]
@@ -190,22 +192,22 @@ class KumaraswamyStickBreaking(UniformNoisePosterior):
         return stick_products(v, 1 - v)[0].astype(dtype)
 
     # ----------------------------------------------------------- summaries
-    def moments(self, head, power):
+    def moments(self, pre_ab, power):
         """``E_q[v^power]`` ``(N, T − 1)``: ``b B(1 + power/a, b)``."""
-        a, b, _, _ = self.shapes(head)
+        a, b, _, _ = self.shapes(pre_ab)
         return np.exp(np.log(b) + betaln(1 + power / a, b))
 
-    def mean(self, mu, head):
+    def mean(self, mu, pre_ab):
         """``E_q[π_k] = E[v_k] Π_{j<k} (1 − E[v_j])`` ``(N, T)`` (the fractions are independent)."""
-        ev = self.moments(head, 1)
+        ev = self.moments(pre_ab, 1)
         return stick_products(ev, 1 - ev)[0]
 
-    def marginal_logvar(self, head, T=None):
+    def marginal_logvar(self, pre_ab, T=None):
         """``log Var_q[π_k]``, ``E[π_k²] = E[v_k²] Π_{j<k} E[(1 − v_j)²]``."""
-        ev, ev2 = self.moments(head, 1), self.moments(head, 2)
+        ev, ev2 = self.moments(pre_ab, 1), self.moments(pre_ab, 2)
         second = stick_products(ev2, 1 - 2 * ev + ev2)[0]
         var = second - stick_products(ev, 1 - ev)[0] ** 2
-        return np.log(np.maximum(var, np.finfo(head.dtype).tiny))
+        return np.log(np.maximum(var, np.finfo(pre_ab.dtype).tiny))
 
 
 POSTERIORS["kumaraswamy"] = KumaraswamyStickBreaking        # VAE(posterior="kumaraswamy")

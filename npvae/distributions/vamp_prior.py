@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ._checks import options
-from .gaussian import LOG_2PI
+from .diagonal_gaussian import LOG_2PI
 
 #: the options of ``prior_params`` and their defaults
 DEFAULTS = {"n_pseudo_inputs": 500, "hardtanh": True, "init_mean": 0.05, "init_std": 0.01}

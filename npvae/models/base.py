@@ -1,17 +1,18 @@
 """What every npvae model shares: validation, objectives, scoring and training,
-built on the estimator protocol of :mod:`npvae.models.estimator`.
+built on the estimator protocol of :mod:`npvae.models.sklearn_api` and implementing
+the trainer's contract :class:`npvae.models.protocol.TrainableModel`.
 
 A model subclass describes its networks and parameters (``_build``,
 ``_param_shapes``, ``_init_params``), the shape of its noise
-(``_noise_shape``), its ELBO with the hand-written gradient
+(``noise_shape``), its ELBO with the hand-written gradient
 (``_elbo_objective``), its importance log-weights ``log w = log p(x, z) −
-log q(z|x)`` with their gradient (``_log_weights_forward`` /
-``_log_weights_backward``) and its posterior means per level
+log q(z|x)`` with their gradient (``log_weights_forward`` /
+``log_weights_backward``) and its posterior means per level
 (``_posterior_means``).  Every internal method takes an optional
 ``condition`` ``c (N, C)`` (the conditional VAE's one-hot label; None
 otherwise), passed explicitly through the objective.  The public methods take
 labels ``y=None`` (scikit-learn's convention) and turn them into the condition
-once, at the boundary (:meth:`BaseVAE._condition`).  Everything public —
+once, at the boundary (:meth:`BaseVAE.labels_to_condition`).  Everything public —
 ``initialize``, ``loss_and_grads``, ``fit``, ``score_samples``,
 ``log_likelihood``, ``active_units`` … — is built here from those, with
 input validation, and the objectives of :mod:`npvae.objectives`.
@@ -27,7 +28,8 @@ from .._validation import (check_defined, check_dtype, check_features, check_fin
 from ..optim import OPTIMIZERS
 from ..distributions.likelihoods import make_likelihood
 from ..params import ParamViews
-from .estimator import EstimatorMixin, not_fitted_error
+from .sklearn_api import EstimatorMixin, not_fitted_error
+from .protocol import TrainableModel
 from .output_bias import start_output_bias
 from .registry import register_model
 from .sizes import check_rows_fit, planned_layout
@@ -38,7 +40,7 @@ CHUNK = 2048
 EVALUATION_SEED = 0
 
 
-class BaseVAE(EstimatorMixin):
+class BaseVAE(TrainableModel, EstimatorMixin):
     """Shared behaviour of :class:`~npvae.VAE`, :class:`~npvae.HierarchicalVAE` and
     :class:`~npvae.ConditionalVAE`."""
 
@@ -102,7 +104,7 @@ class BaseVAE(EstimatorMixin):
             self._grad_views_ws = self.layout_.views(buf)
         return buf, self._grad_views_ws
 
-    def _check_fitted(self):
+    def check_fitted(self):
         """The boundary check of every public method: parameters exist, the settings are
         valid, and they still describe the parameters' architecture and dtype.
 
@@ -141,7 +143,7 @@ class BaseVAE(EstimatorMixin):
         if "flat_params_" in state:
             self.params_ = ParamViews(self.layout_, self.flat_params_)
 
-    def _check_X(self, X, check_values=True, reset=False):
+    def validate_input(self, X, check_values=True, reset=False):
         """Data ``(N, D)``: 2-D, real, numeric, dense, finite once converted to the
         model's dtype (one-line messages), then the number (and names) of features, and
         the likelihood's support."""
@@ -162,10 +164,8 @@ class BaseVAE(EstimatorMixin):
         tags.non_deterministic = False
         return tags
 
-    def _condition(self, y, n):
-        """The condition ``c (n, C)`` for labels ``y`` of ``n`` rows; None for unconditional
-        models, which ignore ``y`` (scikit-learn's convention)."""
-        return None
+    def labels_to_condition(self, y, n):
+        return None                 # unconditional: ``y`` ignored (scikit-learn's convention)
 
     # ------------------------------------------------------------------ noise
     def draw_noise(self, n_examples, n_samples=None, random_state=None):
@@ -175,7 +175,7 @@ class BaseVAE(EstimatorMixin):
         """
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
         S = self._n_noise() if n_samples is None else n_samples
-        return self._draw(rng, self._noise_shape(S, n_examples))
+        return self._draw(rng, self.noise_shape(S, n_examples))
 
     def _n_noise(self):
         """Noise samples per example of the training objective: ``k`` for IWAE, else ``S``."""
@@ -187,12 +187,12 @@ class BaseVAE(EstimatorMixin):
         return rng.standard_normal(shape, dtype=self._dtype)
 
     def _check_eps(self, eps, n_examples):
-        return check_noise(eps, self._noise_shape(1, n_examples)[1:], self._dtype)
+        return check_noise(eps, self.noise_shape(1, n_examples)[1:], self._dtype)
 
     def _evaluation_noise(self, X, n_samples):
         """Noise for scoring ``X``, a fixed function of each example
         (:func:`npvae.objectives.example_keyed_noise`)."""
-        shape = self._noise_shape(n_samples, X.shape[0])
+        shape = self.noise_shape(n_samples, X.shape[0])
         levels = shape if isinstance(shape, list) else [shape]
         eps = objectives.example_keyed_noise(X, [s[2] for s in levels], n_samples,
                                              self._dtype, EVALUATION_SEED)
@@ -218,11 +218,11 @@ class BaseVAE(EstimatorMixin):
         loss : float
         grads : dict with the keys and shapes of ``params_``.
         """
-        self._check_fitted()
-        X = self._check_X(X, check_values=check_input)
-        condition = self._condition(y, X.shape[0])
+        self.check_fitted()
+        X = self.validate_input(X, check_values=check_input)
+        condition = self.labels_to_condition(y, X.shape[0])
         eps = self._check_eps(eps, X.shape[0])
-        loss, flat_grad, _ = self._objective(X, eps, self.beta, True, condition)
+        loss, flat_grad, _ = self.training_objective(X, eps, self.beta, True, condition)
         check_defined(np.array([loss]), "the loss")
         return loss, self.layout_.views(flat_grad.copy())   # the workspace is reused
 
@@ -230,14 +230,14 @@ class BaseVAE(EstimatorMixin):
         """Per-example terms ``{"reconstruction": (N,), "kl": (N,), "elbo": (N,)}``
         (docs/05-elbo.md): ``reconstruction = (1/S) Σ_s log p(x|z_s)``,
         ``elbo = reconstruction − kl``; the loss is ``−mean(reconstruction − β kl)``."""
-        self._check_fitted()
-        X = self._check_X(X)
-        condition = self._condition(y, X.shape[0])
+        self.check_fitted()
+        X = self.validate_input(X)
+        condition = self.labels_to_condition(y, X.shape[0])
         eps = self._check_eps(eps, X.shape[0])
-        terms = self._objective(X, eps, self.beta, False, condition)[2]
+        terms = self.training_objective(X, eps, self.beta, False, condition)[2]
         return {k: check_defined(v, k) for k, v in terms.items()}
 
-    def _objective(self, X, eps, beta, need_grads=True, condition=None):
+    def training_objective(self, X, eps, beta, need_grads=True, condition=None):
         """The training objective selected by ``objective``; returns ``(loss, flat_grad, terms)``."""
         if self.objective == "iwae":
             return self._iwae_objective(X, eps, need_grads, condition)
@@ -249,7 +249,7 @@ class BaseVAE(EstimatorMixin):
 
         ``terms`` holds ``iwae`` (``L_K`` per example) and the Monte Carlo ELBO parts.
         """
-        log_w, parts, cache = self._log_weights_forward(X, eps, condition)      # (K, N)
+        log_w, parts, cache = self.log_weights_forward(X, eps, condition)      # (K, N)
         bound, b_c = objectives.iwae_bound_forward(log_w)                       # (N,)
         terms = {"iwae": bound, "reconstruction": parts["log_px"].mean(axis=0),
                  "kl": (parts["log_q"] - parts["log_pz"]).mean(axis=0),
@@ -262,11 +262,11 @@ class BaseVAE(EstimatorMixin):
     def log_weights(self, X, eps, *, y=None):
         """Importance log-weights ``log w_k = log p(x, z_k) − log q(z_k|x)`` ``(K, N)``
         at ``z_k`` from the noise ``eps`` (docs/06-importance-weighting.md)."""
-        self._check_fitted()
-        X = self._check_X(X)
-        condition = self._condition(y, X.shape[0])
+        self.check_fitted()
+        X = self.validate_input(X)
+        condition = self.labels_to_condition(y, X.shape[0])
         eps = self._check_eps(eps, X.shape[0])
-        return check_defined(self._log_weights_forward(X, eps, condition)[0], "log_weights")
+        return check_defined(self.log_weights_forward(X, eps, condition)[0], "log_weights")
 
     def log_likelihood(self, X, n_importance=5000, random_state=None, max_rows=8192, *, y=None):
         """Importance-sampled ``log p̂(x) = logsumexp_k log w_k − log K`` per example
@@ -276,9 +276,9 @@ class BaseVAE(EstimatorMixin):
         rows at a time, so memory stays bounded for any ``K``.  Noise from
         ``random_state`` or ``rng_``.
         """
-        self._check_fitted()
-        X = self._check_X(X)
-        condition = self._condition(y, X.shape[0])
+        self.check_fitted()
+        X = self.validate_input(X)
+        condition = self.labels_to_condition(y, X.shape[0])
         K = check_positive_int(n_importance, "n_importance")
         max_rows = check_positive_int(max_rows, "max_rows")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)
@@ -286,10 +286,10 @@ class BaseVAE(EstimatorMixin):
         @threads.timed(("log_likelihood", id(self), max_rows))
         def log_weights(rows, eps):
             c = None if condition is None else condition[rows]
-            return self._log_weights_forward(X[rows], eps, c)[0]
+            return self.log_weights_forward(X[rows], eps, c)[0]
 
         def draw(k, n):
-            return self._draw(rng, self._noise_shape(k, n))
+            return self._draw(rng, self.noise_shape(k, n))
 
         return check_defined(objectives.log_likelihood_estimate(log_weights, draw, X.shape[0], K,
                                                            max_rows, self._dtype),
@@ -299,10 +299,10 @@ class BaseVAE(EstimatorMixin):
         """Active latent units per stochastic level (docs/06-importance-weighting.md;
         Burda et al. 2016): unit ``u`` is active when ``Cov_x(E_q[u]) > threshold``.
         Returns a list of counts, one per level (one entry for the VAE)."""
-        self._check_fitted()
-        X = self._check_X(X)
-        return objectives.active_units(self._posterior_means(X, self._condition(y, X.shape[0])),
-                                       threshold)
+        self.check_fitted()
+        X = self.validate_input(X)
+        condition = self.labels_to_condition(y, X.shape[0])
+        return objectives.active_units(self._posterior_means(X, condition), threshold)
 
     # -------------------------------------------------------------- training
     @one_at_a_time("fit")
@@ -355,15 +355,15 @@ class BaseVAE(EstimatorMixin):
         alone, and different examples get independent noise.  ``random_state`` (a seed or Generator) draws fresh,
         independent noise per example instead.
         """
-        self._check_fitted()
-        X = self._check_X(X)
-        condition = self._condition(y, X.shape[0])
+        self.check_fitted()
+        X = self.validate_input(X)
+        condition = self.labels_to_condition(y, X.shape[0])
         rng = None if random_state is None else np.random.default_rng(random_state)
         out = np.empty(X.shape[0], dtype=self._dtype)
         for start in range(0, X.shape[0], CHUNK):
             xb = X[start:start + CHUNK]
             c = None if condition is None else condition[start:start + CHUNK]
-            shape = self._noise_shape(self.n_samples, xb.shape[0])
+            shape = self.noise_shape(self.n_samples, xb.shape[0])
             eps = (self._evaluation_noise(xb, self.n_samples) if rng is None
                    else self._draw(rng, shape))
             out[start:start + CHUNK] = self._elbo_objective(xb, eps, 1.0, False, c)[2]["elbo"]

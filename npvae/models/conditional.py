@@ -14,7 +14,7 @@ that class, as the M2 model of Kingma, Rezende, Mohamed & Welling (2014) does
 with its label variable.
 
 Implementation: :class:`ConditionalVAE` is a :class:`~npvae.VAE` with ``C``
-condition columns (``_n_condition``): its first encoder layer and first decoder
+condition columns (``n_condition``): its first encoder layer and first decoder
 layer have ``C`` extra input rows, and the one-hot ``c`` travels as the explicit
 ``condition`` argument of the VAE's objective, log-weights and scores.  The
 condition is data, so its gradient is never formed (the encoder's first layer
@@ -146,14 +146,14 @@ class ConditionalVAE(VAE):
         self.classes_ = _check_classes(classes)
         self.n_classes_ = int(self.classes_.size)
 
-    def _check_fitted(self):
-        super()._check_fitted()
+    def check_fitted(self):
+        super().check_fitted()
         if self.classes is not None and not np.array_equal(_check_classes(self.classes),
                                                            self.classes_):
             raise ValueError(f"classes was changed to {self.classes!r} after the parameters were "
                              f"created for {self.classes_.tolist()}; re-initialise or fit again")
 
-    def _n_condition(self):
+    def n_condition(self):
         return self.n_classes_
 
     # ------------------------------------------------------------------ labels
@@ -180,7 +180,7 @@ class ConditionalVAE(VAE):
         out[np.arange(n), idx_c] = 1
         return out
 
-    def _condition(self, y, n):
+    def labels_to_condition(self, y, n):
         """The condition of ``n`` rows, the one-hot labels ``(n, C)``: the one place labels
         become ``c`` (every public method passes its ``y`` here)."""
         if y is None:
@@ -190,9 +190,9 @@ class ConditionalVAE(VAE):
 
     def _data_and_condition(self, X, y, check_values=True):
         """Validated data ``(N, D)`` in the model's form and its one-hot condition ``(N, C)``."""
-        self._check_fitted()
-        X = self._check_X(X, check_values)
-        return X, self._condition(y, X.shape[0])
+        self.check_fitted()
+        X = self.validate_input(X, check_values)
+        return X, self.labels_to_condition(y, X.shape[0])
 
     # ------------------------------------------------------------- objective
     # The methods below take y where the VAE's take none, in the VAE's order; each
@@ -310,17 +310,17 @@ class ConditionalVAE(VAE):
         """The likelihood's parameters of ``p(x|z, c)`` for latents ``Z (M, Z)`` and labels
         ``y`` (``(M,)`` or one label): logits ``(M, D)``, means ``(M, D)`` or logits
         ``(M, D, V)``."""
-        self._check_fitted()
+        self.check_fitted()
         Z = check_data(Z, self.n_latent, name="Z", dtype=self._dtype)
-        return self._decode(Z, self._condition(y, Z.shape[0]))
+        return self._decode(Z, self.labels_to_condition(y, Z.shape[0]))
 
     def sample(self, n, y, random_state=None):
         """``n`` draws ``z ~ p(z|c) = N(0, I)`` decoded with the label(s) ``y`` to the
         likelihood's means ``(n, D)``: data of the chosen class.  ``y`` is one label
         for all ``n`` or an array of ``n`` labels."""
-        self._check_fitted()
+        self.check_fitted()
         n = check_positive_int(n, "n")
-        c = self._condition(y, n)                    # check the labels before drawing
+        c = self.labels_to_condition(y, n)                    # check the labels before drawing
         return self._sample(n, c, random_state)
 
     def reconstruct(self, X, y):

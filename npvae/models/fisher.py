@@ -71,7 +71,7 @@ class FisherAutoencoder(VAE):
     k = 1
     gradient_estimator = "standard"     # the Fisher loss has its own gradient (no ELBO estimator)
     #: what decides the best epoch in training: the validation Fisher loss, lower is better
-    _selection = ("fisher", -1)
+    validation_criterion = ("fisher", -1)
 
     def __init__(self, n_latent=20, hidden_sizes=(200,), decoder_hidden_sizes=None,
                  activation="tanh", decoder_logvar=0.0, n_samples=1, optimizer="adam",
@@ -108,7 +108,7 @@ class FisherAutoencoder(VAE):
         return layers, [self.activation] * n + ["identity"]
 
     # ------------------------------------------------------------ objective
-    def _objective(self, X, eps, beta=1.0, need_grads=True, condition=None):
+    def training_objective(self, X, eps, beta=1.0, need_grads=True, condition=None):
         """The Fisher loss (``beta`` and ``condition`` are unused); returns
         ``(loss, flat_grad or None, terms)``."""
         return self._fisher_objective(X, eps, need_grads)

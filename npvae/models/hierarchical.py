@@ -148,7 +148,7 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         return self.inference == "markov" and prefix != "enc1"
 
     # ------------------------------------------------------------------ noise
-    def _noise_shape(self, n_samples, n_examples):
+    def noise_shape(self, n_samples, n_examples):
         """One noise array per level: ``[(S, N, Z_1), …, (S, N, Z_L)]`` ."""
         return [(n_samples, n_examples, Z) for Z in self._sizes]
 
@@ -323,8 +323,8 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         """Posterior parameters per level: ``(mus, logvars)``, lists of ``L`` arrays
         ``(N, Z_l)``.  For ``inference="markov"`` level ``l`` is evaluated at the mean
         of the level below."""
-        self._check_fitted()
-        mus, logvars = self._encode_checked(self._check_X(X))
+        self.check_fitted()
+        mus, logvars = self._encode_checked(self.validate_input(X))
         return [check_defined(mu, "the posterior mean") for mu in mus], logvars
 
     @property
@@ -343,7 +343,7 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         ``Z`` is ``(M, Z_1)``, or ``(M, Z_1 + … + Z_L)`` as returned by
         :meth:`transform`, of which the first ``Z_1`` columns (``z_1``) are used.
         """
-        self._check_fitted()
+        self.check_fitted()
         Z = check_data(Z, name="Z", dtype=self._dtype)
         Z1, total = self._sizes[0], sum(self._sizes)
         if Z.shape[1] not in (Z1, total):
@@ -358,7 +358,7 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
     def sample(self, n, random_state=None):
         """``n`` ancestral draws: ``z_L ~ N(0, I)``, ``z_l ~ p(z_l | z_{l+1})``, decoded
         to the likelihood's means ``(n, D)``."""
-        self._check_fitted()
+        self.check_fitted()
         n = check_positive_int(n, "n")
         check_rows_fit(self, n, f"sample({n:,})")
         rng = self.rng_ if random_state is None else np.random.default_rng(random_state)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..distributions.gaussian import log_normal_backward, log_normal_forward
+from ..distributions.diagonal_gaussian import log_normal_backward, log_normal_forward
 from ..objectives import elbo_loss
 
 
@@ -138,7 +138,7 @@ class SampleDensities:
         flat = self._log_densities_backward(dlog_px, [d] * L, [-d] * L, cache, scale)
         return loss, flat, terms
 
-    def _log_weights_forward(self, X, eps, condition=None):
+    def log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_1^k) + log N(z_L^k; 0, I) + Σ_{l<L} log p(z_l^k|z_{l+1}^k)
         − Σ_l log q(z_l^k|·)`` ``(K, N)`` (docs/07-hierarchical-vae.md)."""
         log_px, log_q, log_p, cache = self._log_densities_forward(X, eps)
@@ -147,7 +147,7 @@ class SampleDensities:
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_qz}
         return log_px + log_pz - log_qz, parts, cache
 
-    def _log_weights_backward(self, dlog_w, cache, path_scale=None):
+    def log_weights_backward(self, dlog_w, cache, path_scale=None):
         """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters; with
         ``path_scale (K, N)``, STL's or DReG's (:meth:`_log_densities_backward`)."""
         L = self._n_levels()

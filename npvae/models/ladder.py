@@ -30,8 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_latent_sizes, check_level_widths
-from ..distributions.gaussian import (kl_diagonal_backward, kl_diagonal_forward,
-                                      log_normal_forward)
+from ..distributions.diagonal_gaussian import log_normal_forward
 from ..distributions.posteriors import DiagonalGaussian
 from ..distributions.precision import precision_merge_backward, precision_merge_forward
 from ..layers.activations import check_activation
@@ -118,10 +117,10 @@ class LadderVAE(HierarchicalVAE):
                 if name.startswith("prior") and name.endswith("_var_W"):
                     W[...] = 0
 
-    def _check_fitted(self):
+    def check_fitted(self):
         """The boundary check, and batch normalisation's running variances finite and
         ``>= 0`` (a damaged file or assignment would otherwise surface as NaN scores)."""
-        super()._check_fitted()
+        super().check_fitted()
         for name, v in self.params_.items():
             if name.endswith("_var") and not np.all(v >= 0):
                 raise ValueError(f"params_[{name!r}], a running variance of batch "
@@ -131,21 +130,21 @@ class LadderVAE(HierarchicalVAE):
     # ------------------------------------------------------------- the passes
     def _training(self):
         """Whether the networks normalise by batch statistics: inside the training
-        objective with its gradient (:meth:`_objective`) only."""
+        objective with its gradient (:meth:`training_objective`) only."""
         return getattr(self, "_bn_training_ws", False)
 
-    def _objective(self, X, eps, beta, need_grads=True, condition=None):
+    def training_objective(self, X, eps, beta, need_grads=True, condition=None):
         """The training objective.  With its gradient (``loss_and_grads``, a training
         step) batch normalisation is in training mode and the batch's statistics are kept
-        for :meth:`_after_step`; without (``elbo_terms``, the validation ELBO of
+        for :meth:`after_step`; without (``elbo_terms``, the validation ELBO of
         ``fit``) it uses the running statistics, as every evaluation does."""
         self._bn_training_ws, self._bn_batch_ws = need_grads, []
         try:
-            return super()._objective(X, eps, beta, need_grads, condition)
+            return super().training_objective(X, eps, beta, need_grads, condition)
         finally:
             self._bn_training_ws = False
 
-    def _after_step(self):
+    def after_step(self):
         """Fold the last training batch's statistics into the running averages
         (docs/16-ladder-vae.md#running-statistics); called by
         :func:`npvae.training.train_step` after the optimiser's step."""
@@ -190,7 +189,8 @@ class LadderVAE(HierarchicalVAE):
         log_px, dec_c = self._decoder.forward(P, zs[0], X, self._training(), collect)
         kls, kl_c = [], []
         for l in range(L - 1):
-            kl, c = kl_diagonal_forward(mus[l], logvars[l], priors[l][0], priors[l][1])
+            kl, c = self._post.kl_to_gaussian_forward(mus[l], logvars[l], priors[l][0],
+                                                      priors[l][1])
             kls.append(kl.mean(axis=0))                                    # (N,)
             kl_c.append(c)
         kl_top, top_c = self._post.kl_forward(mus[L - 1], logvars[L - 1])
@@ -204,7 +204,7 @@ class LadderVAE(HierarchicalVAE):
         d_up = [None] * L
         for l in range(L - 1):                                             # reverse of top-down
             dmu_q, dlv_q = self._post.sample_backward(dz, z_c[l])          # (S, N, Z_l)
-            dmu_k, dlv_k, dmu_p, dlv_p = kl_diagonal_backward(
+            dmu_k, dlv_k, dmu_p, dlv_p = self._post.kl_to_gaussian_backward(
                 np.broadcast_to(dkl / S, (S, dkl.shape[0])), kl_c[l])
             dmu_hat, dlv_hat, dmu_pm, dlv_pm = precision_merge_backward(
                 dmu_q + dmu_k, dlv_q + dlv_k, merge_c[l])
@@ -221,7 +221,7 @@ class LadderVAE(HierarchicalVAE):
             dd = self._up[l].backward(G, *d_up[l], up[l][2], dh=dd, need_dx=l > 0)
         return loss, flat, terms
 
-    def _log_weights_forward(self, X, eps, condition=None):
+    def log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_1) + log N(z_L; 0, I) + Σ_{l<L} log p(z_l|z_{l+1}) −
         Σ_l log q(z_l|·)`` ``(K, N)`` for the log-likelihood estimate (no gradient:
         the Ladder VAE trains on the ELBO)."""
@@ -235,7 +235,7 @@ class LadderVAE(HierarchicalVAE):
         return log_px + log_pz - log_q, {"log_px": log_px, "log_pz": log_pz,
                                          "log_q": log_q}, None
 
-    def _log_weights_backward(self, dlog_w, cache, path_scale=None):
+    def log_weights_backward(self, dlog_w, cache, path_scale=None):
         raise NotImplementedError("the Ladder VAE trains on the ELBO only")
 
     # ------------------------------------------------------------- public API

@@ -1,8 +1,9 @@
 """The networks every model is built from (docs/01-dense-layers.md, docs/05-elbo.md).
 
 * :class:`GaussianNetwork`: an MLP whose last hidden output ``h`` feeds two
-  dense heads, the mean ``μ`` and the posterior's second head (``λ = log σ²``
-  or a Cholesky factor).  It is the VAE's encoder, each level's encoder of the
+  dense heads, the mean ``μ`` and the posterior's second head ``scale_params``
+  (``λ = log σ²`` or the packed Cholesky factor ``L``: see
+  :class:`~npvae.distributions.posteriors.Posterior`).  It is the VAE's encoder, each level's encoder of the
   hierarchical VAE and each of its prior networks ``p(z_l | z_{l+1})``.
 * :class:`Decoder`: an MLP from ``z`` (joined with a condition ``c`` for the
   conditional VAE) to the likelihood's parameters, and the likelihood's
@@ -13,7 +14,7 @@ Networks hold only their names and sizes; parameters live in the model's
 matching views ``G`` of the model's gradient vector, so nothing is copied.
 
 Shapes: ``x (R, In)`` with ``R = N`` or ``S·N`` rows, ``h (R, H)``,
-``mu (R, Z)``, ``head (R, Z)`` or ``(R, Z(Z+1)/2)``; ``z (S, N, Z)``.
+``mu (R, Z)``, ``scale_params (R, Z)`` or ``(R, Z(Z+1)/2)``; ``z (S, N, Z)``.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def grad_views(G, prefix, n_hidden, with_out):
 
 
 class GaussianNetwork:
-    """``h = MLP(x)``, ``μ = h W_μ + b_μ``, ``head = h W_head + b_head``
+    """``h = MLP(x)``, ``μ = h W_μ + b_μ``, ``scale_params = h W_head + b_head``
     (docs/01-dense-layers.md, docs/02-reparameterisation.md).
 
     Parameters are named ``{prefix}_W{i}``, ``{prefix}_b{i}`` (hidden layers),
@@ -65,34 +66,34 @@ class GaussianNetwork:
         return shapes
 
     def forward(self, P, x):
-        """Returns ``(h (R, H), mu (R, Z), head (R, ·), cache)``; ``h = x`` without hidden
+        """Returns ``(h (R, H), mu (R, Z), scale_params (R, ·), cache)``; ``h = x`` without hidden
         layers; ``mu`` is None for a posterior without a mean head (the Concrete's)."""
         p = self.prefix
         weights = [(P[f"{p}_W{i}"], P[f"{p}_b{i}"]) for i in range(len(self.hidden))]
         h, mlp_c = mlp_forward(x, weights, [self.activation] * len(self.hidden))   # (R, H)
         mu, mu_c = (dense_forward(h, P[f"{p}_mu_W"], P[f"{p}_mu_b"])                # (R, Z)
                     if self.posterior.has_mean else (None, None))
-        head, head_c = dense_forward(h, P[f"{p}_{self.head}_W"], P[f"{p}_{self.head}_b"])
-        return h, mu, head, (mlp_c, mu_c, head_c)
+        scale_params, scale_c = dense_forward(h, P[f"{p}_{self.head}_W"], P[f"{p}_{self.head}_b"])
+        return h, mu, scale_params, (mlp_c, mu_c, scale_c)
 
-    def backward(self, G, dmu, dhead, cache, dh=None, need_dx=False):
+    def backward(self, G, dmu, dscale_params, cache, dh=None, need_dx=False):
         """Backward of :meth:`forward`, writing the weight gradients into ``G``.
 
         ``dh (R, H)`` is an extra gradient on the output ``h`` (the next level of a
         bottom-up path reads it).  Returns ``dx (R, In)`` when ``need_dx``, else None.
         """
-        mlp_c, mu_c, head_c = cache
+        mlp_c, mu_c, scale_c = cache
         p, n_hidden = self.prefix, len(self.hidden)
         need_dh = n_hidden > 0 or need_dx
-        dh_head, _, _ = dense_backward(dhead, head_c, need_dh, G[f"{p}_{self.head}_W"],
+        dh_scale, _, _ = dense_backward(dscale_params, scale_c, need_dh, G[f"{p}_{self.head}_W"],
                                        G[f"{p}_{self.head}_b"])
         if mu_c is not None:
             dh_mu, _, _ = dense_backward(dmu, mu_c, need_dh, G[f"{p}_mu_W"], G[f"{p}_mu_b"])
             if need_dh:
-                dh_head += dh_mu                                                   # (R, H)
+                dh_scale += dh_mu                                                  # (R, H)
         if not need_dh:
             return None
-        dh_mu = dh_head
+        dh_mu = dh_scale
         if dh is not None:
             dh_mu += dh
         if n_hidden == 0:

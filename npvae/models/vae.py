@@ -152,12 +152,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             return self._enc_sizes()[::-1]
         return check_widths(self.decoder_hidden_sizes, "decoder_hidden_sizes")
 
-    def _n_condition(self):
-        """Columns ``C`` of the condition joined to the encoder's and decoder's inputs."""
-        return 0
-
     def _param_shapes(self, n_features):
-        C, Z = self._n_condition(), self.n_latent
+        C, Z = self.n_condition(), self.n_latent
         shapes = self._encoder.param_shapes(n_features + C, Z)     # reads x (⊕ c)
         shapes.update(self._decoder.param_shapes(self._latent_width() + C, n_features))
         shapes.update(self._prior_shapes(n_features))                  # prior_u (K, D)
@@ -179,7 +175,7 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         """Columns of a sample ``z``: ``Z``, or ``M·K`` for ``M`` categoricals of ``K`` classes."""
         return self._post.latent_width(self.n_latent)
 
-    def _noise_shape(self, n_samples, n_examples):
+    def noise_shape(self, n_samples, n_examples):
         return (n_samples, n_examples, self._post.noise_width(self.n_latent))
 
     def _draw(self, rng, shape):
@@ -209,8 +205,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         x_in = self._lik.encoder_input(X, self._dtype)                       # (N, D)
         if condition is not None:
             x_in = np.concatenate([x_in, condition.astype(x_in.dtype)], axis=1)  # (N, D + C)
-        _, mu, head, enc_c = self._encoder.forward(self.params_, x_in)
-        return mu, head, enc_c
+        _, mu, scale_params, enc_c = self._encoder.forward(self.params_, x_in)
+        return mu, scale_params, enc_c
 
     def _elbo_objective(self, X, eps, beta, need_grads=True, condition=None):
         """Negative β-ELBO and its gradient by the chain rule (docs/05-elbo.md): the
@@ -357,20 +353,20 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
                 dh = da @ P[f"enc_W{i}"].T
         return loss, flat, terms
 
-    def _log_weights_forward(self, X, eps, condition=None):
+    def log_weights_forward(self, X, eps, condition=None):
         """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
         (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
         post = self._posterior_at(False)           # the Concrete's hard one-hot samples
-        mu, head, enc_c = self._encode_forward(X, condition)
-        z, z_c = post.sample_forward(mu, head, eps)                         # (K, N, Z)
+        mu, scale_params, enc_c = self._encode_forward(X, condition)
+        z, z_c = post.sample_forward(mu, scale_params, eps)                 # (K, N, Z)
         log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
         log_pz, pz_c = self._log_prior_forward(z)                           # (K, N)
-        log_q, q_c = post.log_q_mu_forward(mu, head, eps)                   # (K, N)
+        log_q, q_c = post.log_q_mu_forward(mu, scale_params, eps)           # (K, N)
         log_w = log_px + log_pz - log_q
         parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
         return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
 
-    def _log_weights_backward(self, dlog_w, cache, path_scale=None):
+    def log_weights_backward(self, dlog_w, cache, path_scale=None):
         """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters.
 
         With ``path_scale (K, N)`` (STL, DReG: docs/06-importance-weighting.md#doubly-reparameterised-gradients)
@@ -382,13 +378,13 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
         dz += self._log_prior_backward(dlog_w, pz_c)                        # via log p(z)
         if path_scale is None:                                              # the exact gradient
-            dmu, dhead = self._post.sample_backward(dz, z_c)
-            dmu_q, dhead_q = self._post.log_q_mu_backward(-dlog_w, q_c)     # via −log q
-            dmu, dhead = dmu + dmu_q, dhead + dhead_q
+            dmu, dscale_params = self._post.sample_backward(dz, z_c)
+            dmu_q, dscale_params_q = self._post.log_q_mu_backward(-dlog_w, q_c)  # via −log q
+            dmu, dscale_params = dmu + dmu_q, dscale_params + dscale_params_q
         else:                                                               # score term dropped
             dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
-            dmu, dhead = self._post.sample_backward(dz * path_scale[..., None], z_c)
-        self._encoder.backward(G, dmu, dhead, enc_c)
+            dmu, dscale_params = self._post.sample_backward(dz * path_scale[..., None], z_c)
+        self._encoder.backward(G, dmu, dscale_params, enc_c)
         return self._add_prior_grads(flat)
 
 

@@ -23,24 +23,24 @@ class VAEMethods(EstimatorMixin):
         parts = [self._encode_forward(X[i:i + CHUNK],
                                       None if condition is None else condition[i:i + CHUNK])[:2]
                  for i in range(0, X.shape[0], CHUNK)]
-        head = np.concatenate([p[1] for p in parts])
-        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), head
+        scale_params = np.concatenate([p[1] for p in parts])
+        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), scale_params
 
     def _posterior_means(self, X, condition=None):
         return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
 
     def _encode(self, X, condition):
-        mu, head = self._encoder_heads(X, condition)
-        mu = check_defined(self._posterior_at(False).mean(mu, head), "the posterior mean")
-        return mu, self._post.marginal_logvar(head, self.n_latent)
+        mu, scale_params = self._encoder_heads(X, condition)
+        mu = check_defined(self._posterior_at(False).mean(mu, scale_params), "the posterior mean")
+        return mu, self._post.marginal_logvar(scale_params, self.n_latent)
 
     def _encode_cholesky(self, X, condition):
         if not (self._post.has_mean and self._post.gaussian):
             raise ValueError(f"posterior={self.posterior!r} has no Gaussian covariance")
-        mu, head = self._encoder_heads(X, condition)
+        mu, scale_params = self._encoder_heads(X, condition)
         if self.posterior == "full":
-            return mu, self._post.cholesky(head, self.n_latent)
-        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * head), np.eye(self.n_latent))
+            return mu, self._post.cholesky(scale_params, self.n_latent)
+        return mu, np.einsum("nj,jk->njk", np.exp(0.5 * scale_params), np.eye(self.n_latent))
 
     def encode(self, X):
         """Posterior parameters ``(mu (N, Z), logvar (N, Z))`` of ``q(z|x)``.
@@ -50,19 +50,19 @@ class VAEMethods(EstimatorMixin):
         For ``posterior="concrete"`` the mean ``π (N, M·K)`` of the one-hot code (the
         class probabilities) and ``log π(1 − π)``.
         """
-        self._check_fitted()
-        return self._encode(self._check_X(X), None)
+        self.check_fitted()
+        return self._encode(self.validate_input(X), None)
 
     def encode_cholesky(self, X):
         """``(mu (N, Z), L (N, Z, Z))`` with ``Σ = L Lᵀ``; for a diagonal posterior
         ``L = diag(σ)``."""
-        self._check_fitted()
-        return self._encode_cholesky(self._check_X(X), None)
+        self.check_fitted()
+        return self._encode_cholesky(self.validate_input(X), None)
 
     def decode(self, Z):
         """The likelihood's parameters for latents ``Z (M, Z)``: logits ``(M, D)``
         (Bernoulli), means ``(M, D)`` (Gaussian) or logits ``(M, D, V)`` (categorical)."""
-        self._check_fitted()
+        self.check_fitted()
         Z = check_data(Z, self._latent_width(), name="Z", dtype=self._dtype)
         return self._decode(Z)
 
@@ -80,7 +80,7 @@ class VAEMethods(EstimatorMixin):
     def sample(self, n, random_state=None):
         """``n`` draws ``z ~ p(z)`` (``N(0, I)``, or uniform one-hot codes) decoded to the
         likelihood's means ``(n, D)``."""
-        self._check_fitted()
+        self.check_fitted()
         return self._sample(check_positive_int(n, "n"), None, random_state)
 
     def reconstruct(self, X):

@@ -54,7 +54,7 @@ class PriorMixin:
     def pseudo_inputs(self):
         """The VampPrior's pseudo-inputs ``u = hardtanh(prior_u)`` ``(K, D)``, as the
         encoder reads them (images, for image data)."""
-        self._check_fitted()
+        self.check_fitted()
         if self._prior is None:
             raise ValueError("pseudo_inputs: this model has prior='standard', no pseudo-inputs")
         return hardtanh_forward(self.params_["prior_u"], self._prior.hardtanh)[0].copy()

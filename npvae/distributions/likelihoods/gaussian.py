@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from ...backend import compiled_in
-from ..gaussian import LOG_2PI
+from ..diagonal_gaussian import LOG_2PI
 from .base import Likelihood
 
 _COMPILED = "npvae.distributions.likelihoods.kernels_numba"

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from ... import fastmath
 from ...layers.activations_numba import _parallel
-from ..gaussian import LOG_2PI as _LOG_2PI
+from ..diagonal_gaussian import LOG_2PI as _LOG_2PI
 from .categorical import LEVEL_ERROR
 
 # ---------------------------------------------------------------- likelihoods

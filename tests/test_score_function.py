@@ -1,4 +1,4 @@
-"""Score-function estimators with baselines and control variates (npvae/estimators.py,
+"""Score-function estimators with baselines and control variates (npvae/score_function.py,
 docs/13-em-and-variance-reduction.md#variance-reduction-for-the-score-function): unbiased
 by averaging many draws, the leave-one-out baseline independent of its own draw, measured
 variances against the closed forms of the E[x²] example, and the VAE helpers."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from npvae.estimators import (RunningMeanBaseline, leave_one_out_baseline, optimal_coefficient,
+from npvae.score_function import (RunningMeanBaseline, leave_one_out_baseline, optimal_coefficient,
                               score_function_gradient, vae_encoder_draws,
                               vae_pathwise_gradients, x_squared_variance)
 

@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import compiled_in
 
 LOG_2PI = float(np.log(2 * np.pi))
-_COMPILED = "npvae.distributions.gaussian_numba"
+_COMPILED = "npvae.distributions.diagonal_gaussian_numba"
 
 
 # ----------------------------------------------------- sampling and log-densities

@@ -1,4 +1,4 @@
-"""Compiled (Numba) twins of the diagonal Gaussian kernels of :mod:`npvae.distributions.gaussian`.
+"""Compiled (Numba) twins of the kernels of :mod:`npvae.distributions.diagonal_gaussian`.
 
 Same arguments, same return values and the same cache layouts as the NumPy
 references.  No LLVM fast-math flags; arithmetic in the input's precision
