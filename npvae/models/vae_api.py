@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import check_data, check_defined, check_positive_int
 from .base import CHUNK
-from .estimator import EstimatorMixin
+from .sklearn_api import EstimatorMixin
 from .sizes import check_rows_fit
 
 
