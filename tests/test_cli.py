@@ -72,6 +72,20 @@ def test_evaluate_a_checkpoint_into_a_new_folder(run, tmp_path):
     assert json.load(open(os.path.join(out, "evaluation-test.json")))["n_examples"] == 20
 
 
+@pytest.mark.parametrize("posterior", ["dirichlet", "concrete"])
+def test_evaluate_does_not_count_active_units_of_codes_on_the_simplex(posterior, tmp_path,
+                                                                      capsys):
+    """Burda's active units (the variance of a Gaussian posterior mean) printed "0" for a
+    Dirichlet VAE that uses its codes; now the line says why it is not counted."""
+    out = str(tmp_path / posterior)
+    assert main(["train", *TINY, "--posterior", posterior, "--no-figures", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--out", out, "--max-examples", "30"]) == 0
+    printed = capsys.readouterr().out
+    assert f"active units: not counted for posterior={posterior}" in printed
+    assert "active_units" not in json.load(open(os.path.join(out, "evaluation-test.json")))
+
+
 def test_sample(run, tmp_path):
     target = str(tmp_path / "s.png")
     assert main(["sample", "--out", run, "-n", "16", "--seed", "3", "--output", target]) == 0

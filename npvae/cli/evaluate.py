@@ -24,6 +24,13 @@ def _labels(ds, split):
     return {"train": ds.y_train, "valid": ds.y_valid, "test": ds.y_test}[split]
 
 
+def _codes_not_gaussian(model):
+    """The posterior's name when its codes are one-hot or on the simplex: Burda et al.'s
+    active units (the variance of a Gaussian mean) then count nothing meaningful."""
+    posterior = getattr(model, "posterior", "diagonal")
+    return posterior if posterior in ("concrete", "kumaraswamy", "dirichlet") else None
+
+
 def _elbo_and_means(model, stored, labels, seed):
     """ELBO per example ``(N,)`` and the posterior means per level (for the active
     units; None for a model without them) of the stored examples, converted and scored
@@ -34,7 +41,7 @@ def _elbo_and_means(model, stored, labels, seed):
 
     rng = np.random.default_rng(seed)
     elbo, means = [], []
-    has_au = hasattr(model, "active_units")
+    has_au = hasattr(model, "active_units") and not _codes_not_gaussian(model)
     sizes = list(model.latent_sizes) if hasattr(model, "latent_sizes") else [model.n_latent]
     for start in range(0, len(stored), CHUNK):
         xb = to_input(stored[start:start + CHUNK], model.likelihood, model.dtype)
@@ -91,6 +98,10 @@ def _evaluate_and_report(model, ds, split, seed, n_importance, quiet, max_exampl
         au = active_units(means)
         res["active_units"] = au
         lines.append(f"active units: {au}")
+    elif _codes_not_gaussian(model):
+        lines.append(f"active units: not counted for posterior={_codes_not_gaussian(model)} "
+                     "(a measure for Gaussian latents; docs/19-simplex-latents.md counts the "
+                     "sticks in use)")
     res.update(extra or {})
     if save_to:
         write_json(save_to, res)
