@@ -29,13 +29,26 @@ def adam_folded_step(theta, g, m, v, lr_t, beta1, beta2, eps_hat):
     theta -= lr_t * m / (np.sqrt(v) + eps_hat)
 
 
+@compiled_in("npvae.optim_numba")
+def adam_outer_step(theta, a, da, m, v, lr_t, beta1, beta2, eps_hat):
+    """:func:`adam_folded_step` on the flat ``(I·J,)`` parameters of a weight matrix
+    ``W (I, J)`` whose gradient is ``aᵀ da``, from its factors ``a (R, I)``, ``da (R, J)``
+    (docs/11-optimisation.md#fusing-the-weight-gradient-into-adam); the compiled twin
+    forms each entry inside the update instead of materialising ``aᵀ da``."""
+    adam_folded_step(theta, (a.T @ da).ravel(), m, v, lr_t, beta1, beta2, eps_hat)
+
+
+def adam_constants(t, learning_rate, beta1, beta2, eps):
+    """``(α_t, ε̂)`` of step ``t >= 1``, the bias corrections folded in
+    (docs/11-optimisation.md#the-folded-update)."""
+    c2 = 1 - beta2 ** t
+    return learning_rate * math.sqrt(c2) / (1 - beta1 ** t), eps * math.sqrt(c2)
+
+
 def adam_update(theta, g, m, v, t, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
     """One Adam step at step number ``t >= 1`` on flat vectors ``(P,)``, in place
     (docs/11-optimisation.md)."""
-    c1 = 1 - beta1 ** t
-    c2 = 1 - beta2 ** t
-    lr_t = learning_rate * math.sqrt(c2) / c1
-    eps_hat = eps * math.sqrt(c2)
+    lr_t, eps_hat = adam_constants(t, learning_rate, beta1, beta2, eps)
     adam_folded_step(theta, g, m, v, lr_t, beta1, beta2, eps_hat)
 
 
@@ -57,6 +70,23 @@ class Adam:
         lr = self.learning_rate if learning_rate is None else learning_rate
         adam_update(theta, g, state["m"], state["v"], int(state["t"]), lr,
                     self.beta1, self.beta2, self.eps)
+
+    def step_factored(self, theta, g, segments, factors, state, learning_rate=None):
+        """The same step as :meth:`step` with the gradient in two parts: the flat ``g`` on
+        the slices ``segments`` ``[(start, stop)]``, and ``factors`` ``[(start, a (R, I),
+        da (R, J))]``: the weight matrix at ``theta[start:start + I·J]`` has the gradient
+        ``aᵀ da``, formed inside the update (docs/11-optimisation.md#fusing-the-weight-gradient-into-adam)."""
+        state["t"][...] += 1
+        lr = self.learning_rate if learning_rate is None else learning_rate
+        lr_t, eps_hat = adam_constants(int(state["t"]), lr, self.beta1, self.beta2, self.eps)
+        m, v = state["m"], state["v"]
+        for s, e in segments:
+            adam_folded_step.impl(theta[s:e], g[s:e], m[s:e], v[s:e], lr_t, self.beta1,
+                                  self.beta2, eps_hat)
+        for s, a, da in factors:
+            e = s + a.shape[1] * da.shape[1]
+            adam_outer_step.impl(theta[s:e], a, da, m[s:e], v[s:e], lr_t, self.beta1,
+                                 self.beta2, eps_hat)
 
 
 class SGD:
@@ -121,6 +151,19 @@ def make_optimizer(name, learning_rate, options=None):
                 or not math.isfinite(value) or value < 0:
             raise ValueError(f"optimizer option {key!r} must be a finite number >= 0, got {value!r}")
     return cls(learning_rate=learning_rate, **options)
+
+
+_TEMPLATES = {}
+
+
+def state_template(optimizer, dtype):
+    """``{key: (shape, dtype)}`` of the optimiser's state, ``(0,)`` standing for the
+    parameter count; made once per optimiser class and dtype, not once per step."""
+    key = (type(optimizer), np.dtype(dtype))
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = {k: (np.shape(v), np.asarray(v).dtype)
+                           for k, v in optimizer.init_state(0, dtype).items()}
+    return _TEMPLATES[key]
 
 
 def clip_grad_norm(g, max_norm):

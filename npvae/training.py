@@ -24,7 +24,8 @@ from . import checkpoint, threads
 from ._exclusive import one_at_a_time
 from ._fsafe import append_line
 from ._validation import check_data, check_training
-from .optim import clip_grad_norm, make_optimizer
+from .fused_step import fused_train_step
+from .optim import clip_grad_norm, make_optimizer, state_template
 from .schedules import SCHEDULES, burda_stage, kl_weight, learning_rate_at  # noqa: F401
 
 
@@ -49,9 +50,12 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     if model.optimizer_state_ is None:
         model.optimizer_state_ = optimizer.init_state(model.layout_.size, model.dtype_)
     _check_step_inputs(model, x, eps, optimizer)
+    beta = model.beta if beta is None else beta
+    if clip_norm is None and (done := fused_train_step(model, x, eps, optimizer, learning_rate,
+                                                       beta, condition)) is not None:
+        return done                   # a small batch: the big weight gradients fused into Adam
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        loss, g, terms = model.training_objective(x, eps, model.beta if beta is None else beta,
-                                                  True, condition)
+        loss, g, terms = model.training_objective(x, eps, beta, True, condition)
     # ‖g‖² by one BLAS dot: NaN or inf if any entry is (or if the norm overflows)
     if not (math.isfinite(loss) and math.isfinite(float(np.dot(g, g)))):
         raise TrainingDiverged(f"the loss became {loss} (gradient finite: "
@@ -61,19 +65,6 @@ def train_step(model, x, eps, optimizer=None, learning_rate=None, beta=None, con
     optimizer.step(model.flat_params_, g, model.optimizer_state_, learning_rate=learning_rate)
     model.after_step()                              # e.g. batch norm's running statistics
     return loss, terms
-
-
-_TEMPLATES = {}
-
-
-def _state_template(optimizer, dtype):
-    """``{key: (shape, dtype)}`` of the optimiser's state, ``(0,)`` standing for the
-    parameter count; made once per optimiser class and dtype, not once per step."""
-    key = (type(optimizer), np.dtype(dtype))
-    if key not in _TEMPLATES:
-        _TEMPLATES[key] = {k: (np.shape(v), np.asarray(v).dtype)
-                           for k, v in optimizer.init_state(0, dtype).items()}
-    return _TEMPLATES[key]
 
 
 def _check_step_inputs(model, x, eps, optimizer):
@@ -88,7 +79,7 @@ def _check_step_inputs(model, x, eps, optimizer):
     if got != expected:
         raise ValueError(f"train_step: eps must have shape {expected}, got {got}")
     state = model.optimizer_state_
-    for key, (shape, dtype) in _state_template(optimizer, model.dtype_).items():
+    for key, (shape, dtype) in state_template(optimizer, model.dtype_).items():
         value = state.get(key) if isinstance(state, dict) else None
         if (not isinstance(value, np.ndarray) or value.dtype != dtype
                 or value.shape != ((model.layout_.size,) if shape == (0,) else shape)):

@@ -95,8 +95,8 @@ class BaseVAE(TrainableModel, EstimatorMixin):
     def _grad_buffer(self):
         """The flat gradient workspace ``(P,)`` and its named views, reused across steps.
 
-        Every entry is overwritten by each backward pass; the public
-        :meth:`loss_and_grads` hands out a copy.
+        Every entry is overwritten by each backward pass (but the slices of weights whose
+        gradient :meth:`factored_objective` leaves as factors); :meth:`loss_and_grads` hands out a copy.
         """
         buf = getattr(self, "_grad_ws", None)
         if buf is None or buf.shape != (self.layout_.size,) or buf.dtype != self._dtype:

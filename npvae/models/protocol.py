@@ -90,6 +90,15 @@ class TrainableModel(abc.ABC):
         model's own loss; ``terms`` maps names to per-example values ``(N,)``.  The
         gradient is a workspace the next call overwrites."""
 
+    def factored_objective(self, X, eps, beta, condition, max_rows):
+        """:meth:`training_objective` with the gradient of some weight matrices ``W (I, J)``
+        left as factors: ``(loss, flat_grad, terms, {name: (a (R, I), da (R, J))})``, the
+        gradient of ``W`` being ``aᵀ da`` with ``R <= max_rows`` and its slice of
+        ``flat_grad`` not written; for the trainer's fused Adam update (npvae/fused_step.py,
+        docs/11-optimisation.md#fusing-the-weight-gradient-into-adam).  None (the default)
+        where the model does not offer it."""
+        return None
+
     @abc.abstractmethod
     def log_weights_forward(self, X, eps, condition=None):
         """``(log_w (K, N), parts, cache)``: the importance log-weights

@@ -74,11 +74,11 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         inverse autoregressive flows (:mod:`npvae.distributions.planar`,
         :mod:`npvae.distributions.iaf`, docs/18-normalising-flows.md).
     posterior_params : dict or None
-        The posterior's options: for ``"concrete"`` ``{"n_categories": K,
-        "temperature": τ₀, "anneal_rate": r, "min_temperature": τ_min,
-        "straight_through": False}``; for ``"kumaraswamy"`` ``{"prior_alpha": 5.0,
-        "series_terms": 10}``; for ``"dirichlet"`` ``{"prior_alpha": 1.0}``; for ``"planar"``
-        ``{"n_flows": 4}``, for ``"iaf"`` ``{"n_flows": 2, "hidden_size": 2Z, "context_size": Z}``.
+        The posterior's options: for ``"concrete"`` ``{"n_categories": K, "temperature": τ₀,
+        "anneal_rate": r, "min_temperature": τ_min, "straight_through": False}``; for
+        ``"kumaraswamy"`` ``{"prior_alpha": 5.0, "series_terms": 10}``; for ``"dirichlet"``
+        ``{"prior_alpha": 1.0}``; for ``"planar"`` ``{"n_flows": 4}``, for ``"iaf"``
+        ``{"n_flows": 2, "hidden_size": 2Z, "context_size": Z}``.
     prior : ``"standard"`` (``N(0, I)``) or ``"vamp"``: the VampPrior, a mixture of the
         posteriors at learned pseudo-inputs (posterior ``"diagonal"``, the standard
         gradient estimator; :mod:`npvae.models.vamp`, docs/17-vampprior.md).
@@ -94,10 +94,10 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
     k : int
         ``K``, importance samples per example for ``objective="iwae"``.
     gradient_estimator : ``"standard"`` (the exact gradient at the noise drawn),
-        ``"stl"`` (the score term of ``log q`` dropped, Roeder et al. 2017; unbiased
-        for the ELBO, biased for IWAE with ``k > 1``) or ``"dreg"`` (doubly
-        reparameterised, Tucker et al. 2019; ``objective="iwae"`` only).  Only the
-        encoder's gradient changes (docs/05-elbo.md#sticking-the-landing,
+        ``"stl"`` (the score term of ``log q`` dropped, Roeder et al. 2017; unbiased for the
+        ELBO, biased for IWAE with ``k > 1``) or ``"dreg"`` (doubly reparameterised, Tucker et
+        al. 2019; ``objective="iwae"`` only).  Only the encoder's gradient changes
+        (docs/05-elbo.md#sticking-the-landing,
         docs/06-importance-weighting.md#doubly-reparameterised-gradients).
     optimizer, learning_rate, batch_size, epochs : training defaults for ``fit``.
     dtype : ``"float32"`` or ``"float64"``.
@@ -128,8 +128,7 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         check_activation(self.activation)
         check_gradient_estimator(self.gradient_estimator, self.objective)
         self._post = make_posterior(self.posterior, getattr(self, "posterior_params", None))
-        if not self._post.has_mean and (self.objective != "elbo"
-                                        or self.gradient_estimator != "standard"):
+        if not self._post.has_mean and (self.objective != "elbo" or self.gradient_estimator != "standard"):
             raise ValueError(f"posterior={self.posterior!r} trains the ELBO with its standard "
                              "gradient (objective='elbo', gradient_estimator='standard')")
         self._build_prior({"posterior": "diagonal", "gradient_estimator": "standard"})
@@ -140,8 +139,7 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
         # the common case takes the written-out step (a subclass, e.g. the conditional VAE,
         # keeps the composed path, which knows its extra inputs)
-        self._written_out = (type(self) is VAE and self.posterior == "diagonal"
-                             and self._prior is None
+        self._written_out = (type(self) is VAE and self.posterior == "diagonal" and self._prior is None
                              and self.gradient_estimator in ("standard", "stl"))
 
     def _enc_sizes(self):
@@ -161,8 +159,7 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         return shapes
 
     def _init_params(self, P, rng):
-        """Hidden layers by the activation's initialiser, heads Glorot; biases zero
-        (docs/01-dense-layers.md)."""
+        """Hidden layers by the activation's initialiser, heads Glorot; biases zero (docs/01-dense-layers.md)."""
         act = self.activation
         for name, W in P.items():
             if "_W" in name:
@@ -246,15 +243,20 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
         return loss, self._add_prior_grads(flat), terms
 
-    def _diagonal_elbo(self, X, eps, beta, need_grads=True):
+    def factored_objective(self, X, eps, beta, condition, max_rows):   # protocol.py; the written-out step
+        factors = {n: None for n, s in self.layout_.shapes.items() if "_W" in n and np.prod(s) >= 1 << 15}
+        if self._written_out and condition is None and eps.shape[0] * eps.shape[1] <= max_rows:
+            return self._diagonal_elbo(X, eps, beta, True, factors) + (factors,)   # else None
+
+    def _diagonal_elbo(self, X, eps, beta, need_grads=True, factors=None):
         """The step of the common VAE written out, llm.c style: the negative β-ELBO of the
         diagonal Gaussian posterior under the prior ``N(0, I)`` and its gradient, the
         forward top to bottom, then the backward in reverse order (docs/05-elbo.md#the-whole-pass).
-
         Any widths, activation and likelihood; ``S ≥ 1``; the standard gradient or STL.
         Kernels are the backend's (``kernel.impl``: :func:`npvae.backend.compiled_in`),
-        products BLAS, gradients written into the buffer's views.  It equals the composed
-        path of :meth:`_elbo_objective` (tests/test_vae_step.py); returns ``(loss, flat, terms)``.
+        products BLAS, gradients written into the buffer's views (or, for the weights named
+        in ``factors``, their factors into it: :meth:`factored_objective`).  It equals the
+        composed path of :meth:`_elbo_objective` (tests/test_vae_step.py); ``(loss, flat, terms)``.
         """
         P, lik, act, dtype = self.params_.arrays, self._lik, self.activation, self._dtype
         f_fwd, f_bwd = bias_activation_forward.impl, bias_activation_backward.impl
@@ -298,10 +300,9 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             return loss, None, terms
 
         # ============================ backward ===========================
-        flat = getattr(self, "_grad_ws", None)                             # reused across steps
+        flat, G = getattr(self, "_grad_ws", None), getattr(self, "_grad_views_ws", None)  # reused
         if flat is None or flat.shape != (self.layout_.size,) or flat.dtype != dtype:
-            flat = self._grad_buffer()[0]
-        G = self._grad_views_ws                                            # name -> view of flat
+            flat, G = self._grad_buffer()                                  # name -> view of flat
         # seeds ∂loss/∂log p(x_n|z_ns) = −1/(SN), ∂loss/∂KL_n = β/N
         #                                            docs/05-elbo.md#seeds-of-the-backward-pass
         dlog_px = np.full((S, N), -1.0 / (S * N), dtype=dtype)
@@ -312,7 +313,7 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             G[name][...] = g
         dout = dout.reshape(S * N, -1)
         # decoder, last first: dV = gᵀ dout, dc = Σ dout, dg = dout Vᵀ  docs/05-elbo.md#through-the-decoder-mlp
-        _weight_grad(gs[-1], dout, G["dec_out_W"])
+        _weight_grad(gs[-1], dout, G, "dec_out_W", factors)
         G["dec_out_b"][...] = dout.sum(axis=0)
         dg = dout @ P["dec_out_W"].T                                       # (S·N, H)
         for i in reversed(range(n_dec)):
@@ -320,7 +321,7 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             #                                docs/01-dense-layers.md#backward-through-the-activation
             da, G[f"dec_b{i}"][...] = f_bwd(dg, (gs[i + 1], act, True))   # the kernel's cache
             # dV = gᵀ da, dg = da Vᵀ                 docs/01-dense-layers.md#backward-of-the-affine-map
-            _weight_grad(gs[i], da, G[f"dec_W{i}"])
+            _weight_grad(gs[i], da, G, f"dec_W{i}", factors)
             dg = da @ P[f"dec_W{i}"].T
         dz = dg.reshape(S, N, Z)                                           # (S, N, Z)
         if self.gradient_estimator == "stl":
@@ -339,16 +340,16 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
             dlogvar += dkl * 0.5 * (var - 1)
         # the heads: dW_λ = hᵀ dλ, dW_μ = hᵀ dμ, dh = dλ W_λᵀ + dμ W_μᵀ
         #                                                  docs/05-elbo.md#through-the-encoder
-        _weight_grad(h, dlogvar, G["enc_logvar_W"])
+        _weight_grad(h, dlogvar, G, "enc_logvar_W", factors)
         G["enc_logvar_b"][...] = dlogvar.sum(axis=0)
-        _weight_grad(h, dmu, G["enc_mu_W"])
+        _weight_grad(h, dmu, G, "enc_mu_W", factors)
         G["enc_mu_b"][...] = dmu.sum(axis=0)
         if n_enc:
             dh = dlogvar @ P["enc_logvar_W"].T
             dh += dmu @ P["enc_mu_W"].T                                    # (N, H)
         for i in reversed(range(n_enc)):                                   # the encoder, last first
             da, G[f"enc_b{i}"][...] = f_bwd(dh, (hs[i + 1], act, True))
-            _weight_grad(hs[i], da, G[f"enc_W{i}"])
+            _weight_grad(hs[i], da, G, f"enc_W{i}", factors)
             if i:                                                          # not into the data
                 dh = da @ P[f"enc_W{i}"].T
         return loss, flat, terms
@@ -388,9 +389,12 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         return self._add_prior_grads(flat)
 
 
-def _weight_grad(a, da, out):
-    """``dW = aᵀ da`` into ``out`` as :func:`npvae.layers.dense.dense_backward` forms it."""
-    if a.shape[0] == 1:                # outer product: OpenBLAS's GEMM is ~5x slower here
-        np.multiply(a[0][:, None], da[0][None, :], out=out)
+def _weight_grad(a, da, G, name, factors=None):
+    """``dW = aᵀ da`` into ``G[name]`` as :func:`npvae.layers.dense.dense_backward` forms it, or
+    ``(a, da)`` into ``factors[name]`` where it has that key (docs/11-optimisation.md#fusing-the-weight-gradient-into-adam)."""
+    if factors is not None and name in factors:
+        factors[name] = (a, da)
+    elif a.shape[0] == 1:              # outer product: OpenBLAS's GEMM is ~5x slower here
+        np.multiply(a[0][:, None], da[0][None, :], out=G[name])
     else:
-        np.matmul(a.T, da, out=out)
+        np.matmul(a.T, da, out=G[name])
