@@ -59,12 +59,16 @@ def fused_train_step(model, x, eps, optimizer, learning_rate, beta, condition):
 
 
 def _bounded(loss, g, segments, fused, dtype):
-    """Whether the loss is finite and the materialised gradient's ``‖g‖²`` surely is."""
+    """Whether the loss is finite and the materialised gradient's ``‖g‖²`` surely is (a few
+    dots of at most ``MAX_ROWS`` rows: an overflow in one makes it say no)."""
     if not math.isfinite(loss):
         return False
     total = sum(float(np.dot(g[s:e], g[s:e])) for s, e in segments)
-    for _, a, da in fused:
-        norm_a = np.sqrt(np.square(a, dtype=np.float64).sum(axis=1))        # (R,)
-        norm_da = np.sqrt(np.square(da, dtype=np.float64).sum(axis=1))      # (R,)
-        total += float(norm_a @ norm_da) ** 2
-    return total < np.finfo(dtype).max / 4                       # False for NaN and inf
+    for _, a, da in fused:                             # ‖aᵀ da‖_F <= Σ_r ‖a_r‖ ‖da_r‖
+        bound = sum(math.sqrt(float(np.dot(r, r)) * float(np.dot(q, q))) for r, q in zip(a, da))
+        total += bound * bound                       # (not ** 2: that raises on overflow)
+    return total < _LIMIT[np.dtype(dtype).char]                  # False for NaN and inf
+
+
+#: a quarter of each dtype's largest value: room for the rounding of the materialised dot
+_LIMIT = {np.dtype(t).char: float(np.finfo(t).max) / 4 for t in (np.float32, np.float64)}

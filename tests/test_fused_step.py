@@ -161,3 +161,14 @@ def test_unbounded_factors_fall_back_to_the_materialised_path(monkeypatch):
     monkeypatch.setattr(fused_step, "MAX_ROWS", 0)
     want = _steps(_model("float32"), 1, Adam(1e-3), n_steps=1)
     np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("dtype, big", [("float64", 1e150), ("float32", 1e19)])
+def test_the_bound_says_no_without_raising_where_it_overflows(dtype, big):
+    """A float64 bound past 1e308 (Python's ``x ** 2`` raised OverflowError there)."""
+    a = np.full((2, 3), big, dtype)
+    g = np.zeros(4, dtype)
+    with np.errstate(over="ignore"):
+        assert not fused_step._bounded(1.0, g, [(0, 4)], [(0, a, a)], dtype)
+    assert fused_step._bounded(1.0, g, [(0, 4)], [(0, a / big, a / big)], dtype)
+    assert not fused_step._bounded(float("nan"), g, [(0, 4)], [(0, a / big, a / big)], dtype)
