@@ -26,17 +26,20 @@ import numpy as np
 
 from .optim import Adam
 
-#: at most this many rows ``S·N`` (noise samples × examples) take the fused step: the
-#: compiled update of a 784×400 float32 matrix at R = 1, 2, 4, 8 rows took 140, 160, 207,
-#: 279 µs against 249, 202, 240, 263 µs materialised (one thread, docs/11-optimisation.md)
-MAX_ROWS = 4
+#: at most this many rows ``S·N`` (noise samples × examples) take the fused step.  The
+#: compiled update of one 784×400 float32 matrix at R = 1, 2, 4, 8 took 140, 160, 207, 279 µs
+#: against 249, 202, 240, 263 µs materialised; whole steps of the 784-400-20 VAE (one thread,
+#: in one process, 7 interleaved rounds) ran 1.33, 1.08 and 0.99 times as fast at batch 1, 2
+#: and 4 (docs/11-optimisation.md#fusing-the-weight-gradient-into-adam; indicative, a CI run
+#: held the other core)
+MAX_ROWS = 2
 
 
 def fused_train_step(model, x, eps, optimizer, learning_rate, beta, condition):
     """``(loss, terms)`` of one Adam step with the fused weight gradients, or None where it
     does not apply (another optimiser, a model or batch that offers no factors, a
     gradient not bounded as finite) and nothing was changed."""
-    if type(optimizer) is not Adam:
+    if type(optimizer) is not Adam or x.shape[0] > MAX_ROWS:      # (R = S·N >= N rows)
         return None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         got = model.factored_objective(x, eps, beta, condition, MAX_ROWS)

@@ -31,6 +31,7 @@ def _steps(m, N, opt, n_steps=3, clip_norm=None, seed=1):
 def _fused_and_plain(monkeypatch, dtype, N, S):
     """Parameters and Adam state after three steps, fused and materialised."""
     calls = []
+    monkeypatch.setattr(fused_step, "MAX_ROWS", 4)           # beyond the default's 2 rows
     real = Adam.step_factored
     monkeypatch.setattr(Adam, "step_factored", lambda *a, **k: calls.append(1) or real(*a, **k))
     fused = _steps(_model(dtype, S), N, Adam(1e-3))
@@ -69,7 +70,7 @@ def test_fused_step_in_float32(monkeypatch, N):
 
 
 @pytest.mark.parametrize("opt, clip, N", [(SGD(1e-2), None, 1), (Adam(1e-3), 1e3, 1),
-                                          (Adam(1e-3), None, 5)])
+                                          (Adam(1e-3), None, fused_step.MAX_ROWS + 1)])
 def test_other_steps_take_the_materialised_path(monkeypatch, opt, clip, N):
     monkeypatch.setattr(Adam, "step_factored", lambda *a, **k: pytest.fail("fused"))
     _steps(_model("float64"), N, opt, n_steps=1, clip_norm=clip)
