@@ -128,7 +128,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         check_activation(self.activation)
         check_gradient_estimator(self.gradient_estimator, self.objective)
         self._post = make_posterior(self.posterior, getattr(self, "posterior_params", None))
-        if not self._post.has_mean and (self.objective != "elbo" or self.gradient_estimator != "standard"):
+        if not self._post.has_mean and (self.objective != "elbo"
+                                        or self.gradient_estimator != "standard"):
             raise ValueError(f"posterior={self.posterior!r} trains the ELBO with its standard "
                              "gradient (objective='elbo', gradient_estimator='standard')")
         self._build_prior({"posterior": "diagonal", "gradient_estimator": "standard"})
@@ -139,7 +140,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         self._decoder = Decoder(self._dec_sizes(), self.activation, self._lik)
         # the common case takes the written-out step (a subclass, e.g. the conditional VAE,
         # keeps the composed path, which knows its extra inputs)
-        self._written_out = (type(self) is VAE and self.posterior == "diagonal" and self._prior is None
+        self._written_out = (type(self) is VAE and self.posterior == "diagonal"
+                             and self._prior is None
                              and self.gradient_estimator in ("standard", "stl"))
 
     def _enc_sizes(self):
@@ -159,7 +161,8 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         return shapes
 
     def _init_params(self, P, rng):
-        """Hidden layers by the activation's initialiser, heads Glorot; biases zero (docs/01-dense-layers.md)."""
+        """Hidden layers by the activation's initialiser, heads Glorot; biases zero
+        (docs/01-dense-layers.md)."""
         act = self.activation
         for name, W in P.items():
             if "_W" in name:
@@ -243,10 +246,17 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
         self._encoder.backward(G, dmu + dmu_kl, dhead + dhead_kl, enc_c)
         return loss, self._add_prior_grads(flat), terms
 
-    def factored_objective(self, X, eps, beta, condition, max_rows):   # protocol.py; the written-out step
-        factors = {n: None for n, s in self.layout_.shapes.items() if "_W" in n and np.prod(s) >= 1 << 15}
-        if self._written_out and condition is None and eps.shape[0] * eps.shape[1] <= max_rows:
-            return self._diagonal_elbo(X, eps, beta, True, factors) + (factors,)   # else None
+    def factored_objective(self, X, eps, beta, condition, max_rows):
+        """The written-out step with the weights of at least 2¹⁵ entries handed back as their
+        factors ``(a, da)`` instead of ``aᵀ da`` (:class:`~npvae.models.protocol.TrainableModel`;
+        docs/11-optimisation.md#fusing-the-weight-gradient-into-adam); None where it does
+        not apply (the composed path, or more than ``max_rows`` rows ``S·N``)."""
+        if not (self._written_out and condition is None
+                and eps.shape[0] * eps.shape[1] <= max_rows):
+            return None
+        factors = {n: None for n, shape in self.layout_.shapes.items()
+                   if "_W" in n and np.prod(shape) >= 1 << 15}                # name -> (a, da)
+        return self._diagonal_elbo(X, eps, beta, True, factors) + (factors,)
 
     def _diagonal_elbo(self, X, eps, beta, need_grads=True, factors=None):
         """The step of the common VAE written out, llm.c style: the negative β-ELBO of the
@@ -354,44 +364,11 @@ class VAE(VAEMethods, PriorMixin, BaseVAE):
                 dh = da @ P[f"enc_W{i}"].T
         return loss, flat, terms
 
-    def log_weights_forward(self, X, eps, condition=None):
-        """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
-        (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
-        post = self._posterior_at(False)           # the Concrete's hard one-hot samples
-        mu, scale_params, enc_c = self._encode_forward(X, condition)
-        z, z_c = post.sample_forward(mu, scale_params, eps)                 # (K, N, Z)
-        log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
-        log_pz, pz_c = self._log_prior_forward(z)                           # (K, N)
-        log_q, q_c = post.log_q_mu_forward(mu, scale_params, eps)           # (K, N)
-        log_w = log_px + log_pz - log_q
-        parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
-        return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
-
-    def log_weights_backward(self, dlog_w, cache, path_scale=None):
-        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters.
-
-        With ``path_scale (K, N)`` (STL, DReG: docs/06-importance-weighting.md#doubly-reparameterised-gradients)
-        ``log q``'s parameters are held fixed: its seed goes to ``z`` instead, and the
-        encoder's gradient on each ``z_k`` is multiplied by ``path_scale_k``.
-        """
-        enc_c, z_c, dec_c, pz_c, q_c = cache
-        flat, G = self._grad_buffer()
-        dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
-        dz += self._log_prior_backward(dlog_w, pz_c)                        # via log p(z)
-        if path_scale is None:                                              # the exact gradient
-            dmu, dscale_params = self._post.sample_backward(dz, z_c)
-            dmu_q, dscale_params_q = self._post.log_q_mu_backward(-dlog_w, q_c)  # via −log q
-            dmu, dscale_params = dmu + dmu_q, dscale_params + dscale_params_q
-        else:                                                               # score term dropped
-            dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
-            dmu, dscale_params = self._post.sample_backward(dz * path_scale[..., None], z_c)
-        self._encoder.backward(G, dmu, dscale_params, enc_c)
-        return self._add_prior_grads(flat)
-
 
 def _weight_grad(a, da, G, name, factors=None):
     """``dW = aᵀ da`` into ``G[name]`` as :func:`npvae.layers.dense.dense_backward` forms it, or
-    ``(a, da)`` into ``factors[name]`` where it has that key (docs/11-optimisation.md#fusing-the-weight-gradient-into-adam)."""
+    ``(a, da)`` into ``factors[name]`` where it has that key
+    (docs/11-optimisation.md#fusing-the-weight-gradient-into-adam)."""
     if factors is not None and name in factors:
         factors[name] = (a, da)
     elif a.shape[0] == 1:              # outer product: OpenBLAS's GEMM is ~5x slower here

@@ -1,6 +1,7 @@
 """The VAE's public methods on encodings and samples: ``encode``, ``encode_cholesky``,
 ``decode``, ``transform``, ``sample``, ``reconstruct`` (docs/05-elbo.md), and the encoder
-at the VampPrior's pseudo-inputs (docs/17-vampprior.md), kept beside
+at the VampPrior's pseudo-inputs (docs/17-vampprior.md), and the composed importance
+log-weights of the IWAE bound (docs/06-importance-weighting.md), kept beside
 :mod:`npvae.models.vae` so that its module reads as the model and its step.
 """
 from __future__ import annotations
@@ -95,3 +96,37 @@ class VAEMethods(EstimatorMixin):
 
     def _pseudo_encode_backward(self, G, dmu, dlogvar, cache):
         return self._encoder.backward(G, dmu, dlogvar, cache, need_dx=True)   # du (K, D)
+
+    def log_weights_forward(self, X, eps, condition=None):
+        """``log w_k = log p(x|z_k) + log N(z_k; 0, I) − log q(z_k|x)`` ``(K, N)``
+        (docs/06-importance-weighting.md), ``log q`` by the change of variables."""
+        post = self._posterior_at(False)           # the Concrete's hard one-hot samples
+        mu, scale_params, enc_c = self._encode_forward(X, condition)
+        z, z_c = post.sample_forward(mu, scale_params, eps)                 # (K, N, Z)
+        log_px, dec_c = self._decoder.forward(self.params_, z, X, condition)  # (K, N)
+        log_pz, pz_c = self._log_prior_forward(z)                           # (K, N)
+        log_q, q_c = post.log_q_mu_forward(mu, scale_params, eps)           # (K, N)
+        log_w = log_px + log_pz - log_q
+        parts = {"log_px": log_px, "log_pz": log_pz, "log_q": log_q}
+        return log_w, parts, (enc_c, z_c, dec_c, pz_c, q_c)
+
+    def log_weights_backward(self, dlog_w, cache, path_scale=None):
+        """Gradient of ``Σ dlog_w ⊙ log w`` with respect to the flat parameters.
+
+        With ``path_scale (K, N)`` (STL, DReG: docs/06-importance-weighting.md#doubly-reparameterised-gradients)
+        ``log q``'s parameters are held fixed: its seed goes to ``z`` instead, and the
+        encoder's gradient on each ``z_k`` is multiplied by ``path_scale_k``.
+        """
+        enc_c, z_c, dec_c, pz_c, q_c = cache
+        flat, G = self._grad_buffer()
+        dz = self._decoder.backward(G, dlog_w, dec_c)                       # via log p(x|z)
+        dz += self._log_prior_backward(dlog_w, pz_c)                        # via log p(z)
+        if path_scale is None:                                              # the exact gradient
+            dmu, dscale_params = self._post.sample_backward(dz, z_c)
+            dmu_q, dscale_params_q = self._post.log_q_mu_backward(-dlog_w, q_c)  # via −log q
+            dmu, dscale_params = dmu + dmu_q, dscale_params + dscale_params_q
+        else:                                                               # score term dropped
+            dz += self._post.log_q_dz(-dlog_w, z_c)                         # via −log q, z only
+            dmu, dscale_params = self._post.sample_backward(dz * path_scale[..., None], z_c)
+        self._encoder.backward(G, dmu, dscale_params, enc_c)
+        return self._add_prior_grads(flat)
