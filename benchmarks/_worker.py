@@ -118,8 +118,10 @@ class NpvaeBench(Bench):
     def __init__(self, threads):
         super().__init__(threads)
         import npvae
+        from npvae._allocator import keep_freed_memory
 
         npvae.set_num_threads(threads)
+        keep_freed_memory()        # as npvae.training.train does
         self.npvae = npvae
 
     def info(self):

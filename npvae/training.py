@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from . import checkpoint, threads
+from ._allocator import keep_freed_memory
 from ._exclusive import one_at_a_time
 from ._fsafe import append_line
 from ._validation import check_data, check_training
@@ -288,6 +289,7 @@ def train(model, X, y=None, *, epochs=10, batch_size=100, learning_rate=1e-3, X_
         raise ValueError("early stopping (patience) needs validation data X_val")
     if batch_transform is None:
         model.likelihood_.check_data(X)
+    keep_freed_memory()                     # each step's arrays reuse the last step's pages
     rng = model.rng_
     opt = make_optimizer(model.optimizer, learning_rate, optimizer_options)
     if model.optimizer_state_ is None:
