@@ -50,6 +50,9 @@ def _worker(framework, threads, data):
     if framework == "jax" and threads != "auto" and int(threads) == 1:
         os.environ["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
+        # the flags alone left this JAX on both cores of the development machine (batch
+        # 1024: "jax:1" 41,900 ex/s, jax:2 43,400; pinned to one core 22,100), so pin it
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
     with np.load(data) as f:
         X_all = f["x"]                                              # (N, D) float32, binary
     spec = R.get_spec("vae")
