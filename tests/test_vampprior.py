@@ -2,6 +2,8 @@
 the whole VAE and HierarchicalVAE by finite differences in float64, the public API with
 it (fit, transform, sample, score, log_likelihood, save/load, checkpoints), its options
 refused in one line, and the CLI's flags."""
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -268,3 +270,41 @@ def test_cli_bad_values_are_argparses_error(argv, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("npvae train: error: argument " + argv[0])
+
+
+def test_benchmark_resumes_exactly(tmp_path, monkeypatch):
+    """benchmarks.vampprior --run-dir: a run interrupted after its first epoch and started
+    again with the same command ends with the same parameters, bit for bit, as one that
+    was not interrupted (the rate's decay spans --epochs, so the settings must match)."""
+    from benchmarks import vampprior
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((120, 12)) * 255).astype(np.uint8)
+    fake = types.SimpleNamespace(x_train=pixels, n_features=12,
+                                 as_float=lambda split, dtype: (pixels[:20] > 127).astype(dtype))
+    monkeypatch.setattr(vampprior, "load_dataset", lambda *a, **k: fake)
+    monkeypatch.setattr(vampprior, "plot_samples", lambda *a, **k: None)
+    common = ["--models", "vae-vamp", "--epochs", "3", "--pseudo-inputs", "4", "--n-test", "20",
+              "--k-eval", "3", "--threads", "1", "--out", str(tmp_path / "out.json"),
+              "--figure-dir", str(tmp_path)]
+    vampprior.main(common + ["--run-dir", str(tmp_path / "a")])
+    real = vampprior.train
+
+    def interrupted(m, x, *, epochs, **kw):      # stops after one epoch, as a killed run
+        return real(m, x, epochs=min(epochs, 1), **kw)
+    monkeypatch.setattr(vampprior, "train", interrupted)
+    vampprior.main(common + ["--run-dir", str(tmp_path / "b")])
+    assert npvae.load(tmp_path / "b" / "vae-vamp" / "checkpoint.npz").n_iter_ == 1
+    asked = []
+
+    def recorded(m, x, *, epochs, **kw):
+        asked.append((m.n_iter_, epochs))
+        return real(m, x, epochs=epochs, **kw)
+    monkeypatch.setattr(vampprior, "train", recorded)
+    vampprior.main(common + ["--run-dir", str(tmp_path / "b")])
+    assert asked == [(1, 2)]                     # went on from epoch 1, did not start again
+    a = npvae.load(tmp_path / "a" / "vae-vamp" / "checkpoint.npz")
+    b = npvae.load(tmp_path / "b" / "vae-vamp" / "checkpoint.npz")
+    assert a.n_iter_ == b.n_iter_ == 3
+    np.testing.assert_array_equal(a.flat_params_, b.flat_params_)
+    with pytest.raises(SystemExit, match="epochs=3"):          # other settings: refused
+        vampprior.main(common[:3] + ["4"] + common[4:] + ["--run-dir", str(tmp_path / "b")])
