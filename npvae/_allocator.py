@@ -6,7 +6,7 @@ end.  glibc's ``malloc`` serves a block of at least ``M_MMAP_THRESHOLD`` (128 Ki
 start with, then moved by what the program frees) with a fresh ``mmap``, and gives free
 memory at the top of its heap back to the kernel beyond ``M_TRIM_THRESHOLD``.  Either way
 the next step touches pages the kernel must map and zero again: on the 2-core development
-machine a batch-1024 epoch took about 3,700 page faults a step, and its steps ran 1.27x
+machine a batch-1024 epoch took about 3,700 page faults a step, and its steps ran 1.25x
 faster without them (docs/11-optimisation.md#memory-the-step-gives-back).  JAX and PyTorch
 keep such memory in allocators of their own.
 
