@@ -55,23 +55,28 @@ PUBLISHED = {
 }
 
 
-def train_and_score(run_dir, name, epochs, k_eval):
+def train_and_score(run_dir, name, epochs, k_eval, flags=None, scores_dir=None):
     """Train ``name`` to ``epochs`` (resuming a run folder that exists) and score its
-    ``best.npz``; the scores are in ``<run_dir>/<name>/evaluation-test.json``."""
+    ``best.npz``; the scores are in ``<run_dir>/<name>/evaluation-test.json`` (or in
+    ``scores_dir``).  ``flags``: the model's ``npvae train`` flags (default ``MODELS``')."""
     from npvae.cli import main as npvae
 
     out = os.path.join(run_dir, name)
+    flags = MODELS[name][1] if flags is None else flags
     if os.path.exists(os.path.join(out, "checkpoint.npz")):
         code = npvae(["train", "--out", out, "--resume", "--epochs", str(epochs),
                       "--threads", "1", "--no-figures", "--quiet"])
     else:
         code = npvae(["train", "--out", out, "--dataset", "mnist", "--epochs", str(epochs),
                       "--batch-size", "100", "--lr", "1e-3", "--dtype", "float32", "--seed",
-                      "0", "--threads", "1", "--no-figures", "--quiet", *MODELS[name][1]])
+                      "0", "--threads", "1", "--no-figures", "--quiet", *flags])
     if code != 0:
         raise SystemExit(code)
-    if not os.path.exists(os.path.join(out, "evaluation-test.json")):
-        code = npvae(["evaluate", "--out", out, "--n-importance", str(k_eval), "--threads", "1"])
+    scores_dir = scores_dir or out
+    if not os.path.exists(os.path.join(scores_dir, "evaluation-test.json")):
+        where = [] if scores_dir == out else ["--checkpoint", os.path.join(out, "best.npz")]
+        code = npvae(["evaluate", "--out", scores_dir, *where, "--n-importance", str(k_eval),
+                      "--threads", "1"])
         if code != 0:
             raise SystemExit(code)
 

@@ -132,3 +132,50 @@ def test_simplex_summary_tables_the_scored_models_beside_the_papers(tmp_path, ca
     assert figure.stat().st_size > 10_000
     with pytest.raises(SystemExit):
         simplex_latents.main(["run", "--models", "gaussian,nope"])
+
+
+def test_flow_posteriors_time_the_steps_and_train_the_diagonal_to_equal_cost(tmp_path,
+                                                                            monkeypatch):
+    """``benchmarks.flow_posteriors run``: the step times side by side (the diagonal's ratio
+    is 1), each model trained to ``--epochs``, then the diagonal model trained on to each
+    flow's cost and scored in ``diagonal/at-<epochs>``; a second ``run`` reuses the times."""
+    import json
+
+    from benchmarks import flow_posteriors as fp
+
+    times = fp.step_times(["diagonal", "planar", "iaf"], 3, 1, steps=2, rounds=2, batch=4)
+    assert times["diagonal"]["ratio_to_diagonal"] == 1.0
+    assert all(t["seconds_per_step"] > 0 for t in times.values())
+    calls = []
+    monkeypatch.setattr(fp, "train_and_score", lambda *a: calls.append(a))
+    (tmp_path / "step-times.json").write_text(json.dumps(
+        {"diagonal": {"seconds_per_step": 1.0, "ratio_to_diagonal": 1.0},
+         "planar": {"seconds_per_step": 1.3, "ratio_to_diagonal": 1.26},
+         "iaf": {"seconds_per_step": 1.1, "ratio_to_diagonal": 1.1}}))
+    assert fp.main(["run", "--run-dir", str(tmp_path), "--epochs", "10", "--k-eval", "7"]) == 0
+    assert [(c[1], c[2]) for c in calls] == [("diagonal", 10), ("planar", 10), ("iaf", 10),
+                                             ("diagonal", 11), ("diagonal", 13)]
+    assert calls[1][4][-4:] == ["--posterior", "planar", "--n-flows", "10"]
+    assert calls[3][5] == str(tmp_path / "diagonal" / "at-11")
+    with pytest.raises(SystemExit):
+        fp.main(["run", "--models", "diagonal,nope"])
+
+
+def test_flow_posteriors_summary(tmp_path, capsys):
+    import json
+
+    from benchmarks import flow_posteriors as fp
+
+    (tmp_path / "step-times.json").write_text(json.dumps(
+        {"diagonal": {"seconds_per_step": 1.0, "ratio_to_diagonal": 1.0},
+         "planar": {"seconds_per_step": 1.3, "ratio_to_diagonal": 1.26}}))
+    for folder, nll in (("diagonal", 90.0), ("planar", 89.0), ("diagonal/at-13", 89.5)):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "evaluation-test.json").write_text(json.dumps(
+            {"elbo": -nll - 5, "elbo_se": 0.3, "nll": nll, "nll_se": 0.25, "n_importance": 5000,
+             "parameters": "x/best.npz, the best validation ELBO's (epoch 9)",
+             "active_units": [20]}))
+    assert fp.main(["summarise", "--run-dir", str(tmp_path), "--epochs", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "| planar | 10 (9 kept) | 1.26 | −94.00 ± 0.30 | 89.00 ± 0.25 (5000) | [20] |" in out
+    assert "| diagonal at planar's cost | 13 (9 kept) | 1.00 |" in out
