@@ -10,7 +10,8 @@ same ``--examples`` binary images, through
   (:mod:`npvae.threads`), ``npvae:1`` / ``npvae:2`` — the same with
   ``npvae.set_num_threads(n)`` forced;
 * ``jax:N`` — a jitted step (:func:`benchmarks.reference_models.build_jax`)
-  driven by a Python loop that shuffles with NumPy and draws the noise;
+  driven by a Python loop that shuffles with NumPy and draws the noise, the process
+  pinned to the first ``N`` CPUs (XLA sizes its pool by the CPUs it may use);
 * ``torch:N`` — the eager step of :func:`benchmarks.reference_models.build_torch`.
 
 Each configuration lives in its own worker process (its own thread pools),
@@ -50,9 +51,11 @@ def _worker(framework, threads, data):
     if framework == "jax" and threads != "auto" and int(threads) == 1:
         os.environ["XLA_FLAGS"] = ("--xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
-        # the flags alone left this JAX on both cores of the development machine (batch
-        # 1024: "jax:1" 41,900 ex/s, jax:2 43,400; pinned to one core 22,100), so pin it
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:1])
+    if framework == "jax" and threads != "auto":
+        # XLA sizes its pool by the CPUs it may use: the flags alone left "jax:1" on both
+        # cores of the development machine (batch 1024: 41,900 ex/s, jax:2 43,400; pinned
+        # to one core 22,100), so JAX at N threads is pinned to the first N CPUs
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:int(threads)])
     with np.load(data) as f:
         X_all = f["x"]                                              # (N, D) float32, binary
     spec = R.get_spec("vae")
