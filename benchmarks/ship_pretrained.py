@@ -1,10 +1,13 @@
-"""Copy a model trained by ``burda_table1 --schedule burda`` into ``pretrained/``.
+"""Copy a model trained by ``burda_table1 --schedule burda`` (or ``ladder_vae``) into
+``pretrained/``.
 
     python -m benchmarks.ship_pretrained --model vae-2 --run-dir runs/burda \\
         --results runs/burda/vae-2.json
+    python -m benchmarks.ship_pretrained --model ladder --run-dir runs/ladder \\
+        --results runs/ladder/ladder.json
 
 reads ``RUN_DIR/<model>/final.npz`` (float32, no optimiser state) and the row that
-``burda_table1 --out`` wrote, and writes
+``burda_table1 --out`` (``ladder_vae``: its ``ladder.json``) wrote, and writes
 
 - ``pretrained/<file>.npz``: the model, its data metadata and training settings,
   deflated; the training history with its floats kept to 7 significant digits (a
@@ -27,6 +30,7 @@ import npvae
 from npvae import checkpoint
 from npvae.data.files import sha256_file
 
+from . import ladder_vae
 from .burda_table1 import PUBLISHED
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,6 +44,9 @@ MODELS = {
               "VAE k=1, two stochastic layers"),
     "iwae5-1": ("burda-iwae5-1level", "IWAE k=5, one stochastic level, 784-200-200-50 tanh, "
                 "Bernoulli decoder", "IWAE k=5, one stochastic layer"),
+    "ladder": ("ladder-vae-mnist", "Ladder VAE, five stochastic levels 64-32-16-8-4 over "
+               "batch-normalised MLPs 512-256-128-64-32, leaky rectifiers, Bernoulli decoder",
+               "MNIST, the Ladder VAE (without the importance-weighted fine-tuning)"),
 }
 
 
@@ -54,7 +61,7 @@ def ship(model_name, run_dir, results, out_dir=REPO / "pretrained", machine=None
     """Write the pretrained file, its card and its SHA256SUMS line; return the card."""
     stem, description, reference = MODELS[model_name]
     table = json.loads(Path(results).read_text())
-    rows = [r for r in table["rows"] if r["model"] == model_name]
+    rows = [r for r in table.get("rows", [table.get("row")]) if r and r["model"] == model_name]
     if not rows:
         raise SystemExit(f"{results}: no row for {model_name}")
     row, settings = rows[0], table["settings"]
@@ -80,7 +87,7 @@ def ship(model_name, run_dir, results, out_dir=REPO / "pretrained", machine=None
                 "test set binarised once with seed 0",
         "schedule": "3,280 epochs in stages i = 0..7 of 3^i epochs at learning rate "
                     "1e-3 * 10^(-i/7); Adam beta1 0.9, beta2 0.999, eps 1e-4; batch "
-                    f"{settings['batch_size']} (the paper: 20)",
+                    f"{settings.get('batch_size')} (the paper: 20)",
         "epochs": row["epochs"],
         "train_seconds": round(row["train_seconds"], 1),
         "train_machine": machine or f"{os.cpu_count()}-core machine, {settings['threads']} threads",
@@ -91,7 +98,7 @@ def ship(model_name, run_dir, results, out_dir=REPO / "pretrained", machine=None
         "test_nll_se": row["test_nll_se"],
         "test_elbo": row["test_elbo"],
         "active_units": row["active_units"],
-        "published_nll": PUBLISHED[model_name],
+        "published_nll": PUBLISHED.get(model_name),
         "sha256": digest,
         "command": f"NPVAE_DATA=/path/to/data python -m benchmarks.burda_table1 --models "
                    f"{model_name} --schedule burda --run-dir runs/burda --n-test "
@@ -99,6 +106,16 @@ def ship(model_name, run_dir, results, out_dir=REPO / "pretrained", machine=None
         "evaluate_command": f"npvae evaluate --checkpoint pretrained/{dst.name} "
                             f"--n-importance {settings['k_eval']} --seed 0",
     }
+    if model_name == "ladder":
+        card.update(
+            reference=f"{ladder_vae.REFERENCE}, {reference}",
+            schedule=f"{settings['epochs']} epochs, Adam at learning rate "
+                     f"{settings['learning_rate']:g}, batch {settings['batch_size']}, the KL "
+                     f"weight rising linearly from 0 to 1 over {settings['warmup_epochs']:g} "
+                     "epochs",
+            published_nll=ladder_vae.PUBLISHED,
+            command=f"NPVAE_DATA=/path/to/data python -m benchmarks.ladder_vae --run-dir "
+                    f"runs/ladder --n-test {settings['n_test']} --threads {settings['threads']}")
     (out_dir / f"{stem}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 

@@ -138,6 +138,39 @@ def test_shipping_keeps_the_parameters_and_rounds_only_the_history(tmp_path):
     assert json.loads((out / "burda-vae-2level.json").read_text()) == c
 
 
+def test_shipping_the_ladder_vae_from_its_benchmark_run(tmp_path, monkeypatch):
+    """``ship_pretrained --model ladder`` reads ``benchmarks.ladder_vae``'s run folder and
+    its ``ladder.json`` (one ``row``): the shipped file keeps the parameters and the batch
+    norm's running statistics, and the card names the Ladder VAE's paper, schedule and
+    command."""
+    import types
+
+    from benchmarks import ladder_vae
+    from benchmarks.ship_pretrained import ship
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((120, 12)) * 255).astype(np.uint8)
+    fake = types.SimpleNamespace(x_train=pixels, n_features=12,
+                                 as_float=lambda split, dtype: (pixels[:20] > 127).astype(dtype))
+    monkeypatch.setattr(ladder_vae, "load_dataset", lambda *a, **k: fake)
+    run = tmp_path / "run"
+    row = ladder_vae.main(["--epochs", "2", "--warmup-epochs", "1", "--n-test", "20",
+                           "--k-eval", "3", "--threads", "1", "--latent-sizes", "3,2",
+                           "--hidden-sizes", "8,4", "--batch-size", "50", "--run-dir", str(run)])
+    out = tmp_path / "pretrained"
+    c = ship("ladder", run, run / "ladder.json", out_dir=out)
+    shipped = npvae.load(out / "ladder-vae-mnist.npz")
+    final = npvae.load(run / "ladder" / "final.npz")
+    assert np.array_equal(shipped.flat_params_, final.flat_params_)
+    assert shipped.n_iter_ == 2 and shipped.optimizer_state_ is None
+    assert c["test_nll"] == row["test_nll"] and c["published_nll"] == 81.74
+    assert c["reference"].startswith("Sønderby") and "warm" not in c["reference"]
+    assert "2 epochs, Adam at learning rate 0.002, batch 50" in c["schedule"]
+    assert "benchmarks.ladder_vae" in c["command"] and "--threads 1" in c["command"]
+    assert "ladder-vae-mnist.npz" in c["evaluate_command"]
+    assert (out / "SHA256SUMS").read_text() == f"{c['sha256']}  ladder-vae-mnist.npz\n"
+
+
 def test_results_figure_draws_every_shipped_model(tmp_path):
     from benchmarks import burda_figure
 
