@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import npvae
 from npvae._exclusive import LOCK
@@ -95,6 +95,9 @@ def tiny(kind, likelihood="bernoulli", dtype="float32"):
        likelihood=st.sampled_from(["bernoulli", "gaussian", "categorical", "beta"]),
        dtype=st.sampled_from(["float32", "float64"]),
        value=st.sampled_from([0.0, 1e20, -1e20, 3e38, -3e38, 1e150, 1e300]))
+# the hierarchical VAE's top-down prior overflowed outside np.errstate (a RuntimeWarning
+# from npvae, an error under setup.cfg's filter); found by a replayed example, kept here
+@example(kind="hvae", likelihood="bernoulli", dtype="float32", value=3e38)
 def test_huge_parameters_loaded_from_a_checkpoint_never_sample_nan(tmp_path_factory, kind,
                                                                    likelihood, dtype, value):
     """Checkpoints whose parameters were all 1e20 or 3e38 loaded and sampled NaN."""
@@ -316,3 +319,42 @@ def test_the_lock_travels_neither_in_pickles_nor_in_copies():
     for other in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
         assert LOCK not in vars(other)
         other.fit(X, epochs=1)
+
+
+NEWER = {
+    "vae": dict(),
+    "vamp": dict(prior="vamp", prior_params={"n_pseudo_inputs": 3}),
+    "planar": dict(posterior="planar"),
+    "iaf": dict(posterior="iaf"),
+    "full": dict(posterior="full"),
+}
+
+
+@pytest.mark.parametrize("value", [3e38, -3e38, 1e20, -1e20])
+@pytest.mark.parametrize("kind", list(NEWER) + ["hvae-vamp", "ladder"])
+def test_huge_parameters_give_finite_answers_or_one_line_errors_everywhere(kind, value):
+    """``transform``, ``sample`` and ``decode`` with every parameter at ``value``: finite,
+    or a one-line ``ValueError`` — never NaN, inf or a RuntimeWarning from npvae (an error
+    under setup.cfg's filter).  ``transform`` overflowed unguarded in every model's encoder,
+    and the VampPrior's pseudo-input encoder and the flows' means with it."""
+    if kind == "ladder":
+        m = npvae.LadderVAE(latent_sizes=(2, 2), hidden_sizes=((4,), (4,)), dtype="float32",
+                            random_state=0)
+    elif kind == "hvae-vamp":
+        m = npvae.HierarchicalVAE(latent_sizes=(2, 2), hidden_sizes=((4,), (4,)), prior="vamp",
+                                  prior_params={"n_pseudo_inputs": 3}, dtype="float32",
+                                  random_state=0)
+    else:
+        m = npvae.VAE(n_latent=2, hidden_sizes=(4,), dtype="float32", random_state=0,
+                      **NEWER[kind])
+    m.initialize(6)
+    m.flat_params_[...] = np.float32(value)
+    x = (np.random.default_rng(0).random((5, 6)) < 0.5).astype(float)
+    for call in (lambda: m.transform(x), lambda: m.sample(4, random_state=0),
+                 lambda: m.decode(np.ones((3, 2)))):
+        try:
+            out = call()
+        except ValueError as exc:       # (a negative running variance: "damaged")
+            assert ("not finite" in str(exc) or "damaged" in str(exc)) and "\n" not in str(exc)
+        else:
+            assert np.all(np.isfinite(out))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import (check_data, check_defined, check_latent_sizes,
+from .._validation import (check_data, check_defined, check_finite, check_latent_sizes,
                            check_level_widths, check_noise_levels, check_positive_int)
 from ..distributions.posteriors import DiagonalGaussian
 from ..gradient_estimators import check_gradient_estimator
@@ -311,10 +311,13 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         return mus, logvars
 
     def _encode_checked(self, X):
+        """Every level's ``(mus, logvars)`` in chunks; finite, else a one-line
+        ``ValueError`` (parameters near 1e20 overflow the encoders)."""
         L = self._n_levels()
-        parts = [self._means_forward(X[i:i + CHUNK]) for i in range(0, X.shape[0], CHUNK)]
-        return ([np.concatenate([p[0][l] for p in parts]) for l in range(L)],
-                [np.concatenate([p[1][l] for p in parts]) for l in range(L)])
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts = [self._means_forward(X[i:i + CHUNK]) for i in range(0, X.shape[0], CHUNK)]
+        return tuple([check_finite(np.concatenate([p[k][l] for p in parts]),
+                                   "the encoder's output") for l in range(L)] for k in (0, 1))
 
     def _posterior_means(self, X, condition=None):
         return self._encode_checked(X)[0]
@@ -365,9 +368,9 @@ class HierarchicalVAE(PriorMixin, SampleDensities, BaseVAE):
         L = self._n_levels()
         z = self._prior_draw(rng, n, self._sizes[L - 1])[None]                   # (1, n, Z_L)
         for l in range(L - 2, -1, -1):
-            mu_p, logvar_p, _ = self._prior_forward(l, z)                          # (1, n, Z_l)
-            eps = rng.standard_normal(mu_p.shape).astype(self._dtype)
             with np.errstate(over="ignore", invalid="ignore"):   # refused by _decode
+                mu_p, logvar_p, _ = self._prior_forward(l, z)                      # (1, n, Z_l)
+                eps = rng.standard_normal(mu_p.shape).astype(self._dtype)
                 z = mu_p + np.exp(0.5 * logvar_p) * eps
         return self._decode_means(z[0])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_data, check_defined, check_positive_int
+from .._validation import check_data, check_finite, check_positive_int
 from .base import CHUNK
 from .sklearn_api import EstimatorMixin
 from .sizes import check_rows_fit
@@ -20,19 +20,24 @@ class VAEMethods(EstimatorMixin):
     follows ``set_output``)."""
 
     def _encoder_heads(self, X, condition=None):
-        """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``."""
-        parts = [self._encode_forward(X[i:i + CHUNK],
-                                      None if condition is None else condition[i:i + CHUNK])[:2]
-                 for i in range(0, X.shape[0], CHUNK)]
-        scale_params = np.concatenate([p[1] for p in parts])
-        return (None if parts[0][0] is None else np.concatenate([p[0] for p in parts])), scale_params
+        """``(mu (N, Z), second head)`` in chunks: ``λ`` or the packed entries of ``L``;
+        finite, else a one-line ``ValueError`` (parameters near 1e20 overflow the encoder)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts = [self._encode_forward(X[i:i + CHUNK], None if condition is None
+                                          else condition[i:i + CHUNK])[:2]
+                     for i in range(0, X.shape[0], CHUNK)]
+        scale_params = check_finite(np.concatenate([p[1] for p in parts]), "the encoder's output")
+        mu = None if parts[0][0] is None else np.concatenate([p[0] for p in parts])
+        return (mu if mu is None else check_finite(mu, "the encoder's output")), scale_params
 
     def _posterior_means(self, X, condition=None):
         return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
 
     def _encode(self, X, condition):
         mu, scale_params = self._encoder_heads(X, condition)
-        mu = check_defined(self._posterior_at(False).mean(mu, scale_params), "the posterior mean")
+        with np.errstate(over="ignore", invalid="ignore"):      # a flow's mean may overflow
+            mu = check_finite(self._posterior_at(False).mean(mu, scale_params),
+                              "the posterior mean")
         return mu, self._post.marginal_logvar(scale_params, self.n_latent)
 
     def _encode_cholesky(self, X, condition):

@@ -114,8 +114,8 @@ class PriorMixin:
         then ``z ~ q(z | u_k)``."""
         if self._prior is None:
             return self._post.prior_sample(rng, n, Z, self._dtype)
-        mu_u, logvar_u, _ = self._pseudo_posteriors()
         k = rng.integers(0, self._prior.K, n)
         eps = rng.standard_normal((n, Z)).astype(self._dtype)
         with np.errstate(over="ignore", invalid="ignore"):   # refused by _decode
+            mu_u, logvar_u, _ = self._pseudo_posteriors()
             return vamp_sample(mu_u, logvar_u, k, eps)
