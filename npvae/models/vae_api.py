@@ -26,18 +26,23 @@ class VAEMethods(EstimatorMixin):
             parts = [self._encode_forward(X[i:i + CHUNK], None if condition is None
                                           else condition[i:i + CHUNK])[:2]
                      for i in range(0, X.shape[0], CHUNK)]
-        scale_params = check_finite(np.concatenate([p[1] for p in parts]), "the encoder's output")
-        mu = None if parts[0][0] is None else np.concatenate([p[0] for p in parts])
-        return (mu if mu is None else check_finite(mu, "the encoder's output")), scale_params
+        heads = [None if parts[0][k] is None else
+                 check_finite(np.concatenate([p[k] for p in parts]), "the encoder's output")
+                 for k in (0, 1)]
+        return heads[0], heads[1]
 
-    def _posterior_means(self, X, condition=None):
-        return [self._posterior_at(False).mean(*self._encoder_heads(X, condition))]
-
-    def _encode(self, X, condition):
+    def _posterior_mean(self, X, condition):
+        """``(E_q[z] (N, Z), second head)``, finite (else a one-line ``ValueError``)."""
         mu, scale_params = self._encoder_heads(X, condition)
         with np.errstate(over="ignore", invalid="ignore"):      # a flow's mean may overflow
-            mu = check_finite(self._posterior_at(False).mean(mu, scale_params),
-                              "the posterior mean")
+            mean = self._posterior_at(False).mean(mu, scale_params)
+        return check_finite(mean, "the posterior mean"), scale_params
+
+    def _posterior_means(self, X, condition=None):
+        return [self._posterior_mean(X, condition)[0]]
+
+    def _encode(self, X, condition):
+        mu, scale_params = self._posterior_mean(X, condition)
         return mu, self._post.marginal_logvar(scale_params, self.n_latent)
 
     def _encode_cholesky(self, X, condition):
